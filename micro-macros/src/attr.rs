@@ -1,0 +1,142 @@
+//! The arguments of `#[micro::service(...)]` and `#[endpoint(...)]`.
+//!
+//! Keys are an allow-list; an unknown or repeated key is an error that says
+//! which keys exist.
+
+use proc_macro2::{Span, TokenStream};
+use syn::meta::ParseNestedMeta;
+use syn::parse::Parser;
+use syn::{Attribute, Ident, LitStr, Meta, Path};
+
+use crate::errors::Errors;
+
+/// `#[micro::service(name = "...", client = "...", crate = "...")]`.
+#[derive(Default)]
+pub struct ServiceArgs {
+    /// The handler name on the wire.
+    pub name: Option<LitStr>,
+    /// The generated client's type name.
+    pub client: Option<Ident>,
+    /// The path of the `micro` crate.
+    pub krate: Option<Path>,
+}
+
+const SERVICE_KEYS: &str = "`name`, `client`, `crate`";
+const ENDPOINT_KEYS: &str = "`name`, `idempotent`";
+
+pub fn service_args(args: TokenStream, errors: &mut Errors) -> ServiceArgs {
+    let mut out = ServiceArgs::default();
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("name") {
+            once(&meta, out.name.is_some())?;
+            let lit = wire_name(&meta)?;
+            out.name = Some(lit);
+        } else if meta.path.is_ident("client") {
+            once(&meta, out.client.is_some())?;
+            let lit: LitStr = meta.value()?.parse()?;
+            out.client = Some(lit.parse().map_err(|_| {
+                syn::Error::new(
+                    lit.span(),
+                    "`client` names a type: write an identifier such as `client = \"GreeterClient\"`",
+                )
+            })?);
+        } else if meta.path.is_ident("crate") {
+            once(&meta, out.krate.is_some())?;
+            let lit: LitStr = meta.value()?.parse()?;
+            out.krate =
+                Some(lit.parse().map_err(|_| {
+                    syn::Error::new(lit.span(), "`crate` is a path: write it as `crate = \"::my_micro\"`")
+                })?);
+        } else {
+            return Err(meta.error(format_args!(
+                "unknown argument `{}` of #[micro::service]; expected one of: {SERVICE_KEYS}",
+                path_text(&meta.path)
+            )));
+        }
+        Ok(())
+    });
+    if let Err(e) = parser.parse2(args) {
+        errors.push(e);
+    }
+    out
+}
+
+/// `#[endpoint]` or `#[endpoint(name = "...", idempotent)]`.
+#[derive(Default)]
+pub struct EndpointArgs {
+    /// The method part of the wire name.
+    pub name: Option<LitStr>,
+    /// Whether calls may run twice safely.
+    pub idempotent: bool,
+}
+
+pub fn endpoint_args(attr: &Attribute, errors: &mut Errors) -> EndpointArgs {
+    let mut out = EndpointArgs::default();
+    if let Meta::Path(_) = attr.meta {
+        return out;
+    }
+    let mut seen_idempotent = false;
+    let result = attr.parse_nested_meta(|meta| {
+        if meta.path.is_ident("name") {
+            once(&meta, out.name.is_some())?;
+            out.name = Some(wire_name(&meta)?);
+        } else if meta.path.is_ident("idempotent") {
+            once(&meta, seen_idempotent)?;
+            seen_idempotent = true;
+            out.idempotent = true;
+            if meta.input.peek(syn::Token![=]) {
+                return Err(meta.error("`idempotent` takes no value: write `#[endpoint(idempotent)]`"));
+            }
+        } else {
+            return Err(meta.error(format_args!(
+                "unknown argument `{}` of #[endpoint]; expected one of: {ENDPOINT_KEYS}",
+                path_text(&meta.path)
+            )));
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        errors.push(e);
+    }
+    out
+}
+
+fn once(meta: &ParseNestedMeta<'_>, seen: bool) -> syn::Result<()> {
+    if seen {
+        return Err(meta.error(format_args!("`{}` is given twice; keep one", path_text(&meta.path))));
+    }
+    Ok(())
+}
+
+/// A wire name: a non-empty string without dots or white space.
+fn wire_name(meta: &ParseNestedMeta<'_>) -> syn::Result<LitStr> {
+    let lit: LitStr = meta.value()?.parse()?;
+    let value = lit.value();
+    if value.is_empty() || value.contains('.') || value.chars().any(char::is_whitespace) {
+        return Err(syn::Error::new(
+            lit.span(),
+            "a wire name is one word without dots or spaces, e.g. `name = \"Greeting\"`",
+        ));
+    }
+    Ok(lit)
+}
+
+fn path_text(path: &Path) -> String {
+    path.segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect::<Vec<_>>()
+        .join("::")
+}
+
+/// Whether `attr` is one of ours, `#[endpoint]` or `#[micro::endpoint]`,
+/// matched by its last path segment.
+pub fn is_helper(attr: &Attribute, name: &str) -> bool {
+    attr.path().segments.last().is_some_and(|s| s.ident == name)
+}
+
+/// The span of an attribute, for errors about the attribute as a whole.
+pub fn span_of(attr: &Attribute) -> Span {
+    use syn::spanned::Spanned;
+    attr.span()
+}

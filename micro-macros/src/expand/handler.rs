@@ -1,0 +1,169 @@
+//! The server side: `impl Handler` (dispatch by method name), the service
+//! descriptor, the type checks at the user's spans, and the `inventory`
+//! submission.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use super::type_name;
+use crate::model::{Endpoint, Service};
+
+pub fn generate(service: &Service) -> TokenStream {
+    let krate = &service.krate;
+    let private = quote!(#krate::__private);
+    let self_ty = &service.self_ty;
+    let wire_name = &service.wire_name;
+    let rust_name = service.ident.to_string();
+    let docs = &service.docs;
+    let checks = service.endpoints.iter().map(|e| checks(service, e));
+    let describers = service.endpoints.iter().map(|e| describers(service, e));
+    let entries = service.endpoints.iter().map(|e| entry(service, e));
+    let arms = service.endpoints.iter().map(|e| arm(service, e));
+    let request = Ident::new("request", Span::mixed_site());
+    quote! {
+        const _: () = {
+            #(#checks)*
+            #(#describers)*
+
+            static __MICRO_DESCRIPTOR: #private::ServiceDescriptor = #private::ServiceDescriptor::__new(
+                #wire_name,
+                #private::core::concat!(#private::core::module_path!(), "::", #rust_name),
+                #docs,
+                &[#(#entries),*],
+            );
+
+            #[automatically_derived]
+            impl #private::Handler for #self_ty {
+                fn descriptor(&self) -> &'static #private::ServiceDescriptor {
+                    &__MICRO_DESCRIPTOR
+                }
+
+                fn call(
+                    self: #private::SharedArc<Self>,
+                    #request: #private::Request,
+                ) -> #private::BoxFuture<
+                    'static,
+                    #private::core::result::Result<#private::Response, #private::Error>,
+                > {
+                    match #request.method() {
+                        #(#arms)*
+                        _ => #private::unknown_method(&#request, #wire_name),
+                    }
+                }
+            }
+
+            #private::inventory::submit! {
+                #private::CompiledService::__new(&__MICRO_DESCRIPTOR)
+            }
+        };
+    }
+}
+
+use syn::Ident;
+
+/// Type checks reported at the user's own tokens.
+fn checks(service: &Service, endpoint: &Endpoint) -> TokenStream {
+    let private = {
+        let krate = &service.krate;
+        quote!(#krate::__private)
+    };
+    let cfgs = &endpoint.cfgs;
+    let request = &endpoint.request;
+    let output = &endpoint.output;
+    let request_check = quote_spanned!(request.span()=> #private::assert_request::<#request>(););
+    let output_check = quote_spanned!(output.span()=> #private::assert_output::<#output>(););
+    let response_check = endpoint
+        .response
+        .as_ref()
+        .map(|response| quote_spanned!(response.span()=> #private::assert_response::<#response>();));
+    quote! {
+        #(#cfgs)*
+        const _: () = {
+            #request_check
+            #output_check
+            #response_check
+        };
+    }
+}
+
+fn describer_names(endpoint: &Endpoint) -> (Ident, Ident) {
+    (
+        format_ident!("__micro_request_of_{}", endpoint.ident),
+        format_ident!("__micro_response_of_{}", endpoint.ident),
+    )
+}
+
+/// Functions that describe the request and response for the registry.
+fn describers(service: &Service, endpoint: &Endpoint) -> TokenStream {
+    let krate = &service.krate;
+    let private = quote!(#krate::__private);
+    let cfgs = &endpoint.cfgs;
+    let (request_fn, response_fn) = describer_names(endpoint);
+    let request = &endpoint.request;
+    let request_name = type_name(request);
+    let (response, response_name) = match &endpoint.response {
+        Some(ty) => (quote!(#ty), type_name(ty)),
+        None => {
+            let output = &endpoint.output;
+            (quote!(<#output as #private::EndpointOutput>::Ok), type_name(output))
+        }
+    };
+    quote! {
+        #(#cfgs)*
+        fn #request_fn() -> #private::Value {
+            #[allow(unused_imports)]
+            use #private::{ViaDeserialize as _, ViaName as _};
+            (&#private::Describe::<#request>::new()).value(#request_name)
+        }
+
+        #(#cfgs)*
+        fn #response_fn() -> #private::Value {
+            #[allow(unused_imports)]
+            use #private::{ViaDeserialize as _, ViaName as _};
+            (&#private::Describe::<#response>::new()).value(#response_name)
+        }
+    }
+}
+
+/// The endpoint's descriptor entry.
+fn entry(service: &Service, endpoint: &Endpoint) -> TokenStream {
+    let krate = &service.krate;
+    let cfgs = &endpoint.cfgs;
+    let wire = endpoint.wire_name(service);
+    let method = &endpoint.wire_method;
+    let docs = &endpoint.docs;
+    let idempotent = endpoint.idempotent;
+    let (request_fn, response_fn) = describer_names(endpoint);
+    quote! {
+        #(#cfgs)*
+        #krate::__private::EndpointDescriptor::__new(#wire, #method, #docs, #request_fn, #response_fn, #idempotent)
+    }
+}
+
+/// The dispatch arm: decode, call the method, encode.
+fn arm(service: &Service, endpoint: &Endpoint) -> TokenStream {
+    let krate = &service.krate;
+    let private = quote!(#krate::__private);
+    let cfgs = &endpoint.cfgs;
+    let method = &endpoint.wire_method;
+    let ident = &endpoint.ident;
+    let request_ty = &endpoint.request;
+    let request = Ident::new("request", Span::mixed_site());
+    let ctx = Ident::new("ctx", Span::mixed_site());
+    let message = Ident::new("message", Span::mixed_site());
+    let call = if endpoint.has_ctx {
+        quote!(Self::#ident(&*self, &#ctx, #message).await)
+    } else {
+        quote!(Self::#ident(&*self, #message).await)
+    };
+    let ctx_param = if endpoint.has_ctx { quote!(#ctx) } else { quote!(_) };
+    // Spanned at the method, so a future that is not `Send` is reported there.
+    let dispatch = quote_spanned! {ident.span()=>
+        #private::unary(#request, move |#ctx_param: #private::Context, #message: #request_ty| async move { #call })
+    };
+    quote! {
+        #(#cfgs)*
+        #method => #dispatch,
+    }
+}

@@ -1,0 +1,48 @@
+//! Procedural macros of [micro](https://docs.rs/micro): `#[micro::service]`
+//! and `#[endpoint]`. Use them through the `micro` crate, which re-exports
+//! them; the generated code depends on `micro` alone.
+//!
+//! The macro runs in four stages, one per module: [`attr`] parses attribute
+//! arguments, [`model`] turns the `impl` block into one model entry per
+//! endpoint, [`validate`] checks what spans several endpoints, and [`expand`]
+//! writes the code. Every stage reports into one [`errors::Errors`], so a
+//! build shows every mistake of an `impl` block at once.
+
+mod attr;
+mod case;
+mod docs;
+mod errors;
+mod expand;
+mod model;
+mod validate;
+
+use proc_macro::TokenStream;
+
+/// Turns an inherent `impl` block into a micro service.
+///
+/// Methods marked `#[endpoint]` become RPC endpoints named `Type.Method`
+/// (`greeting` on `Helloworld` is `Helloworld.Greeting`). Each is an
+/// `async fn` taking `&self`, optionally `ctx: &Context`, and one request
+/// value, and returning `Result<T, E>` with `T: Serialize` and
+/// `E: Into<micro::Error>`.
+///
+/// Generated beside the block: the server dispatch (`impl micro::server::Handler`),
+/// a typed client `<Type>Client`, and a descriptor of the endpoints for the
+/// registry.
+///
+/// Arguments: `name = "Wire"` (the handler name on the wire), `client = "Ident"`
+/// (the client type's name), `crate = "path"` (where `micro` is, if renamed).
+#[proc_macro_attribute]
+pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
+    expand::service(args.into(), input.into()).into()
+}
+
+/// Marks a method of a `#[micro::service]` impl block as an endpoint.
+///
+/// Arguments: `name = "Method"` (the method part of the wire name) and
+/// `idempotent` (calls may be retried after a transport failure). Used
+/// anywhere else it is an error.
+#[proc_macro_attribute]
+pub fn endpoint(_args: TokenStream, input: TokenStream) -> TokenStream {
+    expand::misplaced("endpoint", input.into()).into()
+}

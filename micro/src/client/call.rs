@@ -1,0 +1,158 @@
+//! One call and its options: built by [`Client::call`] or a generated client
+//! method, then awaited.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::IntoFuture;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::Client;
+use crate::BoxFuture;
+use crate::codec::Codec;
+use crate::context::Context;
+use crate::error::Result;
+use crate::metadata::Metadata;
+
+/// Options of one call; unset fields take the client's.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct CallOptions {
+    /// How long the call may take, retries included.
+    pub timeout: Option<Duration>,
+    /// Attempts after the first.
+    pub retries: Option<u32>,
+    /// Metadata sent as headers, beside what the context forwards.
+    pub metadata: Metadata,
+    /// The codec; by default chosen per node.
+    pub codec: Option<Codec>,
+    /// Call these `host:port` addresses instead of asking the registry.
+    pub address: Vec<String>,
+    /// The context to inherit metadata and deadline from; by default the
+    /// handler context of the calling task ([`Context::current`]).
+    pub context: Option<Context>,
+    /// Whether the endpoint may safely run twice, so that failures after the
+    /// request was sent are retried too.
+    pub idempotent: bool,
+}
+
+/// A call that has not been sent yet. Set options, then `.await` it.
+///
+/// ```no_run
+/// # async fn demo(client: micro::Client) -> micro::Result<()> {
+/// # #[derive(serde::Serialize)] struct Request { name: String }
+/// # #[derive(serde::Deserialize)] struct Response { message: String }
+/// let rsp: Response = client
+///     .call("helloworld", "Helloworld.Greeting", Request { name: "bob".into() })
+///     .metadata("X-Request-Id", "42")
+///     .retries(1)
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[must_use = "a call does nothing until it is awaited"]
+pub struct Call<Req, Rsp> {
+    client: Client,
+    service: Arc<str>,
+    endpoint: Cow<'static, str>,
+    request: Req,
+    options: CallOptions,
+    response: PhantomData<fn() -> Rsp>,
+}
+
+impl<Req, Rsp> Call<Req, Rsp> {
+    pub(crate) fn new(client: Client, service: Arc<str>, endpoint: Cow<'static, str>, request: Req) -> Self {
+        Call {
+            client,
+            service,
+            endpoint,
+            request,
+            options: CallOptions::default(),
+            response: PhantomData,
+        }
+    }
+
+    /// Gives up after `timeout`, retries included.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.options.timeout = Some(timeout);
+        self
+    }
+
+    /// Makes at most `retries` attempts after the first.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.options.retries = Some(retries);
+        self
+    }
+
+    /// Sends a metadata pair as a header.
+    pub fn metadata(mut self, key: impl AsRef<str>, value: impl Into<String>) -> Self {
+        self.options.metadata.insert(key, value);
+        self
+    }
+
+    /// Encodes the request with `codec`.
+    pub fn content_type(mut self, codec: Codec) -> Self {
+        self.options.codec = Some(codec);
+        self
+    }
+
+    /// Calls `address` (`host:port`) instead of asking the registry; may be
+    /// given several times.
+    pub fn address(mut self, address: impl Into<String>) -> Self {
+        self.options.address.push(address.into());
+        self
+    }
+
+    /// Inherits metadata and deadline from `context`.
+    pub fn context(mut self, context: &Context) -> Self {
+        self.options.context = Some(context.clone());
+        self
+    }
+
+    /// Declares the endpoint safe to run twice (see [`CallOptions::idempotent`]).
+    pub fn idempotent(mut self, idempotent: bool) -> Self {
+        self.options.idempotent = idempotent;
+        self
+    }
+
+    /// Replaces all options at once.
+    pub fn options(mut self, options: CallOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The options set so far.
+    pub fn call_options(&self) -> &CallOptions {
+        &self.options
+    }
+}
+
+impl<Req, Rsp> IntoFuture for Call<Req, Rsp>
+where
+    Req: Serialize + Send + 'static,
+    Rsp: DeserializeOwned + Send + 'static,
+{
+    type Output = Result<Rsp>;
+    type IntoFuture = BoxFuture<'static, Result<Rsp>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            self.client
+                .invoke(&self.service, &self.endpoint, self.request, self.options)
+                .await
+        })
+    }
+}
+
+impl<Req, Rsp> fmt::Debug for Call<Req, Rsp> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Call")
+            .field("service", &self.service)
+            .field("endpoint", &self.endpoint)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}

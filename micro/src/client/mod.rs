@@ -1,0 +1,456 @@
+//! The RPC client: resolve a service through the registry, pick a node,
+//! call it over Go Micro's HTTP transport, retry what is safe to retry.
+//!
+//! Defaults follow Go Micro v5: 30 s request timeout, 5 s connect timeout,
+//! 5 retries with Go Micro's backoff, a pool of 100 idle connections per node
+//! kept for a minute.
+
+mod call;
+pub mod retry;
+mod transport;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http::header::{self, HeaderName, HeaderValue};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+use tracing::{Instrument, debug, debug_span};
+
+pub use call::{Call, CallOptions};
+
+use self::retry::{Delivery, Failure, backoff};
+use self::transport::{HttpTransport, Inbound, TransportOptions};
+use crate::codec::{Codec, jsonrpc};
+use crate::context::Context;
+use crate::error::{CLIENT_ID, Error, Result};
+use crate::headers::names;
+use crate::registry::{MemoryRegistry, Registry, RegistryError};
+use crate::selector::{Selector, Strategy};
+
+/// Node metadata key listing the content types a node serves.
+pub(crate) const CONTENT_TYPES_KEY: &str = "content-types";
+
+/// Client settings; Go Micro's defaults.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ClientOptions {
+    /// How long a call may take, retries included (`--client_request_timeout`).
+    pub request_timeout: Duration,
+    /// How long connecting to a node may take.
+    pub connect_timeout: Duration,
+    /// Attempts after the first (`--client_retries`).
+    pub retries: u32,
+    /// Idle connections kept per node (`--client_pool_size`).
+    pub pool_size: usize,
+    /// How long an idle connection is kept (`--client_pool_ttl`).
+    pub pool_ttl: Duration,
+    /// The codec of every call; `None` chooses per node: MessagePack with
+    /// nodes that serve it, JSON otherwise.
+    pub codec: Option<Codec>,
+    /// The largest response body accepted.
+    pub response_limit: usize,
+    /// Speak HTTP/2 (h2c) instead of HTTP/1.1.
+    pub http2: bool,
+    /// How nodes are picked.
+    pub selector: Strategy,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            retries: 5,
+            pool_size: 100,
+            pool_ttl: Duration::from_secs(60),
+            codec: None,
+            response_limit: 4 * 1024 * 1024,
+            http2: false,
+            selector: Strategy::Random,
+        }
+    }
+}
+
+/// Calls services by name. Cheap to clone; clones share connections.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    options: ClientOptions,
+    registry: Arc<dyn Registry>,
+    selector: Selector,
+    transport: HttpTransport,
+    sequence: AtomicU64,
+}
+
+/// Where one attempt goes.
+struct Target {
+    address: String,
+    /// The node id, or the address for fixed addresses.
+    key: String,
+    codec: Codec,
+}
+
+impl Client {
+    /// A client resolving services through `registry`, with default options.
+    pub fn new(registry: Arc<dyn Registry>) -> Self {
+        Self::with_options(registry, ClientOptions::default())
+    }
+
+    /// A client with `options`.
+    pub fn with_options(registry: Arc<dyn Registry>, options: ClientOptions) -> Self {
+        let transport = HttpTransport::new(&TransportOptions {
+            connect_timeout: options.connect_timeout,
+            pool_size: options.pool_size,
+            pool_ttl: options.pool_ttl,
+            response_limit: options.response_limit,
+            http2: options.http2,
+        });
+        Client {
+            inner: Arc::new(Inner {
+                selector: Selector::new(options.selector),
+                options,
+                registry,
+                transport,
+                sequence: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The client's options.
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
+    /// The registry the client resolves services with.
+    pub fn registry(&self) -> &Arc<dyn Registry> {
+        &self.inner.registry
+    }
+
+    /// A call of `endpoint` (`Service.Method`) on `service`; await it for the
+    /// response, or set options on it first.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: micro::Client) -> micro::Result<()> {
+    /// #[derive(serde::Serialize)]
+    /// struct Request { name: String }
+    /// #[derive(serde::Deserialize)]
+    /// struct Response { message: String }
+    ///
+    /// let rsp: Response = client
+    ///     .call("helloworld", "Helloworld.Greeting", Request { name: "alice".into() })
+    ///     .timeout(std::time::Duration::from_secs(2))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn call<Req, Rsp>(
+        &self,
+        service: impl Into<Arc<str>>,
+        endpoint: impl Into<Cow<'static, str>>,
+        request: Req,
+    ) -> Call<Req, Rsp> {
+        Call::new(self.clone(), service.into(), endpoint.into(), request)
+    }
+
+    pub(crate) async fn invoke<Req, Rsp>(
+        &self,
+        service: &str,
+        endpoint: &str,
+        request: Req,
+        options: CallOptions,
+    ) -> Result<Rsp>
+    where
+        Req: Serialize,
+        Rsp: DeserializeOwned,
+    {
+        let span = debug_span!("rpc.call", service, endpoint);
+        self.attempts(service, endpoint, request, options)
+            .instrument(span)
+            .await
+    }
+
+    async fn attempts<Req, Rsp>(&self, service: &str, endpoint: &str, request: Req, options: CallOptions) -> Result<Rsp>
+    where
+        Req: Serialize,
+        Rsp: DeserializeOwned,
+    {
+        let context = options.context.clone().or_else(Context::current);
+        let deadline = deadline_of(&self.inner.options, &options, context.as_ref());
+        let retries = options.retries.unwrap_or(self.inner.options.retries);
+        let mut tried: Vec<String> = Vec::new();
+        let mut encoded: Option<(Codec, Bytes)> = None;
+        let mut last: Option<Error> = None;
+        for attempt in 0..=retries {
+            if attempt > 0 {
+                let wait = backoff(attempt);
+                if Instant::now() + wait >= deadline {
+                    break;
+                }
+                tokio::time::sleep(wait).await;
+            }
+            let target = self.resolve(service, &options, &tried).await?;
+            let body = match &encoded {
+                Some((codec, body)) if *codec == target.codec => body.clone(),
+                _ => {
+                    let body = encode_request(target.codec, endpoint, &request)?;
+                    encoded = Some((target.codec, body.clone()));
+                    body
+                }
+            };
+            let sequence = self.inner.sequence.fetch_add(1, Ordering::Relaxed);
+            let headers = request_headers(
+                service,
+                endpoint,
+                sequence,
+                target.codec,
+                deadline,
+                context.as_ref(),
+                &options,
+            );
+            let outcome = self
+                .inner
+                .transport
+                .round_trip(&target.address, headers, body, deadline)
+                .await;
+            let failure = match outcome.and_then(|inbound| decode_response(target.codec, inbound)) {
+                Ok(response) => return Ok(response),
+                Err(failure) => failure,
+            };
+            debug!(attempt, node = %target.key, code = failure.error.code, detail = %failure.error.detail, "attempt failed");
+            if !failure.retryable(options.idempotent) || Instant::now() >= deadline {
+                return Err(failure.error);
+            }
+            tried.push(target.key);
+            last = Some(failure.error);
+        }
+        Err(last
+            .unwrap_or_else(|| Error::timeout(CLIENT_ID, "call timeout: the deadline passed before the first attempt")))
+    }
+
+    async fn resolve(&self, service: &str, options: &CallOptions, tried: &[String]) -> Result<Target> {
+        let forced = options.codec.or(self.inner.options.codec);
+        if !options.address.is_empty() {
+            let fresh: Vec<&String> = options.address.iter().filter(|a| !tried.contains(a)).collect();
+            let pool: Vec<&String> = if fresh.is_empty() {
+                options.address.iter().collect()
+            } else {
+                fresh
+            };
+            let address = pool[fastrand::usize(..pool.len())].clone();
+            return Ok(Target {
+                key: address.clone(),
+                address,
+                codec: forced.unwrap_or(Codec::Json),
+            });
+        }
+        let services = self
+            .inner
+            .registry
+            .get_service(service)
+            .await
+            .map_err(|e| self.lookup_error(service, e))?;
+        let Some((_, node)) = self.inner.selector.select(&services, tried) else {
+            return Err(self.lookup_error(service, RegistryError::NotFound(service.to_owned())));
+        };
+        Ok(Target {
+            address: node.address.clone(),
+            key: node.id.clone(),
+            codec: forced.unwrap_or_else(|| codec_for(&node.metadata)),
+        })
+    }
+
+    fn lookup_error(&self, service: &str, error: RegistryError) -> Error {
+        let registry = self.inner.registry.name();
+        match error {
+            RegistryError::NotFound(_) => Error::internal_server_error(
+                CLIENT_ID,
+                format!(
+                    "service {service}: not found in the {registry} registry; check that it is running and registered in the same registry, or call a fixed address"
+                ),
+            ),
+            other => Error::internal_server_error(CLIENT_ID, format!("service {service}: {other}")),
+        }
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("registry", &self.inner.registry.name())
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Client {
+    /// A client on a fresh memory registry.
+    fn default() -> Self {
+        Client::new(Arc::new(MemoryRegistry::new()))
+    }
+}
+
+/// The earliest of the call's timeout and the context's deadline.
+fn deadline_of(client: &ClientOptions, call: &CallOptions, context: Option<&Context>) -> Instant {
+    let timeout = call.timeout.unwrap_or(client.request_timeout);
+    let now = Instant::now();
+    let own = now
+        .checked_add(timeout)
+        .unwrap_or(now + Duration::from_secs(86_400 * 365));
+    match context.and_then(Context::deadline) {
+        Some(inherited) => own.min(inherited),
+        None => own,
+    }
+}
+
+/// MessagePack with nodes that list it; JSON with nodes that speak `mucp`;
+/// Go Micro's legacy JSON-RPC with nodes that name no protocol.
+fn codec_for(node_metadata: &std::collections::BTreeMap<String, String>) -> Codec {
+    let serves = |ct: &str| {
+        node_metadata
+            .get(CONTENT_TYPES_KEY)
+            .is_some_and(|list| list.split(',').any(|t| t.trim() == ct))
+    };
+    if serves(Codec::Msgpack.content_type()) {
+        Codec::Msgpack
+    } else if node_metadata.contains_key("protocol") {
+        Codec::Json
+    } else {
+        Codec::JsonRpc
+    }
+}
+
+fn encode_request<Req: Serialize + ?Sized>(codec: Codec, endpoint: &str, request: &Req) -> Result<Bytes> {
+    let body = codec.encode(request).map_err(|e| e.into_error(CLIENT_ID))?;
+    match codec {
+        Codec::JsonRpc => jsonrpc::encode_request(endpoint, 0, &body).map_err(|e| e.into_error(CLIENT_ID)),
+        _ => Ok(body),
+    }
+}
+
+fn decode_response<Rsp: DeserializeOwned>(codec: Codec, inbound: Inbound) -> std::result::Result<Rsp, Failure> {
+    let codec = inbound
+        .content_type
+        .as_deref()
+        .and_then(|ct| Codec::from_content_type(ct).ok())
+        .unwrap_or(codec);
+    let decoded = match codec {
+        Codec::JsonRpc => match jsonrpc::decode_response(&inbound.body) {
+            Ok(Ok(result)) => Codec::Json.decode(&result),
+            Ok(Err(text)) => return Err(Failure::new(Error::parse(&text), Delivery::Answered)),
+            Err(e) => Err(e),
+        },
+        _ => codec.decode(&inbound.body),
+    };
+    decoded.map_err(|e| {
+        Failure::new(
+            Error::internal_server_error(CLIENT_ID, format!("cannot decode the response: {e}")),
+            Delivery::Answered,
+        )
+    })
+}
+
+fn request_headers(
+    service: &str,
+    endpoint: &str,
+    sequence: u64,
+    codec: Codec,
+    deadline: Instant,
+    context: Option<&Context>,
+    options: &CallOptions,
+) -> HeaderMap {
+    let mut map = HeaderMap::with_capacity(8 + options.metadata.len());
+    let mut put = |name: &str, value: &str| match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+        (Ok(name), Ok(value)) => {
+            map.insert(name, value);
+        }
+        _ => debug!(name, "metadata that is not a valid header is not sent"),
+    };
+    if let Some(context) = context {
+        for (k, v) in context.forwarded_metadata() {
+            put(k, v);
+        }
+    }
+    for (k, v) in options.metadata.iter() {
+        put(k, v);
+    }
+    let content_type = HeaderValue::from_static(codec.content_type());
+    map.insert(header::CONTENT_TYPE, content_type.clone());
+    map.insert(header::ACCEPT, content_type);
+    map.insert(names::ID[0].clone(), HeaderValue::from(sequence));
+    if let Ok(value) = HeaderValue::try_from(service) {
+        map.insert(names::SERVICE[0].clone(), value);
+    }
+    if let Ok(value) = HeaderValue::try_from(endpoint) {
+        map.insert(names::ENDPOINT[0].clone(), value);
+    }
+    let remaining = deadline.saturating_duration_since(Instant::now()).as_nanos();
+    map.insert(
+        names::TIMEOUT,
+        HeaderValue::from(u64::try_from(remaining).unwrap_or(u64::MAX)),
+    );
+    map
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn codec_follows_node_metadata() {
+        let mut md = BTreeMap::new();
+        assert_eq!(codec_for(&md), Codec::JsonRpc);
+        md.insert("protocol".to_owned(), "mucp".to_owned());
+        assert_eq!(codec_for(&md), Codec::Json);
+        md.insert(
+            CONTENT_TYPES_KEY.to_owned(),
+            "application/msgpack,application/json".to_owned(),
+        );
+        assert_eq!(codec_for(&md), Codec::Msgpack);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn inherited_deadline_wins_when_earlier() {
+        let ctx = Context::new().with_timeout(Duration::from_secs(2));
+        let deadline = deadline_of(&ClientOptions::default(), &CallOptions::default(), Some(&ctx));
+        assert_eq!(deadline - Instant::now(), Duration::from_secs(2));
+        let call = CallOptions {
+            timeout: Some(Duration::from_secs(1)),
+            ..CallOptions::default()
+        };
+        let deadline = deadline_of(&ClientOptions::default(), &call, Some(&ctx));
+        assert_eq!(deadline - Instant::now(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn headers_carry_forwarded_metadata_and_timeout() {
+        let ctx = Context::new()
+            .with_metadata("X-User", "alice")
+            .with_metadata("Micro-Id", "99");
+        let options = CallOptions::default();
+        let map = request_headers(
+            "greeter",
+            "Greeter.Hello",
+            7,
+            Codec::Json,
+            Instant::now() + Duration::from_secs(1),
+            Some(&ctx),
+            &options,
+        );
+        assert_eq!(map["x-user"], "alice");
+        assert_eq!(map["micro-id"], "7");
+        assert_eq!(map["micro-endpoint"], "Greeter.Hello");
+        let ns: u64 = map["timeout"].to_str().unwrap().parse().unwrap();
+        assert!(ns > 900_000_000 && ns <= 1_000_000_000, "{ns}");
+    }
+}

@@ -1,0 +1,81 @@
+//! Which failed attempts are tried again, and after how long.
+//!
+//! Go Micro retries only errors with code 408 (`RetryOnError`), so a dead
+//! node's connection error is never retried there. micro also retries, on
+//! another node, every attempt that provably never reached a server
+//! (connection refused, connect timeout), and retries anything else that
+//! failed in transport only for endpoints declared idempotent.
+
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// Go Micro's backoff before attempt `attempt` (0 for the first):
+/// `trunc(attempt^e) * 100 ms`, capped at two minutes.
+pub fn backoff(attempt: u32) -> Duration {
+    if attempt > 13 {
+        return Duration::from_secs(120);
+    }
+    let factor = f64::from(attempt).powf(std::f64::consts::E).trunc();
+    // factor <= 13^e < 1100, so the cast is exact.
+    Duration::from_millis(factor as u64 * 100)
+}
+
+/// How far a failed attempt got.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// The request never reached a server (no connection was made).
+    NotSent,
+    /// The request may have reached the server, which did not answer.
+    Unknown,
+    /// The server answered with an error.
+    Answered,
+}
+
+/// A failed attempt: the error and how far the request got.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) error: Error,
+    pub(crate) delivery: Delivery,
+}
+
+impl Failure {
+    pub(crate) fn new(error: Error, delivery: Delivery) -> Self {
+        Failure { error, delivery }
+    }
+
+    /// Whether another attempt may be made.
+    pub(crate) fn retryable(&self, idempotent: bool) -> bool {
+        match self.delivery {
+            Delivery::NotSent => true,
+            Delivery::Unknown => idempotent || self.error.code == 408,
+            Delivery::Answered => self.error.code == 408,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_follows_go_micro() {
+        let ms: Vec<u128> = (0..6).map(|a| backoff(a).as_millis()).collect();
+        assert_eq!(ms, [0, 100, 600, 1900, 4300, 7900]);
+        assert_eq!(backoff(14), Duration::from_secs(120));
+        assert!(backoff(13) <= Duration::from_secs(120));
+    }
+
+    #[test]
+    fn only_safe_failures_are_retried() {
+        let refused = Failure::new(Error::internal_server_error("c", "refused"), Delivery::NotSent);
+        assert!(refused.retryable(false));
+        let reset = Failure::new(Error::internal_server_error("c", "reset"), Delivery::Unknown);
+        assert!(!reset.retryable(false));
+        assert!(reset.retryable(true));
+        let business = Failure::new(Error::internal_server_error("s", "boom"), Delivery::Answered);
+        assert!(!business.retryable(true));
+        let timeout = Failure::new(Error::timeout("s", "slow"), Delivery::Answered);
+        assert!(timeout.retryable(false));
+    }
+}

@@ -1,0 +1,197 @@
+//! Go Micro's HTTP transport, client side: one `POST /` per call on a pooled
+//! keep-alive connection.
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap};
+use http::{Method, StatusCode};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Instant;
+
+use super::retry::{Delivery, Failure};
+use crate::error::{CLIENT_ID, Error};
+use crate::headers::names;
+
+/// Connection settings of the HTTP transport.
+#[derive(Clone, Debug)]
+pub(crate) struct TransportOptions {
+    pub(crate) connect_timeout: Duration,
+    pub(crate) pool_size: usize,
+    pub(crate) pool_ttl: Duration,
+    pub(crate) response_limit: usize,
+    pub(crate) http2: bool,
+}
+
+/// A pooled HTTP client speaking Go Micro's transport.
+#[derive(Clone, Debug)]
+pub(crate) struct HttpTransport {
+    client: HyperClient<HttpConnector, Full<Bytes>>,
+    response_limit: usize,
+}
+
+/// A response body and its content type.
+#[derive(Debug)]
+pub(crate) struct Inbound {
+    pub(crate) content_type: Option<String>,
+    pub(crate) body: Bytes,
+}
+
+impl HttpTransport {
+    pub(crate) fn new(options: &TransportOptions) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(options.connect_timeout));
+        let client = HyperClient::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(options.pool_ttl)
+            .pool_max_idle_per_host(options.pool_size)
+            .http2_only(options.http2)
+            .build(connector);
+        HttpTransport {
+            client,
+            response_limit: options.response_limit,
+        }
+    }
+
+    /// Sends one call to `address` and reads the answer, giving up at `deadline`.
+    pub(crate) async fn round_trip(
+        &self,
+        address: &str,
+        headers: HeaderMap,
+        body: Bytes,
+        deadline: Instant,
+    ) -> Result<Inbound, Failure> {
+        let uri = format!("http://{address}/");
+        let mut request = http::Request::builder()
+            .method(Method::POST)
+            .uri(&uri)
+            .body(Full::new(body))
+            .map_err(|e| {
+                Failure::new(
+                    Error::bad_request(CLIENT_ID, format!("cannot call address {address:?}: {e}")),
+                    Delivery::NotSent,
+                )
+            })?;
+        *request.headers_mut() = headers;
+        let exchange = async {
+            let response = self.client.request(request).await.map_err(|e| {
+                let delivery = if e.is_connect() {
+                    Delivery::NotSent
+                } else {
+                    Delivery::Unknown
+                };
+                let what = if e.is_connect() {
+                    "connection error"
+                } else {
+                    "transport error"
+                };
+                Failure::new(
+                    Error::internal_server_error(CLIENT_ID, format!("{what} calling {address}: {}", chain(&e))),
+                    delivery,
+                )
+            })?;
+            read_response(response, self.response_limit).await
+        };
+        match tokio::time::timeout_at(deadline, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure::new(
+                Error::timeout(
+                    CLIENT_ID,
+                    format!("call timeout: no answer from {address} within the deadline"),
+                ),
+                Delivery::Unknown,
+            )),
+        }
+    }
+}
+
+async fn read_response(response: http::Response<hyper::body::Incoming>, limit: usize) -> Result<Inbound, Failure> {
+    let status = response.status();
+    let micro_error = response
+        .headers()
+        .get(&names::ERROR[0])
+        .or_else(|| response.headers().get(&names::ERROR[1]))
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(Error::parse);
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(error) = micro_error {
+        return Err(Failure::new(error, Delivery::Answered));
+    }
+    let body = match Limited::new(response.into_body(), limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => {
+            return Err(Failure::new(
+                Error::internal_server_error(
+                    CLIENT_ID,
+                    format!("response body is larger than the client's limit of {limit} bytes"),
+                ),
+                Delivery::Answered,
+            ));
+        }
+        Err(e) => {
+            return Err(Failure::new(
+                Error::internal_server_error(CLIENT_ID, format!("cannot read response body: {}", chain(e.as_ref()))),
+                Delivery::Unknown,
+            ));
+        }
+    };
+    if status != StatusCode::OK {
+        return Err(Failure::new(status_error(status, &body), Delivery::Answered));
+    }
+    Ok(Inbound { content_type, body })
+}
+
+/// A non-200 answer: a Go Micro error JSON body, or the status and body text.
+fn status_error(status: StatusCode, body: &[u8]) -> Error {
+    let text = String::from_utf8_lossy(body);
+    let parsed = Error::parse(text.trim());
+    if parsed.code != 0 {
+        return parsed;
+    }
+    let code = i32::from(status.as_u16());
+    Error::new(
+        CLIENT_ID,
+        format!("{status}: {}", text.trim()),
+        if code >= 400 { code } else { 500 },
+    )
+}
+
+/// An error with its sources, `outer: inner: root`.
+fn chain(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_errors_keep_go_micro_json() {
+        let err = status_error(
+            StatusCode::NOT_FOUND,
+            br#"{"id":"s","code":404,"detail":"d","status":"Not Found"}"#,
+        );
+        assert_eq!((err.code, err.detail.as_str()), (404, "d"));
+        let plain = status_error(StatusCode::BAD_GATEWAY, b"upstream down");
+        assert_eq!(plain.code, 502);
+        assert!(plain.detail.contains("upstream down"));
+    }
+}

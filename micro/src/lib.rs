@@ -1,0 +1,61 @@
+//! # micro: Go Micro for Rust
+//!
+//! A framework for distributed systems: annotate a plain struct's `impl`
+//! block with [`#[micro::service]`](macro@service) and its methods with
+//! `#[endpoint]`, and get a service that curl, Go Micro clients and a
+//! generated typed Rust client can call, registered in service discovery.
+//!
+//! ```no_run
+//! use micro::prelude::*;
+//!
+//! #[derive(Serialize, Deserialize)]
+//! pub struct Request { pub name: String }
+//! #[derive(Serialize, Deserialize)]
+//! pub struct Response { pub message: String }
+//!
+//! pub struct Helloworld;
+//!
+//! #[micro::service]
+//! impl Helloworld {
+//!     /// Greeting says hello.
+//!     #[endpoint]
+//!     async fn greeting(&self, req: Request) -> Result<Response> {
+//!         Ok(Response { message: format!("Hello {}", req.name) })
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> micro::Result<()> {
+//!     Service::new("helloworld").address("127.0.0.1:8080").handle(Helloworld).run().await
+//! }
+//! ```
+//!
+//! The wire is Go Micro v5's: `POST /` with `Micro-Endpoint: Helloworld.Greeting`,
+//! codecs chosen by `Content-Type`, errors as `{"id","code","detail","status"}`.
+#![doc = include_str!("../docs/modules.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod client;
+pub mod codec;
+pub mod context;
+pub mod error;
+mod future;
+pub mod headers;
+pub mod metadata;
+pub mod prelude;
+pub mod registry;
+pub mod selector;
+pub mod server;
+pub mod service;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use client::Client;
+pub use context::Context;
+pub use error::{Error, Result};
+pub use future::BoxFuture;
+pub use metadata::Metadata;
+pub use micro_macros::{endpoint, service};
+pub use service::{Flags, Service};

@@ -1,0 +1,142 @@
+//! Request metadata: Go Micro's `metadata.Metadata`, carried as HTTP headers.
+//!
+//! Keys are case-insensitive and stored in HTTP's canonical form
+//! (`x-user-id` becomes `X-User-Id`), as Go Micro stores them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Key/value pairs that travel with a request as headers.
+///
+/// ```
+/// let mut md = micro::Metadata::new();
+/// md.insert("x-user-id", "42");
+/// assert_eq!(md.get("X-USER-ID"), Some("42"));
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Metadata {
+    entries: BTreeMap<String, String>,
+}
+
+impl Metadata {
+    /// Empty metadata.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` to `value`, replacing any earlier value.
+    pub fn insert(&mut self, key: impl AsRef<str>, value: impl Into<String>) {
+        self.entries.insert(canonical_key(key.as_ref()), value.into());
+    }
+
+    /// The value of `key`, in any letter case.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        match self.entries.get(key) {
+            Some(v) => Some(v.as_str()),
+            None => self.entries.get(&canonical_key(key)).map(String::as_str),
+        }
+    }
+
+    /// Removes `key` and returns its value.
+    pub fn remove(&mut self, key: &str) -> Option<String> {
+        self.entries.remove(&canonical_key(key))
+    }
+
+    /// Whether `key` is present.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// The pairs, ordered by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The number of pairs.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are no pairs.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Adds every pair of `other`, replacing values of equal keys.
+    pub fn extend(&mut self, other: &Metadata) {
+        for (k, v) in other.iter() {
+            self.entries.insert(k.to_owned(), v.to_owned());
+        }
+    }
+}
+
+impl fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<K: AsRef<str>, V: Into<String>> FromIterator<(K, V)> for Metadata {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut md = Metadata::new();
+        for (k, v) in iter {
+            md.insert(k, v);
+        }
+        md
+    }
+}
+
+impl<'a> IntoIterator for &'a Metadata {
+    type Item = (&'a str, &'a str);
+    type IntoIter = Box<dyn Iterator<Item = (&'a str, &'a str)> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+/// Go's `http.CanonicalHeaderKey`: the first letter and every letter after a
+/// hyphen upper case, the rest lower case. Keys holding a byte that is not a
+/// header token byte are returned as they are, as Go does.
+pub(crate) fn canonical_key(key: &str) -> String {
+    let valid = key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !valid {
+        return key.to_owned();
+    }
+    let mut out = String::with_capacity(key.len());
+    let mut upper = true;
+    for c in key.chars() {
+        out.push(if upper {
+            c.to_ascii_uppercase()
+        } else {
+            c.to_ascii_lowercase()
+        });
+        upper = c == '-';
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_canonical_and_case_insensitive() {
+        let md: Metadata = [("x-user-ID", "1"), ("micro-endpoint", "A.B")].into_iter().collect();
+        assert_eq!(md.get("X-User-Id"), Some("1"));
+        assert_eq!(md.get("x-user-id"), Some("1"));
+        assert_eq!(md.get("Micro-Endpoint"), Some("A.B"));
+        assert_eq!(
+            md.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            ["Micro-Endpoint", "X-User-Id"]
+        );
+    }
+
+    #[test]
+    fn invalid_keys_are_kept_verbatim() {
+        assert_eq!(canonical_key("has space"), "has space");
+        assert_eq!(canonical_key("content-type"), "Content-Type");
+    }
+}

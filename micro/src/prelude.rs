@@ -1,0 +1,8 @@
+//! What a service file needs: `use micro::prelude::*;`.
+
+pub use crate::client::Client;
+pub use crate::context::Context;
+pub use crate::error::{Error, Result};
+pub use crate::service::Service;
+pub use micro_macros::{endpoint, service};
+pub use serde::{Deserialize, Serialize};

@@ -1,0 +1,158 @@
+//! The support surface of the code `#[micro::service]` generates. Not public
+//! API: it changes with the macro, which `micro` pins to its exact version.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use ::core;
+pub use ::inventory;
+pub use ::std::boxed::Box;
+pub use ::std::string::String;
+pub use ::std::sync::Arc as SharedArc;
+
+pub use crate::BoxFuture;
+pub use crate::client::{Call, Client};
+pub use crate::context::Context;
+pub use crate::error::Error;
+pub use crate::registry::{Value, describe};
+pub use crate::server::{CompiledService, EndpointDescriptor, Handler, Request, Response, ServiceDescriptor};
+
+use crate::error::SERVER_ID;
+
+/// What an endpoint returns: `Result<T, E>` with a serializable `T` and an
+/// error that converts into [`Error`].
+#[diagnostic::on_unimplemented(
+    message = "an endpoint must return `Result<T, E>` where `T: Serialize` and `E: Into<micro::Error>`, not `{Self}`",
+    label = "this return type cannot be sent back to the caller"
+)]
+pub trait EndpointOutput: Send + 'static {
+    /// The response type.
+    type Ok: Serialize + Send + 'static;
+    /// The response, or the error as a Go Micro error.
+    fn into_result(self) -> Result<Self::Ok, Error>;
+}
+
+impl<T, E> EndpointOutput for Result<T, E>
+where
+    T: Serialize + Send + 'static,
+    E: Into<Error> + Send + 'static,
+{
+    type Ok = T;
+
+    fn into_result(self) -> Result<T, Error> {
+        self.map_err(Into::into)
+    }
+}
+
+/// Decodes the request, runs the endpoint, encodes its response.
+pub fn unary<Req, Out, F, Fut>(request: Request, endpoint: F) -> BoxFuture<'static, Result<Response, Error>>
+where
+    Req: DeserializeOwned + Send + 'static,
+    Out: EndpointOutput,
+    F: FnOnce(Context, Req) -> Fut + Send + 'static,
+    Fut: Future<Output = Out> + Send + 'static,
+{
+    let (context, codec, body) = request.into_parts();
+    let message = match codec.decode_request::<Req>(&body) {
+        Ok(message) => message,
+        Err(e) => return Box::pin(std::future::ready(Err(e.into_error(SERVER_ID)))),
+    };
+    Box::pin(async move {
+        let response = endpoint(context, message).await.into_result()?;
+        let body = codec.encode(&response).map_err(|e| e.into_error(SERVER_ID))?;
+        Ok(Response::new(codec, body))
+    })
+}
+
+/// The answer for a method the handler does not have.
+#[cold]
+pub fn unknown_method(request: &Request, service: &'static str) -> BoxFuture<'static, Result<Response, Error>> {
+    let error = Error::not_found(SERVER_ID, format!("unknown endpoint {service}.{}", request.method()));
+    Box::pin(std::future::ready(Err(error)))
+}
+
+/// The registry shape of `T`, via `Deserialize` when `T` has it, else its
+/// name only. Call as `(&Describe::<T>::new()).value("T")` with both
+/// [`ViaDeserialize`] and [`ViaName`] in scope.
+pub struct Describe<T>(PhantomData<fn() -> T>);
+
+impl<T> Describe<T> {
+    /// A probe for `T`.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Describe(PhantomData)
+    }
+}
+
+/// Describes types that implement `Deserialize` by tracing it.
+pub trait ViaDeserialize {
+    /// The shape, or the name when tracing fails.
+    fn value(&self, name: &'static str) -> Value;
+}
+
+impl<T: DeserializeOwned> ViaDeserialize for &Describe<T> {
+    fn value(&self, name: &'static str) -> Value {
+        describe::<T>().unwrap_or_else(|| Value::named(name))
+    }
+}
+
+/// Describes any other type by its name.
+pub trait ViaName {
+    /// The type's name.
+    fn value(&self, name: &'static str) -> Value;
+}
+
+impl<T> ViaName for Describe<T> {
+    fn value(&self, name: &'static str) -> Value {
+        Value::named(name)
+    }
+}
+
+/// The typed client's handle: a client and the service name to call.
+#[derive(Clone, Debug)]
+pub struct ServiceClient {
+    client: Client,
+    service: Arc<str>,
+}
+
+impl ServiceClient {
+    /// Calls of `service` through `client`.
+    pub fn new(service: impl Into<String>, client: Client) -> Self {
+        ServiceClient {
+            client,
+            service: Arc::from(service.into()),
+        }
+    }
+
+    /// A call of `endpoint`.
+    pub fn call<Req, Rsp>(&self, endpoint: &'static str, request: Req, idempotent: bool) -> Call<Req, Rsp> {
+        self.client
+            .call(Arc::clone(&self.service), endpoint, request)
+            .idempotent(idempotent)
+    }
+
+    /// The service name called.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// Checks, at the user's span, that a request type can be decoded.
+pub const fn assert_request<T: DeserializeOwned + Send + 'static>() {}
+
+/// Checks, at the user's span, that a response type can be encoded.
+pub const fn assert_response<T: Serialize + Send + 'static>() {}
+
+/// Checks, at the user's span, that a return type is an endpoint output.
+pub const fn assert_output<T: EndpointOutput>() {}
+
+/// Checks, at the user's span, that an error converts into [`Error`].
+pub const fn assert_error<E: Into<Error>>() {}

@@ -1,0 +1,69 @@
+//! Routes `Service.Method` to the handler registered under `Service`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::handler::Handler;
+use crate::error::{Error, SERVER_ID};
+
+/// The handlers of one server, by wire name.
+#[derive(Clone, Default)]
+pub struct Router {
+    handlers: HashMap<&'static str, Arc<dyn Handler>>,
+}
+
+/// Registering two handlers under one name.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a handler named {0} is already registered; give one of them another name with #[micro::service(name = \"...\")]"
+)]
+pub struct DuplicateHandler(pub &'static str);
+
+impl Router {
+    /// An empty router.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a handler under its descriptor's name.
+    pub fn add(&mut self, handler: Arc<dyn Handler>) -> Result<(), DuplicateHandler> {
+        let name = handler.descriptor().name();
+        if self.handlers.contains_key(name) {
+            return Err(DuplicateHandler(name));
+        }
+        self.handlers.insert(name, handler);
+        Ok(())
+    }
+
+    /// The registered handlers.
+    pub fn handlers(&self) -> impl Iterator<Item = &Arc<dyn Handler>> {
+        self.handlers.values()
+    }
+
+    /// The handler for `endpoint` (`Service.Method`) and the method part.
+    pub fn route<'e>(&self, endpoint: &'e str) -> Result<(&Arc<dyn Handler>, &'e str), Error> {
+        let Some((service, method)) = endpoint.split_once('.').filter(|(s, m)| !s.is_empty() && !m.is_empty()) else {
+            return Err(Error::bad_request(
+                SERVER_ID,
+                format!("endpoint {endpoint:?} is ill-formed: expected Service.Method, e.g. Helloworld.Greeting"),
+            ));
+        };
+        let Some(handler) = self.handlers.get(service) else {
+            return Err(Error::not_found(
+                SERVER_ID,
+                format!("unknown service {service} (endpoint {endpoint})"),
+            ));
+        };
+        let known = handler.descriptor().endpoints().iter().any(|e| e.method() == method);
+        if !known {
+            return Err(Error::not_found(SERVER_ID, format!("unknown endpoint {endpoint}")));
+        }
+        Ok((handler, method))
+    }
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.handlers.keys()).finish()
+    }
+}

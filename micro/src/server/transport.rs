@@ -1,0 +1,352 @@
+//! Go Micro's HTTP transport, server side: one `POST /` per call.
+//!
+//! The endpoint comes from `Micro-Endpoint` (or `Micro-Method`), the codec
+//! from `Content-Type`, the deadline from `Timeout` (nanoseconds), and every
+//! header becomes metadata. A Go Micro client (its requests carry `Micro-Id`)
+//! gets failures as Go Micro's transport returns them, HTTP 200 with the error
+//! JSON in `Micro-Error`; any other caller gets the HTTP status of the error
+//! code with the error JSON as the body, and the same header.
+
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use http::Method;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+use tracing::{debug, error, warn};
+
+use super::handler::Request;
+use super::router::Router;
+use crate::codec::{Codec, jsonrpc};
+use crate::context::Context;
+use crate::error::{Error, SERVER_ID};
+use crate::headers::{self, names};
+use crate::metadata::Metadata;
+
+/// What every connection of a server shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) router: Router,
+    pub(crate) body_limit: usize,
+}
+
+/// The two ends of a connection, as `Local` and `Remote` metadata.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Peer {
+    pub(crate) local: SocketAddr,
+    pub(crate) remote: SocketAddr,
+}
+
+/// The call-level headers of a request.
+#[derive(Debug, Default)]
+struct Head {
+    id: Option<String>,
+    service: Option<String>,
+    endpoint: Option<String>,
+    method: Option<String>,
+    content_type: Option<String>,
+    timeout: Option<Duration>,
+}
+
+impl Head {
+    fn read(map: &HeaderMap) -> Head {
+        let get = |[plain, prefixed]: &[HeaderName; 2]| -> Option<String> {
+            let value = map.get(plain).or_else(|| map.get(prefixed))?;
+            value.to_str().ok().filter(|v| !v.is_empty()).map(str::to_owned)
+        };
+        let method = get(&names::METHOD);
+        Head {
+            id: get(&names::ID),
+            service: get(&names::SERVICE),
+            endpoint: get(&names::ENDPOINT).or_else(|| method.clone()),
+            method,
+            content_type: map
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            // Go Micro ignores a Timeout it cannot parse; so do we.
+            timeout: map
+                .get(names::TIMEOUT)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|t| t.parse::<u64>().ok())
+                .map(Duration::from_nanos),
+        }
+    }
+
+    /// Go Micro clients always send `Micro-Id` and need errors as 200 + `Micro-Error`.
+    fn is_go_micro_client(&self) -> bool {
+        self.id.is_some()
+    }
+}
+
+/// The outcome of one call, before it is written as HTTP.
+struct Reply {
+    codec: Option<Codec>,
+    /// The JSON-RPC id when the request came in a JSON-RPC envelope.
+    jsonrpc_id: Option<String>,
+    result: Result<Bytes, Error>,
+}
+
+impl Reply {
+    fn error(error: Error) -> Reply {
+        Reply {
+            codec: None,
+            jsonrpc_id: None,
+            result: Err(error),
+        }
+    }
+}
+
+/// Serves one HTTP request; never fails: every problem becomes a Go Micro error.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    peer: Peer,
+    request: http::Request<Incoming>,
+) -> http::Response<Full<Bytes>> {
+    let head = Head::read(request.headers());
+    let reply = call(&shared, peer, &head, request).await;
+    if let Err(err) = &reply.result {
+        debug!(endpoint = head.endpoint.as_deref().unwrap_or(""), code = err.code, detail = %err.detail, "call failed");
+    }
+    write_reply(&head, reply)
+}
+
+async fn call(shared: &Shared, peer: Peer, head: &Head, request: http::Request<Incoming>) -> Reply {
+    if request.method() != Method::POST {
+        return Reply::error(Error::method_not_allowed(
+            SERVER_ID,
+            format!(
+                "{} is not served: call an endpoint with POST and a Micro-Endpoint header",
+                request.method()
+            ),
+        ));
+    }
+    let codec = match head.content_type.as_deref() {
+        // Go Micro defaults to protobuf; micro's handlers are serde types, so
+        // a body without a content type is read as JSON.
+        None => Codec::Json,
+        Some(ct) => match Codec::from_content_type(ct) {
+            Ok(codec) => codec,
+            Err(e) => return Reply::error(e.into_error(SERVER_ID)),
+        },
+    };
+    // Route before reading the body, unless only a JSON-RPC envelope names the endpoint.
+    if let Some(endpoint) = &head.endpoint
+        && let Err(e) = shared.router.route(endpoint)
+    {
+        return Reply::error(e);
+    }
+    let deadline = head.timeout.and_then(|t| Instant::now().checked_add(t));
+    let metadata = metadata(request.headers(), peer);
+    let body = match read_body(request, shared.body_limit).await {
+        Ok(body) => body,
+        Err(e) => return Reply::error(e),
+    };
+    let (endpoint, body, jsonrpc_id) = match codec {
+        Codec::JsonRpc => match jsonrpc::decode_request(&body) {
+            Ok(envelope) => {
+                let endpoint = head.endpoint.clone().unwrap_or(envelope.method);
+                (Some(endpoint), envelope.params, Some(envelope.id))
+            }
+            Err(e) => return Reply::error(e.into_error(SERVER_ID)),
+        },
+        _ => (head.endpoint.clone(), body, None),
+    };
+    let Some(endpoint) = endpoint else {
+        return Reply::error(Error::bad_request(
+            SERVER_ID,
+            "missing endpoint: set the Micro-Endpoint header to Service.Method, e.g. Helloworld.Greeting",
+        ));
+    };
+    let context = Context::for_request(metadata, deadline, head.service.clone(), endpoint.clone());
+    let result = dispatch(shared, &endpoint, context, codec, body, deadline).await;
+    Reply {
+        codec: Some(codec),
+        jsonrpc_id,
+        result,
+    }
+}
+
+/// Every request header as metadata, plus `Local` and `Remote` as Go Micro sets them.
+fn metadata(map: &HeaderMap, peer: Peer) -> Metadata {
+    let mut md = Metadata::new();
+    for (name, value) in map {
+        if let Ok(value) = value.to_str() {
+            md.insert(name.as_str(), value);
+        }
+    }
+    md.insert(headers::LOCAL, peer.local.to_string());
+    md.insert(headers::REMOTE, peer.remote.to_string());
+    md
+}
+
+async fn read_body(request: http::Request<Incoming>, limit: usize) -> Result<Bytes, Error> {
+    let too_large = || {
+        Error::payload_too_large(
+            SERVER_ID,
+            format!("request body is larger than the server's limit of {limit} bytes"),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(request.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(Error::bad_request(SERVER_ID, format!("cannot read request body: {e}"))),
+    }
+}
+
+/// Runs the handler inside its context, under its deadline, catching panics.
+async fn dispatch(
+    shared: &Shared,
+    endpoint: &str,
+    context: Context,
+    codec: Codec,
+    body: Bytes,
+    deadline: Option<Instant>,
+) -> Result<Bytes, Error> {
+    let (handler, method) = shared.router.route(endpoint)?;
+    let handler = Arc::clone(handler);
+    let request = Request::new(method, context.clone(), codec, body);
+    let started = std::panic::catch_unwind(AssertUnwindSafe(move || handler.call(request)));
+    let future = match started {
+        Ok(future) => future,
+        Err(panic) => return Err(panicked(endpoint, panic.as_ref())),
+    };
+    let guarded = context.scope(AssertUnwindSafe(future).catch_unwind());
+    let outcome = match deadline {
+        None => guarded.await,
+        Some(deadline) => match tokio::time::timeout_at(deadline, guarded).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                return Err(Error::timeout(
+                    SERVER_ID,
+                    format!("{endpoint} did not finish within the caller's deadline"),
+                ));
+            }
+        },
+    };
+    match outcome {
+        Ok(result) => result.map(super::handler::Response::into_body),
+        Err(panic) => Err(panicked(endpoint, panic.as_ref())),
+    }
+}
+
+fn panicked(endpoint: &str, panic: &(dyn std::any::Any + Send)) -> Error {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".to_owned());
+    error!(endpoint, panic = %message, "handler panicked");
+    Error::internal_server_error(SERVER_ID, format!("panic recovered: {message}"))
+}
+
+fn write_reply(head: &Head, reply: Reply) -> http::Response<Full<Bytes>> {
+    let mut response = http::Response::new(Full::new(Bytes::new()));
+    let headers = response.headers_mut();
+    for (names, value) in [
+        (names::ID, &head.id),
+        (names::SERVICE, &head.service),
+        (names::ENDPOINT, &head.endpoint),
+        (names::METHOD, &head.method),
+    ] {
+        if let Some(value) = value.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+            insert_pair(headers, names, value);
+        }
+    }
+    let Reply {
+        codec,
+        jsonrpc_id,
+        result,
+    } = reply;
+    let body = match (result, jsonrpc_id) {
+        (Ok(body), None) => Ok(body),
+        (Ok(body), Some(id)) => jsonrpc::encode_response(&id, Some(&body), None).map_err(|e| e.into_error(SERVER_ID)),
+        (Err(err), _) => Err(err),
+    };
+    match body {
+        Ok(body) => {
+            let content_type = codec.unwrap_or(Codec::Json).content_type();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            *response.body_mut() = Full::new(body);
+        }
+        Err(err) => write_error(&mut response, head, &err),
+    }
+    response
+}
+
+fn write_error(response: &mut http::Response<Full<Bytes>>, head: &Head, err: &Error) {
+    let json = err.to_json();
+    if let Ok(value) = HeaderValue::from_str(&json) {
+        insert_pair(response.headers_mut(), names::ERROR, value);
+    } else {
+        warn!("error JSON is not a valid header value; sent in the body only");
+    }
+    if head.is_go_micro_client() {
+        // Go Micro's transport treats any status but 200 as a transport
+        // failure and would lose the error: it travels in Micro-Error only.
+        return;
+    }
+    *response.status_mut() = err.http_status();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut body = json.into_bytes();
+    body.push(b'\n');
+    *response.body_mut() = Full::new(Bytes::from(body));
+}
+
+/// Go Micro writes each call header twice, plain and with an `X-` prefix.
+fn insert_pair(map: &mut HeaderMap, [plain, prefixed]: [HeaderName; 2], value: HeaderValue) {
+    map.insert(plain, value.clone());
+    map.insert(prefixed, value);
+}
+
+/// The status a reply has: kept for tests of the HTTP mapping.
+#[cfg(test)]
+fn status_of(head: &Head, err: &Error) -> http::StatusCode {
+    let mut response = http::Response::new(Full::new(Bytes::new()));
+    write_error(&mut response, head, err);
+    response.status()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_micro_clients_get_200_and_plain_callers_the_code() {
+        let go = Head {
+            id: Some("1".into()),
+            ..Head::default()
+        };
+        let err = Error::not_found("x", "y");
+        assert_eq!(status_of(&go, &err), http::StatusCode::OK);
+        assert_eq!(status_of(&Head::default(), &err), http::StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn head_reads_prefixed_and_legacy_headers() {
+        let mut map = HeaderMap::new();
+        map.insert("x-micro-id", HeaderValue::from_static("7"));
+        map.insert("micro-method", HeaderValue::from_static("A.B"));
+        map.insert("timeout", HeaderValue::from_static("1500000000"));
+        let head = Head::read(&map);
+        assert_eq!(head.id.as_deref(), Some("7"));
+        assert_eq!(head.endpoint.as_deref(), Some("A.B"));
+        assert_eq!(head.timeout, Some(Duration::from_millis(1500)));
+    }
+}

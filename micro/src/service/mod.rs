@@ -1,0 +1,510 @@
+//! The service: a server, a client and a registry under one name, with Go
+//! Micro's lifecycle.
+//!
+//! `run()` binds the address, registers the node with a TTL, re-registers it
+//! every interval, waits for SIGINT or SIGTERM, then deregisters, stops
+//! accepting, drains in-flight calls within the drain time and closes.
+
+mod duration;
+mod flags;
+mod running;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+pub use duration::parse_duration;
+pub use flags::Flags;
+pub use running::Running;
+
+use crate::BoxFuture;
+use crate::client::{Client, ClientOptions};
+use crate::codec;
+use crate::error::Error;
+use crate::registry::{MemoryRegistry, Registry};
+use crate::selector::Strategy;
+use crate::server::{DuplicateHandler, Handler, Server, ServerOptions};
+
+/// Go Micro's default registration TTL.
+pub const DEFAULT_REGISTER_TTL: Duration = Duration::from_secs(90);
+/// Go Micro's default re-registration interval.
+pub const DEFAULT_REGISTER_INTERVAL: Duration = Duration::from_secs(30);
+
+type Hook = Box<dyn FnOnce() -> BoxFuture<'static, crate::Result<()>> + Send>;
+
+/// Why a service could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// A flag or environment variable has a bad value.
+    #[error("bad flag: {0}")]
+    Flags(String),
+    /// Two handlers share a name.
+    #[error(transparent)]
+    DuplicateHandler(#[from] DuplicateHandler),
+    /// The address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address asked for.
+        address: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// Registration failed.
+    #[error("cannot register {service}: {message}")]
+    Register {
+        /// The service name.
+        service: String,
+        /// What the registry said.
+        message: String,
+    },
+    /// A start or stop hook failed.
+    #[error("{stage} hook failed: {error}")]
+    Hook {
+        /// `before_start`, `after_start`, `before_stop` or `after_stop`.
+        stage: &'static str,
+        /// The hook's error.
+        error: Error,
+    },
+}
+
+impl From<ServiceError> for Error {
+    fn from(err: ServiceError) -> Error {
+        match err {
+            ServiceError::Hook { error, .. } => error,
+            other => Error::internal_server_error("go.micro.service", other.to_string()),
+        }
+    }
+}
+
+/// A service being configured. Configure it, then [`run`](Service::run) it.
+///
+/// ```no_run
+/// # struct Helloworld;
+/// # impl micro::server::Handler for Helloworld {
+/// #     fn descriptor(&self) -> &'static micro::server::ServiceDescriptor { unimplemented!() }
+/// #     fn call(self: std::sync::Arc<Self>, _: micro::server::Request)
+/// #         -> micro::BoxFuture<'static, micro::Result<micro::server::Response>> { unimplemented!() }
+/// # }
+/// # async fn demo() -> micro::Result<()> {
+/// micro::Service::new("helloworld")
+///     .address("127.0.0.1:8080")
+///     .handle(Helloworld)
+///     .run()
+///     .await
+/// # }
+/// ```
+#[must_use = "a service does nothing until it is run"]
+pub struct Service {
+    name: String,
+    version: Option<String>,
+    id: Option<String>,
+    address: Option<String>,
+    advertise: Option<String>,
+    metadata: BTreeMap<String, String>,
+    flags: Result<Flags, String>,
+    registry: Option<Arc<dyn Registry>>,
+    register_ttl: Option<Duration>,
+    register_interval: Option<Duration>,
+    client_options: ClientOptions,
+    server_options: ServerOptions,
+    handlers: Vec<Arc<dyn Handler>>,
+    client: OnceLock<Client>,
+    hooks: Hooks,
+}
+
+#[derive(Default)]
+struct Hooks {
+    before_start: Vec<Hook>,
+    after_start: Vec<Hook>,
+    before_stop: Vec<Hook>,
+    after_stop: Vec<Hook>,
+}
+
+macro_rules! hook_setter {
+    ($($(#[$doc:meta])* $name:ident;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name<F, Fut>(mut self, hook: F) -> Self
+            where
+                F: FnOnce() -> Fut + Send + 'static,
+                Fut: Future<Output = crate::Result<()>> + Send + 'static,
+            {
+                self.hooks.$name.push(Box::new(move || Box::pin(hook())));
+                self
+            }
+        )*
+    };
+}
+
+impl Service {
+    /// A service named `name` (the registry name callers use), reading Go
+    /// Micro's flags and `MICRO_*` variables from the process, as Go Micro's
+    /// `service.Init()` does. Arguments that are not micro flags are ignored.
+    pub fn new(name: impl Into<String>) -> Self {
+        Service {
+            name: name.into(),
+            version: None,
+            id: None,
+            address: None,
+            advertise: None,
+            metadata: BTreeMap::new(),
+            flags: Flags::from_env().map_err(|e| e.to_string()),
+            registry: None,
+            register_ttl: None,
+            register_interval: None,
+            client_options: ClientOptions::default(),
+            server_options: ServerOptions::default(),
+            handlers: Vec::new(),
+            client: OnceLock::new(),
+            hooks: Hooks::default(),
+        }
+    }
+
+    /// Uses `flags` instead of the process's arguments and environment
+    /// ([`Flags::none`] for none at all).
+    pub fn flags(mut self, flags: Flags) -> Self {
+        self.flags = Ok(flags);
+        self.client = OnceLock::new();
+        self
+    }
+
+    /// The version registered (default `latest`).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
+    /// The node id (default `<name>-<uuid>`).
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// The address to listen on: `host:port`, or `:port` for every interface
+    /// (default `:0`, any free port).
+    pub fn address(mut self, address: impl Into<String>) -> Self {
+        self.address = Some(address.into());
+        self
+    }
+
+    /// The address registered, when callers must use another one than the
+    /// bound address (NAT, containers).
+    pub fn advertise(mut self, address: impl Into<String>) -> Self {
+        self.advertise = Some(address.into());
+        self
+    }
+
+    /// Adds node metadata.
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Serves `handler`, a `#[micro::service]` type.
+    pub fn handle<H: Handler>(mut self, handler: H) -> Self {
+        self.handlers.push(Arc::new(handler));
+        self
+    }
+
+    /// Serves a shared handler.
+    pub fn handle_arc(mut self, handler: Arc<dyn Handler>) -> Self {
+        self.handlers.push(handler);
+        self
+    }
+
+    /// The registry to register with and resolve through (default memory);
+    /// the `--registry` flag wins over it. Set it before taking
+    /// [`client`](Service::client).
+    pub fn registry(mut self, registry: Arc<dyn Registry>) -> Self {
+        self.registry = Some(registry);
+        self.client = OnceLock::new();
+        self
+    }
+
+    /// How long a registration lives without renewal (default 90 s).
+    pub fn register_ttl(mut self, ttl: Duration) -> Self {
+        self.register_ttl = Some(ttl);
+        self
+    }
+
+    /// How often the node registers again (default 30 s).
+    pub fn register_interval(mut self, interval: Duration) -> Self {
+        self.register_interval = Some(interval);
+        self
+    }
+
+    /// Client settings; flags win over them.
+    pub fn client_options(mut self, options: ClientOptions) -> Self {
+        self.client_options = options;
+        self.client = OnceLock::new();
+        self
+    }
+
+    /// Server limits; flags win over them.
+    pub fn server(mut self, options: ServerOptions) -> Self {
+        self.server_options = options;
+        self
+    }
+
+    hook_setter! {
+        /// Runs before the server starts; an error aborts the start.
+        before_start;
+        /// Runs once the node is registered; an error stops the service.
+        after_start;
+        /// Runs when a stop begins; errors are logged.
+        before_stop;
+        /// Runs once the server is closed; errors are logged.
+        after_stop;
+    }
+
+    /// The service name.
+    pub fn name(&self) -> &str {
+        match &self.flags {
+            Ok(Flags {
+                server_name: Some(name),
+                ..
+            }) => name,
+            _ => &self.name,
+        }
+    }
+
+    /// A client sharing this service's registry and client options. Calls
+    /// made from inside handlers inherit the handler's metadata and deadline.
+    pub fn client(&self) -> Client {
+        self.client
+            .get_or_init(|| Client::with_options(self.resolved_registry(), self.resolved_client_options()))
+            .clone()
+    }
+
+    fn flag_values(&self) -> Flags {
+        self.flags.clone().unwrap_or_default()
+    }
+
+    fn resolved_registry(&self) -> Arc<dyn Registry> {
+        // A bad --registry value is reported by start(); until then the
+        // builder's registry or the default stands.
+        match registry_from_flag(&self.flag_values()) {
+            Ok(Some(registry)) => registry,
+            _ => self.registry.clone().unwrap_or_else(|| Arc::new(MemoryRegistry::new())),
+        }
+    }
+
+    fn resolved_client_options(&self) -> ClientOptions {
+        let flags = self.flag_values();
+        let mut options = self.client_options.clone();
+        if let Some(t) = flags.client_request_timeout {
+            options.request_timeout = t;
+        }
+        if let Some(r) = flags.client_retries {
+            options.retries = r;
+        }
+        if let Some(s) = flags.client_pool_size {
+            options.pool_size = s;
+        }
+        if let Some(t) = flags.client_pool_ttl {
+            options.pool_ttl = t;
+        }
+        if let Some(strategy) = flags.selector.as_deref().and_then(|s| s.parse::<Strategy>().ok()) {
+            options.selector = strategy;
+        }
+        options
+    }
+
+    /// Checks the flags and settles every setting: flag, then builder, then default.
+    fn settle(mut self) -> Result<Settled, ServiceError> {
+        let flags = self.flags.clone().map_err(ServiceError::Flags)?;
+        check_choice("client", flags.client.as_deref(), &["rpc", "mucp"])?;
+        check_choice("server", flags.server.as_deref(), &["rpc", "mucp"])?;
+        check_choice("transport", flags.transport.as_deref(), &["http"])?;
+        if let Some(s) = flags.selector.as_deref() {
+            s.parse::<Strategy>().map_err(ServiceError::Flags)?;
+        }
+        registry_from_flag(&flags).map_err(ServiceError::Flags)?;
+        for (k, v) in flags.metadata_pairs().map_err(ServiceError::Flags)? {
+            self.metadata.insert(k, v);
+        }
+        let client = self.client();
+        let mut server_options = self.server_options.clone();
+        if let Some(limit) = flags.server_body_limit {
+            server_options.body_limit = limit;
+        }
+        if let Some(drain) = flags.server_drain_timeout {
+            server_options.drain_timeout = drain;
+        }
+        let mut server = Server::new(server_options);
+        for handler in &self.handlers {
+            server.add(Arc::clone(handler))?;
+        }
+        let name = self.name().to_owned();
+        let id = flags
+            .server_id
+            .or(self.id)
+            .unwrap_or_else(|| format!("{name}-{}", uuid::Uuid::new_v4()));
+        Ok(Settled {
+            version: flags
+                .server_version
+                .or(self.version)
+                .unwrap_or_else(|| "latest".to_owned()),
+            address: normalize_address(&flags.server_address.or(self.address).unwrap_or_else(|| ":0".to_owned())),
+            advertise: flags.server_advertise.or(self.advertise),
+            register_ttl: flags.register_ttl.or(self.register_ttl).unwrap_or(DEFAULT_REGISTER_TTL),
+            register_interval: flags
+                .register_interval
+                .or(self.register_interval)
+                .unwrap_or(DEFAULT_REGISTER_INTERVAL),
+            registry: Arc::clone(client.registry()),
+            metadata: self.metadata,
+            server,
+            client,
+            hooks: self.hooks,
+            name,
+            id,
+        })
+    }
+
+    /// Binds, registers and starts serving; returns the running service.
+    pub async fn start(self) -> Result<Running, ServiceError> {
+        running::start(self.settle()?).await
+    }
+
+    /// Starts, then serves until SIGINT or SIGTERM, then stops gracefully.
+    pub async fn run(self) -> crate::Result<()> {
+        let running = self.start().await?;
+        running::wait_for_signal().await;
+        running.stop().await?;
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Service")
+            .field("name", &self.name)
+            .field("address", &self.address)
+            .field(
+                "handlers",
+                &self.handlers.iter().map(|h| h.descriptor().name()).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every setting of a service, decided.
+pub(crate) struct Settled {
+    name: String,
+    version: String,
+    id: String,
+    address: String,
+    advertise: Option<String>,
+    metadata: BTreeMap<String, String>,
+    register_ttl: Duration,
+    register_interval: Duration,
+    registry: Arc<dyn Registry>,
+    server: Server,
+    client: Client,
+    hooks: Hooks,
+}
+
+fn check_choice(flag: &str, value: Option<&str>, allowed: &[&str]) -> Result<(), ServiceError> {
+    match value {
+        Some(v) if !allowed.contains(&v) => Err(ServiceError::Flags(format!(
+            "--{flag} {v:?} is not available: micro provides {}",
+            allowed.join(", ")
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The registry a `--registry` flag names, if any.
+fn registry_from_flag(flags: &Flags) -> Result<Option<Arc<dyn Registry>>, String> {
+    match flags.registry.as_deref() {
+        None | Some("") => Ok(None),
+        Some("memory") => Ok(Some(Arc::new(MemoryRegistry::new()))),
+        Some(other) => Err(format!("--registry {other:?} is not available: micro provides memory")),
+    }
+}
+
+/// Go's `:8080` means every interface.
+fn normalize_address(address: &str) -> String {
+    if address.starts_with(':') {
+        format!("0.0.0.0{address}")
+    } else {
+        address.to_owned()
+    }
+}
+
+/// The address to register: the advertised one, or the bound one with an
+/// unspecified IP replaced by this host's first private IPv4 (loopback when
+/// there is none).
+pub(crate) fn advertised_address(advertise: Option<&str>, bound: SocketAddr) -> String {
+    if let Some(address) = advertise {
+        return address.to_owned();
+    }
+    if !bound.ip().is_unspecified() {
+        return bound.to_string();
+    }
+    let ip = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| i.ip())
+        .filter(|ip| ip.is_ipv4() && !ip.is_loopback())
+        .max_by_key(|ip| matches!(ip, IpAddr::V4(v4) if v4.is_private()))
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    SocketAddr::new(ip, bound.port()).to_string()
+}
+
+/// The node metadata Go Micro clients look for, and the codecs micro serves.
+pub(crate) fn node_metadata(user: &BTreeMap<String, String>, registry: &str) -> BTreeMap<String, String> {
+    let mut metadata = user.clone();
+    for (k, v) in [
+        ("protocol", "mucp"),
+        ("server", "mucp"),
+        ("transport", "http"),
+        ("registry", registry),
+        ("framework", "micro-rs"),
+    ] {
+        metadata.entry(k.to_owned()).or_insert_with(|| v.to_owned());
+    }
+    metadata
+        .entry(crate::client::CONTENT_TYPES_KEY.to_owned())
+        .or_insert_with(|| codec::SUPPORTED.join(","));
+    metadata
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_addresses_are_normalized() {
+        assert_eq!(normalize_address(":8080"), "0.0.0.0:8080");
+        assert_eq!(normalize_address("127.0.0.1:1"), "127.0.0.1:1");
+    }
+
+    #[test]
+    fn advertised_address_prefers_explicit_then_bound() {
+        let bound: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(advertised_address(Some("10.0.0.1:1"), bound), "10.0.0.1:1");
+        assert_eq!(advertised_address(None, bound), "127.0.0.1:9");
+        let any: SocketAddr = "0.0.0.0:9".parse().unwrap();
+        assert!(advertised_address(None, any).ends_with(":9"));
+    }
+
+    #[test]
+    fn flags_win_over_builder() {
+        let flags = Flags::parse_from(["svc", "--server_name", "other", "--server_version", "2"]).unwrap();
+        let settled = Service::new("svc").version("1").flags(flags).settle().unwrap();
+        assert_eq!((settled.name.as_str(), settled.version.as_str()), ("other", "2"));
+        assert!(settled.id.starts_with("other-"));
+    }
+
+    #[test]
+    fn unknown_registry_is_reported() {
+        let flags = Flags::parse_from(["svc", "--registry", "consul"]).unwrap();
+        let err = Service::new("svc").flags(flags).settle().err().unwrap();
+        assert!(err.to_string().contains("consul"), "{err}");
+    }
+}
