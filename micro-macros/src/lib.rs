@@ -2,10 +2,10 @@
 //! and `#[endpoint]`. Use them through the `micro` crate, which re-exports
 //! them; the generated code depends on `micro` alone.
 //!
-//! The macro runs in four stages, one per module: [`attr`] parses attribute
-//! arguments, [`model`] turns the `impl` block into one model entry per
-//! endpoint, [`validate`] checks what spans several endpoints, and [`expand`]
-//! writes the code. Every stage reports into one [`errors::Errors`], so a
+//! The macro runs in four stages, one per module: `attr` parses attribute
+//! arguments, `model` turns the `impl` block into one model entry per
+//! endpoint, `validate` checks what spans several endpoints, and `expand`
+//! writes the code. Every stage reports into one `errors::Errors`, so a
 //! build shows every mistake of an `impl` block at once.
 
 mod attr;

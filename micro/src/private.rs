@@ -76,7 +76,9 @@ pub fn unknown_method(request: &Request, service: &'static str) -> BoxFuture<'st
 
 /// The registry shape of `T`, via `Deserialize` when `T` has it, else its
 /// name only. Call as `(&Describe::<T>::new()).value("T")` with both
-/// [`ViaDeserialize`] and [`ViaName`] in scope.
+/// [`ViaDeserialize`] and [`ViaName`] in scope: method resolution tries the
+/// receiver `&Describe<T>` (`ViaDeserialize`, when `T: Deserialize`) before
+/// its auto-reference `&&Describe<T>` (`ViaName`).
 pub struct Describe<T>(PhantomData<fn() -> T>);
 
 impl<T> Describe<T> {
@@ -93,7 +95,7 @@ pub trait ViaDeserialize {
     fn value(&self, name: &'static str) -> Value;
 }
 
-impl<T: DeserializeOwned> ViaDeserialize for &Describe<T> {
+impl<T: DeserializeOwned> ViaDeserialize for Describe<T> {
     fn value(&self, name: &'static str) -> Value {
         describe::<T>().unwrap_or_else(|| Value::named(name))
     }
@@ -105,7 +107,7 @@ pub trait ViaName {
     fn value(&self, name: &'static str) -> Value;
 }
 
-impl<T> ViaName for Describe<T> {
+impl<T> ViaName for &Describe<T> {
     fn value(&self, name: &'static str) -> Value {
         Value::named(name)
     }
@@ -156,3 +158,26 @@ pub const fn assert_output<T: EndpointOutput>() {}
 
 /// Checks, at the user's span, that an error converts into [`Error`].
 pub const fn assert_error<E: Into<Error>>() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Traced {
+        name: String,
+    }
+
+    struct Opaque;
+
+    #[test]
+    fn describe_prefers_deserialize_and_falls_back_to_the_name() {
+        #[allow(unused_imports)]
+        use super::{ViaDeserialize as _, ViaName as _};
+        let traced = (&Describe::<Traced>::new()).value("Traced");
+        assert_eq!(traced.values.len(), 1);
+        let opaque = (&Describe::<Opaque>::new()).value("Opaque");
+        assert_eq!(opaque, Value::named("Opaque"));
+    }
+}

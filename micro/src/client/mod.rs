@@ -78,6 +78,71 @@ impl Default for ClientOptions {
     }
 }
 
+impl ClientOptions {
+    /// Sets [`request_timeout`](Self::request_timeout).
+    #[must_use]
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets [`connect_timeout`](Self::connect_timeout).
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets [`retries`](Self::retries).
+    #[must_use]
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// Sets [`pool_size`](Self::pool_size).
+    #[must_use]
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size;
+        self
+    }
+
+    /// Sets [`pool_ttl`](Self::pool_ttl).
+    #[must_use]
+    pub fn pool_ttl(mut self, ttl: Duration) -> Self {
+        self.pool_ttl = ttl;
+        self
+    }
+
+    /// Sets [`codec`](Self::codec).
+    #[must_use]
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = Some(codec);
+        self
+    }
+
+    /// Sets [`response_limit`](Self::response_limit).
+    #[must_use]
+    pub fn response_limit(mut self, bytes: usize) -> Self {
+        self.response_limit = bytes;
+        self
+    }
+
+    /// Sets [`http2`](Self::http2).
+    #[must_use]
+    pub fn http2(mut self, enabled: bool) -> Self {
+        self.http2 = enabled;
+        self
+    }
+
+    /// Sets [`selector`](Self::selector).
+    #[must_use]
+    pub fn selector(mut self, strategy: Strategy) -> Self {
+        self.selector = strategy;
+        self
+    }
+}
+
 /// Calls services by name. Cheap to clone; clones share connections.
 #[derive(Clone)]
 pub struct Client {

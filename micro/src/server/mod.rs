@@ -61,6 +61,50 @@ impl Default for ServerOptions {
     }
 }
 
+impl ServerOptions {
+    /// Sets [`body_limit`](Self::body_limit).
+    #[must_use]
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Sets [`header_read_timeout`](Self::header_read_timeout).
+    #[must_use]
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Sets [`max_headers`](Self::max_headers).
+    #[must_use]
+    pub fn max_headers(mut self, count: usize) -> Self {
+        self.max_headers = count;
+        self
+    }
+
+    /// Sets [`max_concurrent_streams`](Self::max_concurrent_streams).
+    #[must_use]
+    pub fn max_concurrent_streams(mut self, streams: u32) -> Self {
+        self.max_concurrent_streams = streams;
+        self
+    }
+
+    /// Sets [`max_header_list_size`](Self::max_header_list_size).
+    #[must_use]
+    pub fn max_header_list_size(mut self, bytes: u32) -> Self {
+        self.max_header_list_size = bytes;
+        self
+    }
+
+    /// Sets [`drain_timeout`](Self::drain_timeout).
+    #[must_use]
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+}
+
 /// A set of handlers ready to be served on an address.
 #[derive(Debug, Default)]
 pub struct Server {

@@ -1,0 +1,111 @@
+//! Helpers shared by the integration tests: a raw HTTP/1.1 connection that
+//! writes requests byte by byte and parses responses, so tests see exactly
+//! what travels on the wire.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// One HTTP/1.1 response as read off the socket.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// Header names in lower case.
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The Go Micro error JSON of the body.
+    pub fn error(&self) -> micro::Error {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("body is not an error JSON ({e}): {}", self.body_text()))
+    }
+}
+
+/// A keep-alive HTTP/1.1 connection.
+pub struct RawConnection {
+    stream: BufReader<TcpStream>,
+}
+
+impl RawConnection {
+    pub async fn open(addr: SocketAddr) -> RawConnection {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        RawConnection {
+            stream: BufReader::new(stream),
+        }
+    }
+
+    /// Writes raw bytes.
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.get_mut().write_all(bytes).await.expect("write");
+    }
+
+    /// Writes a POST with `headers` and `body` (Content-Length added).
+    pub async fn post(&mut self, headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
+        self.send_raw(&request_bytes("POST", headers, body)).await;
+        self.read_response().await
+    }
+
+    /// Reads one response; panics if the connection closes first.
+    pub async fn read_response(&mut self) -> RawResponse {
+        tokio::time::timeout(Duration::from_secs(10), self.try_read_response())
+            .await
+            .expect("response within 10 s")
+            .expect("a response, not a closed connection")
+    }
+
+    /// Reads one response, or `None` when the server closed the connection.
+    pub async fn try_read_response(&mut self) -> Option<RawResponse> {
+        let mut status_line = String::new();
+        if self.stream.read_line(&mut status_line).await.ok()? == 0 {
+            return None;
+        }
+        let status: u16 = status_line.split_whitespace().nth(1)?.parse().ok()?;
+        let mut headers = BTreeMap::new();
+        loop {
+            let mut line = String::new();
+            self.stream.read_line(&mut line).await.ok()?;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':')?;
+            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+        }
+        let length: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let mut body = vec![0; length];
+        self.stream.read_exact(&mut body).await.ok()?;
+        Some(RawResponse { status, headers, body })
+    }
+
+    /// Whether the server has closed the connection (reads EOF) within `wait`.
+    pub async fn closed_within(&mut self, wait: Duration) -> bool {
+        let mut buf = [0u8; 1];
+        matches!(tokio::time::timeout(wait, self.stream.read(&mut buf)).await, Ok(Ok(0) | Err(_)))
+    }
+}
+
+/// The bytes of an HTTP/1.1 request.
+pub fn request_bytes(method: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!("{method} / HTTP/1.1\r\nHost: micro.test\r\nContent-Length: {}\r\n", body.len());
+    for (name, value) in headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
