@@ -4,8 +4,8 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use micro::codec::Codec;
@@ -95,7 +95,11 @@ impl Echo {
 fn seen(ctx: &Context) -> Seen {
     Seen {
         remaining_ms: ctx.remaining().map(|d| d.as_millis() as u64),
-        metadata: ctx.metadata().iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+        metadata: ctx
+            .metadata()
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
         finished: false,
     }
 }
@@ -134,7 +138,9 @@ fn endpoint(name: &str) -> (&'static str, &str) {
 async fn readme_curl_call_answers_like_go_micro() {
     let running = start().await;
     let mut conn = RawConnection::open(running.local_addr()).await;
-    let rsp = conn.post(&[JSON, endpoint("Echo.Hello")], br#"{"name": "alice"}"#).await;
+    let rsp = conn
+        .post(&[JSON, endpoint("Echo.Hello")], br#"{"name": "alice"}"#)
+        .await;
     assert_eq!(rsp.status, 200);
     assert_eq!(rsp.body_text(), "{\"message\":\"Hello alice\"}\n");
     assert_eq!(rsp.header("content-type"), Some("application/json"));
@@ -148,19 +154,91 @@ async fn bad_inputs_get_errors_and_the_connection_keeps_serving() {
     let mut conn = RawConnection::open(running.local_addr()).await;
     let msgpack = ("Content-Type", "application/msgpack");
     let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
-        ("truncated JSON", vec![JSON, endpoint("Echo.Hello")], br#"{"name": "al"#.to_vec(), 400, "EOF"),
-        ("invalid UTF-8", vec![JSON, endpoint("Echo.Hello")], b"{\"name\": \"\xff\xfe\"}".to_vec(), 400, "unicode"),
-        ("wrong type", vec![JSON, endpoint("Echo.Hello")], br#"{"name": 5}"#.to_vec(), 400, "invalid type"),
-        ("missing field", vec![JSON, endpoint("Echo.Hello")], br#"{}"#.to_vec(), 400, "missing field `name`"),
-        ("empty body", vec![JSON, endpoint("Echo.Hello")], Vec::new(), 400, "empty"),
-        ("msgpack garbage", vec![msgpack, endpoint("Echo.Hello")], vec![0xc1, 0xff, 0x00], 400, "msgpack"),
-        ("unknown content type", vec![("Content-Type", "text/plain"), endpoint("Echo.Hello")], b"alice".to_vec(), 415, "text/plain"),
-        ("unknown endpoint", vec![JSON, endpoint("Echo.Nope")], b"{}".to_vec(), 404, "unknown endpoint Echo.Nope"),
-        ("unknown service", vec![JSON, endpoint("Nope.Hello")], b"{}".to_vec(), 404, "unknown service Nope"),
+        (
+            "truncated JSON",
+            vec![JSON, endpoint("Echo.Hello")],
+            br#"{"name": "al"#.to_vec(),
+            400,
+            "EOF",
+        ),
+        (
+            "invalid UTF-8",
+            vec![JSON, endpoint("Echo.Hello")],
+            b"{\"name\": \"\xff\xfe\"}".to_vec(),
+            400,
+            "unicode",
+        ),
+        (
+            "wrong type",
+            vec![JSON, endpoint("Echo.Hello")],
+            br#"{"name": 5}"#.to_vec(),
+            400,
+            "invalid type",
+        ),
+        (
+            "missing field",
+            vec![JSON, endpoint("Echo.Hello")],
+            br#"{}"#.to_vec(),
+            400,
+            "missing field `name`",
+        ),
+        (
+            "empty body",
+            vec![JSON, endpoint("Echo.Hello")],
+            Vec::new(),
+            400,
+            "empty",
+        ),
+        (
+            "msgpack garbage",
+            vec![msgpack, endpoint("Echo.Hello")],
+            vec![0xc1, 0xff, 0x00],
+            400,
+            "msgpack",
+        ),
+        (
+            "unknown content type",
+            vec![("Content-Type", "text/plain"), endpoint("Echo.Hello")],
+            b"alice".to_vec(),
+            415,
+            "text/plain",
+        ),
+        (
+            "unknown endpoint",
+            vec![JSON, endpoint("Echo.Nope")],
+            b"{}".to_vec(),
+            404,
+            "unknown endpoint Echo.Nope",
+        ),
+        (
+            "unknown service",
+            vec![JSON, endpoint("Nope.Hello")],
+            b"{}".to_vec(),
+            404,
+            "unknown service Nope",
+        ),
         ("no endpoint", vec![JSON], b"{}".to_vec(), 400, "Micro-Endpoint"),
-        ("ill-formed endpoint", vec![JSON, endpoint("Hello")], b"{}".to_vec(), 400, "Service.Method"),
-        ("handler panic", vec![JSON, endpoint("Echo.Panics")], br#"{"name":"bob"}"#.to_vec(), 500, "cannot greet bob"),
-        ("handler error", vec![JSON, endpoint("Echo.Forbidden")], b"{}".to_vec(), 403, "not for you"),
+        (
+            "ill-formed endpoint",
+            vec![JSON, endpoint("Hello")],
+            b"{}".to_vec(),
+            400,
+            "Service.Method",
+        ),
+        (
+            "handler panic",
+            vec![JSON, endpoint("Echo.Panics")],
+            br#"{"name":"bob"}"#.to_vec(),
+            500,
+            "cannot greet bob",
+        ),
+        (
+            "handler error",
+            vec![JSON, endpoint("Echo.Forbidden")],
+            b"{}".to_vec(),
+            403,
+            "not for you",
+        ),
     ];
     for (what, headers, body, code, detail) in cases {
         let rsp = conn.post(&headers, &body).await;
@@ -180,7 +258,8 @@ async fn bad_inputs_get_errors_and_the_connection_keeps_serving() {
 async fn other_methods_get_405() {
     let running = start().await;
     let mut conn = RawConnection::open(running.local_addr()).await;
-    conn.send_raw(&request_bytes("GET", &[endpoint("Echo.Hello")], b"")).await;
+    conn.send_raw(&request_bytes("GET", &[endpoint("Echo.Hello")], b""))
+        .await;
     let rsp = conn.read_response().await;
     assert_eq!(rsp.status, 405);
     assert_eq!(rsp.error().code, 405);
@@ -189,8 +268,7 @@ async fn other_methods_get_405() {
 
 #[tokio::test]
 async fn oversized_bodies_get_413_and_the_server_keeps_serving() {
-    let (running, finished) = start_with(ServerOptions::default().body_limit(1024))
-    .await;
+    let (running, finished) = start_with(ServerOptions::default().body_limit(1024)).await;
     let addr = running.local_addr();
     // Declared too large: refused before the body is read.
     let mut conn = RawConnection::open(addr).await;
@@ -213,7 +291,12 @@ async fn oversized_bodies_get_413_and_the_server_keeps_serving() {
     // A body just under the limit still works, on a fresh connection.
     let mut conn = RawConnection::open(addr).await;
     let name = "b".repeat(900);
-    let rsp = conn.post(&[JSON, endpoint("Echo.Hello")], format!(r#"{{"name":"{name}"}}"#).as_bytes()).await;
+    let rsp = conn
+        .post(
+            &[JSON, endpoint("Echo.Hello")],
+            format!(r#"{{"name":"{name}"}}"#).as_bytes(),
+        )
+        .await;
     assert_eq!(rsp.status, 200);
     running.stop().await.unwrap();
 }
@@ -224,10 +307,17 @@ async fn timeout_header_becomes_an_enforced_handler_deadline() {
     let mut conn = RawConnection::open(running.local_addr()).await;
     let started = Instant::now();
     let rsp = conn
-        .post(&[JSON, endpoint("Echo.Nap"), ("Timeout", "200000000")], br#"{"millis": 5000}"#)
+        .post(
+            &[JSON, endpoint("Echo.Nap"), ("Timeout", "200000000")],
+            br#"{"millis": 5000}"#,
+        )
         .await;
     assert_eq!(rsp.status, 408, "{}", rsp.body_text());
-    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
     assert_eq!(finished.load(Ordering::SeqCst), 0, "the handler was cancelled");
     // The handler sees what is left of the deadline.
     let rsp = conn
@@ -243,10 +333,15 @@ async fn timeout_header_becomes_an_enforced_handler_deadline() {
 async fn headers_become_metadata_with_local_and_remote() {
     let running = start().await;
     let mut conn = RawConnection::open(running.local_addr()).await;
-    let rsp = conn.post(&[JSON, endpoint("Echo.Whoami"), ("x-user-id", "42")], b"{}").await;
+    let rsp = conn
+        .post(&[JSON, endpoint("Echo.Whoami"), ("x-user-id", "42")], b"{}")
+        .await;
     let seen: Seen = serde_json::from_slice(&rsp.body).unwrap();
     assert_eq!(seen.metadata.get("X-User-Id").map(String::as_str), Some("42"));
-    assert_eq!(seen.metadata.get("Micro-Endpoint").map(String::as_str), Some("Echo.Whoami"));
+    assert_eq!(
+        seen.metadata.get("Micro-Endpoint").map(String::as_str),
+        Some("Echo.Whoami")
+    );
     assert_eq!(seen.metadata.get("Local"), Some(&running.local_addr().to_string()));
     assert!(seen.metadata.get("Remote").is_some_and(|r| r.starts_with("127.0.0.1:")));
     assert_eq!(seen.remaining_ms, None, "no Timeout header, no deadline");
@@ -260,12 +355,18 @@ async fn typed_client_resolves_through_the_registry_and_speaks_msgpack() {
     let rsp = echo.hello(Hello { name: "alice".into() }).await.unwrap();
     assert_eq!(rsp.message, "Hello alice");
     let seen = echo.whoami(Empty {}).metadata("X-Trace", "t-1").await.unwrap();
-    assert_eq!(seen.metadata.get("Content-Type").map(String::as_str), Some("application/msgpack"));
+    assert_eq!(
+        seen.metadata.get("Content-Type").map(String::as_str),
+        Some("application/msgpack")
+    );
     assert_eq!(seen.metadata.get("X-Trace").map(String::as_str), Some("t-1"));
     // Every codec reaches the same handler.
     for codec in [Codec::Json, Codec::Msgpack] {
         let seen = echo.whoami(Empty {}).content_type(codec).await.unwrap();
-        assert_eq!(seen.metadata.get("Content-Type").map(String::as_str), Some(codec.content_type()));
+        assert_eq!(
+            seen.metadata.get("Content-Type").map(String::as_str),
+            Some(codec.content_type())
+        );
     }
     let reversed = echo.raw(vec![1, 2, 3]).content_type(Codec::Bytes).await.unwrap();
     assert_eq!(reversed, [3, 2, 1]);
@@ -277,11 +378,21 @@ async fn errors_reach_the_typed_client_with_their_code() {
     let running = start().await;
     let echo = EchoClient::new("echo", running.client());
     let err = echo.forbidden(Empty {}).await.unwrap_err();
-    assert_eq!((err.id.as_str(), err.code, err.detail.as_str()), ("echo", 403, "not for you"));
+    assert_eq!(
+        (err.id.as_str(), err.code, err.detail.as_str()),
+        ("echo", 403, "not for you")
+    );
     let err = echo.panics(Hello { name: "x".into() }).await.unwrap_err();
     assert_eq!(err.code, 500);
-    let err = EchoClient::new("nobody", running.client()).hello(Hello { name: "x".into() }).await.unwrap_err();
-    assert!(err.detail.contains("service nobody: not found in the memory registry"), "{}", err.detail);
+    let err = EchoClient::new("nobody", running.client())
+        .hello(Hello { name: "x".into() })
+        .await
+        .unwrap_err();
+    assert!(
+        err.detail.contains("service nobody: not found in the memory registry"),
+        "{}",
+        err.detail
+    );
     running.stop().await.unwrap();
 }
 
@@ -290,9 +401,17 @@ async fn client_deadline_reaches_the_server_and_ends_the_call() {
     let (running, finished) = start_with(ServerOptions::default()).await;
     let echo = EchoClient::new("echo", running.client());
     let started = Instant::now();
-    let err = echo.nap(Nap { millis: 5_000 }).timeout(Duration::from_millis(300)).await.unwrap_err();
+    let err = echo
+        .nap(Nap { millis: 5_000 })
+        .timeout(Duration::from_millis(300))
+        .await
+        .unwrap_err();
     assert_eq!(err.code, 408);
-    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(finished.load(Ordering::SeqCst), 0, "the server stopped the handler too");
     running.stop().await.unwrap();
@@ -319,7 +438,10 @@ async fn connection_refused_is_retried_on_another_node() {
     let running = start().await;
     let registry = MemoryRegistry::new();
     let mut record = running.record().clone();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     record.nodes.push(Node {
         id: "echo-dead".into(),
         address: dead.to_string(),
@@ -332,7 +454,12 @@ async fn connection_refused_is_retried_on_another_node() {
         let rsp = echo.hello(Hello { name: format!("n{i}") }).await.unwrap();
         assert_eq!(rsp.message, format!("Hello n{i}"));
     }
-    let err = echo.hello(Hello { name: "x".into() }).retries(0).address(dead.to_string()).await.unwrap_err();
+    let err = echo
+        .hello(Hello { name: "x".into() })
+        .retries(0)
+        .address(dead.to_string())
+        .await
+        .unwrap_err();
     assert!(err.detail.contains("connection error"), "{}", err.detail);
     running.stop().await.unwrap();
 }
@@ -342,9 +469,15 @@ async fn h2c_and_http1_share_one_port() {
     let running = start().await;
     let options = micro::client::ClientOptions::default().http2(true);
     let h2 = Client::with_options(Arc::clone(running.client().registry()), options);
-    let rsp = EchoClient::new("echo", h2).hello(Hello { name: "h2".into() }).await.unwrap();
+    let rsp = EchoClient::new("echo", h2)
+        .hello(Hello { name: "h2".into() })
+        .await
+        .unwrap();
     assert_eq!(rsp.message, "Hello h2");
-    let rsp = EchoClient::new("echo", running.client()).hello(Hello { name: "h1".into() }).await.unwrap();
+    let rsp = EchoClient::new("echo", running.client())
+        .hello(Hello { name: "h1".into() })
+        .await
+        .unwrap();
     assert_eq!(rsp.message, "Hello h1");
     running.stop().await.unwrap();
 }
@@ -376,11 +509,25 @@ async fn service_registers_its_endpoints_and_deregisters_on_stop() {
     assert_eq!(node.metadata["protocol"], "mucp");
     assert_eq!(node.metadata["team"], "core");
     assert!(node.metadata["content-types"].contains("application/msgpack"));
-    let relay = record.endpoints.iter().find(|e| e.name == "Echo.Relay").expect("Echo.Relay registered");
-    assert_eq!(relay.metadata["description"], "Calls `Echo.Whoami` onward, inheriting metadata and deadline.");
+    let relay = record
+        .endpoints
+        .iter()
+        .find(|e| e.name == "Echo.Relay")
+        .expect("Echo.Relay registered");
+    assert_eq!(
+        relay.metadata["description"],
+        "Calls `Echo.Whoami` onward, inheriting metadata and deadline."
+    );
     let hello = record.endpoints.iter().find(|e| e.name == "Echo.Hello").unwrap();
     let request = hello.request.as_ref().unwrap();
-    assert_eq!((request.name.as_str(), request.values[0].name.as_str(), request.values[0].ty.as_str()), ("Hello", "name", "string"));
+    assert_eq!(
+        (
+            request.name.as_str(),
+            request.values[0].name.as_str(),
+            request.values[0].ty.as_str()
+        ),
+        ("Hello", "name", "string")
+    );
     running.stop().await.unwrap();
     assert!(registry.get_service("echo").await.is_err(), "deregistered on stop");
 }
@@ -402,7 +549,10 @@ async fn registration_is_renewed_before_its_ttl_runs_out() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert!(registry.get_service("echo").await.is_ok(), "still registered after three TTLs");
+    assert!(
+        registry.get_service("echo").await.is_ok(),
+        "still registered after three TTLs"
+    );
     running.stop().await.unwrap();
 }
 
@@ -420,39 +570,54 @@ async fn stop_finishes_in_flight_calls_and_refuses_new_connections() {
     let rsp = in_flight.await.unwrap();
     assert_eq!(rsp.status, 200, "the in-flight call finished: {}", rsp.body_text());
     assert_eq!(finished.load(Ordering::SeqCst), 1);
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer accepting");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
 }
 
 #[tokio::test]
 async fn drain_time_bounds_shutdown() {
-    let (running, _) = start_with(ServerOptions::default().drain_timeout(Duration::from_millis(200)))
-    .await;
+    let (running, _) = start_with(ServerOptions::default().drain_timeout(Duration::from_millis(200))).await;
     let addr = running.local_addr();
     let stuck = tokio::spawn(async move {
         let mut conn = RawConnection::open(addr).await;
-        conn.send_raw(&request_bytes("POST", &[JSON, endpoint("Echo.Nap")], br#"{"millis": 60000}"#)).await;
+        conn.send_raw(&request_bytes(
+            "POST",
+            &[JSON, endpoint("Echo.Nap")],
+            br#"{"millis": 60000}"#,
+        ))
+        .await;
         conn.try_read_response().await
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     let started = Instant::now();
     let drained = running.stop().await.unwrap();
     assert_eq!(drained, Drained::TimedOut(1));
-    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
     assert!(stuck.await.unwrap().is_none(), "the stuck call's connection was closed");
 }
 
 #[tokio::test]
 async fn slow_header_senders_are_cut_off() {
     let running = start_with(ServerOptions::default().header_read_timeout(Duration::from_millis(500)))
-    .await
-    .0;
+        .await
+        .0;
     let addr = running.local_addr();
     let mut slow = RawConnection::open(addr).await;
-    slow.send_raw(b"POST / HTTP/1.1\r\nHost: x\r\nMicro-Endpoint: Echo.Hello\r\n").await;
+    slow.send_raw(b"POST / HTTP/1.1\r\nHost: x\r\nMicro-Endpoint: Echo.Hello\r\n")
+        .await;
     let mut fine = RawConnection::open(addr).await;
     let rsp = fine.post(&[JSON, endpoint("Echo.Hello")], br#"{"name":"x"}"#).await;
     assert_eq!(rsp.status, 200);
-    assert!(slow.closed_within(Duration::from_secs(3)).await, "the slow connection was closed");
+    assert!(
+        slow.closed_within(Duration::from_secs(3)).await,
+        "the slow connection was closed"
+    );
     running.stop().await.unwrap();
 }
 
@@ -510,12 +675,18 @@ async fn typed_client_works_across_two_processes() {
     let stdout = child.stdout.take().unwrap();
     // Read every line, so the child never writes into a closed pipe.
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(std::result::Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(std::result::Result::ok)
+        {
             let _ = lines.send(line);
         }
     });
     let line = tokio::task::spawn_blocking(move || {
-        found.iter().find(|l| l.starts_with("LISTENING ")).expect("the child prints its address")
+        found
+            .iter()
+            .find(|l| l.starts_with("LISTENING "))
+            .expect("the child prints its address")
     })
     .await
     .unwrap();
@@ -528,4 +699,151 @@ async fn typed_client_works_across_two_processes() {
     drop(child.stdin.take());
     let status = child.wait().unwrap();
     assert!(status.success());
+}
+
+/// Runs `Service::run()` in a child process until it receives SIGTERM.
+#[tokio::test]
+#[ignore = "run by sigterm_drains_in_flight_calls_then_exits as a child process"]
+async fn child_run_until_signal() {
+    if std::env::var_os("MICRO_TEST_CHILD").is_none() {
+        return;
+    }
+    let service = Service::new("echo").after_start(|| async {
+        println!("STARTED");
+        Ok(())
+    });
+    let client = service.client();
+    service
+        .handle(Echo {
+            client,
+            finished: Arc::default(),
+        })
+        .run()
+        .await
+        .unwrap();
+    println!("STOPPED");
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_calls_then_exits() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_run_until_signal",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--quiet",
+        ])
+        .env("MICRO_TEST_CHILD", "1")
+        .env("MICRO_SERVER_ADDRESS", addr.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, seen) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(std::result::Result::ok)
+        {
+            let _ = lines.send(line);
+        }
+    });
+    let seen = Arc::new(Mutex::new(seen));
+    let wait_for = |what: &'static str| {
+        let seen = Arc::clone(&seen);
+        tokio::task::spawn_blocking(move || seen.lock().unwrap().iter().any(|l| l == what))
+    };
+    assert!(wait_for("STARTED").await.unwrap());
+    let in_flight = tokio::spawn(async move {
+        let mut conn = RawConnection::open(addr).await;
+        conn.post(&[JSON, endpoint("Echo.Nap")], br#"{"millis": 500}"#).await
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let rsp = in_flight.await.unwrap();
+    assert_eq!(rsp.status, 200, "the in-flight call finished after SIGTERM");
+    assert!(wait_for("STOPPED").await.unwrap(), "run() returned");
+    assert!(child.wait().unwrap().success());
+}
+
+#[tokio::test]
+async fn hooks_run_in_order_and_a_failing_before_start_aborts() {
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let hook = |name: &'static str| {
+        let order = Arc::clone(&order);
+        move || async move {
+            order.lock().unwrap().push(name);
+            Ok(())
+        }
+    };
+    let running = Service::new("echo")
+        .flags(Flags::none())
+        .address("127.0.0.1:0")
+        .before_start(hook("before_start"))
+        .after_start(hook("after_start"))
+        .before_stop(hook("before_stop"))
+        .after_stop(hook("after_stop"))
+        .handle(Echo {
+            client: Client::default(),
+            finished: Arc::default(),
+        })
+        .start()
+        .await
+        .unwrap();
+    running.stop().await.unwrap();
+    assert_eq!(
+        *order.lock().unwrap(),
+        ["before_start", "after_start", "before_stop", "after_stop"]
+    );
+
+    let registry = Arc::new(MemoryRegistry::new());
+    let failed = Service::new("echo")
+        .flags(Flags::none())
+        .address("127.0.0.1:0")
+        .registry(registry.clone())
+        .before_start(|| async { Err(Error::internal_server_error("hook", "no database")) })
+        .handle(Echo {
+            client: Client::default(),
+            finished: Arc::default(),
+        })
+        .start()
+        .await
+        .unwrap_err();
+    assert!(failed.to_string().contains("no database"), "{failed}");
+    assert!(registry.get_service("echo").await.is_err(), "nothing was registered");
+}
+
+#[tokio::test]
+async fn bad_flags_and_taken_addresses_fail_the_start_clearly() {
+    let flags = Flags::parse_from(["svc", "--client", "grpc"]).unwrap();
+    let err = Service::new("echo").flags(flags).start().await.unwrap_err();
+    assert!(err.to_string().contains("--client \"grpc\""), "{err}");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let err = Service::new("echo")
+        .flags(Flags::none())
+        .address(address.clone())
+        .start()
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(&format!("cannot listen on {address}")),
+        "{err}"
+    );
+    let as_micro: micro::Error = err.into();
+    assert_eq!(as_micro.code, 500);
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Client;
+use super::retry::RetryPolicy;
 use crate::BoxFuture;
 use crate::codec::Codec;
 use crate::context::Context;
@@ -38,6 +39,8 @@ pub struct CallOptions {
     /// Whether the endpoint may safely run twice, so that failures after the
     /// request was sent are retried too.
     pub idempotent: bool,
+    /// Which answered errors are retried; by default the client's policy.
+    pub retry: Option<RetryPolicy>,
 }
 
 /// A call that has not been sent yet. Set options, then `.await` it.
@@ -115,6 +118,12 @@ impl<Req, Rsp> Call<Req, Rsp> {
     /// Declares the endpoint safe to run twice (see [`CallOptions::idempotent`]).
     pub fn idempotent(mut self, idempotent: bool) -> Self {
         self.options.idempotent = idempotent;
+        self
+    }
+
+    /// Retries answered errors that `policy` accepts (see [`retry`](super::retry)).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.options.retry = Some(policy);
         self
     }
 

@@ -25,7 +25,7 @@ use tracing::{Instrument, debug, debug_span};
 
 pub use call::{Call, CallOptions};
 
-use self::retry::{Delivery, Failure, backoff};
+use self::retry::{Delivery, Failure, RetryPolicy, backoff};
 use self::transport::{HttpTransport, Inbound, TransportOptions};
 use crate::codec::{Codec, jsonrpc};
 use crate::context::Context;
@@ -60,6 +60,8 @@ pub struct ClientOptions {
     pub http2: bool,
     /// How nodes are picked.
     pub selector: Strategy,
+    /// Which answered errors are retried (default: 408 only, as Go Micro).
+    pub retry: RetryPolicy,
 }
 
 impl Default for ClientOptions {
@@ -74,6 +76,7 @@ impl Default for ClientOptions {
             response_limit: 4 * 1024 * 1024,
             http2: false,
             selector: Strategy::Random,
+            retry: retry::retry_on_timeout,
         }
     }
 }
@@ -132,6 +135,13 @@ impl ClientOptions {
     #[must_use]
     pub fn http2(mut self, enabled: bool) -> Self {
         self.http2 = enabled;
+        self
+    }
+
+    /// Sets [`retry`](Self::retry).
+    #[must_use]
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
         self
     }
 
@@ -251,6 +261,7 @@ impl Client {
         let context = options.context.clone().or_else(Context::current);
         let deadline = deadline_of(&self.inner.options, &options, context.as_ref());
         let retries = options.retries.unwrap_or(self.inner.options.retries);
+        let policy = options.retry.unwrap_or(self.inner.options.retry);
         let mut tried: Vec<String> = Vec::new();
         let mut encoded: Option<(Codec, Bytes)> = None;
         let mut last: Option<Error> = None;
@@ -291,7 +302,7 @@ impl Client {
                 Err(failure) => failure,
             };
             debug!(attempt, node = %target.key, code = failure.error.code, detail = %failure.error.detail, "attempt failed");
-            if !failure.retryable(options.idempotent) || Instant::now() >= deadline {
+            if !failure.retryable(options.idempotent, policy) || Instant::now() >= deadline {
                 return Err(failure.error);
             }
             tried.push(target.key);

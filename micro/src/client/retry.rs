@@ -10,6 +10,26 @@ use std::time::Duration;
 
 use crate::error::Error;
 
+/// Decides whether an error the server answered with is worth another
+/// attempt: Go Micro's `client.Retry` option.
+pub type RetryPolicy = fn(&Error) -> bool;
+
+/// Go Micro's default, `RetryOnError`: retry timeouts (408) only, never a 500,
+/// which is the handler's own verdict.
+pub fn retry_on_timeout(error: &Error) -> bool {
+    error.code == 408
+}
+
+/// Go Micro's `RetryAlways`: retry every error.
+pub fn retry_always(_: &Error) -> bool {
+    true
+}
+
+/// Never retry an answered error.
+pub fn retry_never(_: &Error) -> bool {
+    false
+}
+
 /// Go Micro's backoff before attempt `attempt` (0 for the first):
 /// `trunc(attempt^e) * 100 ms`, capped at two minutes.
 pub fn backoff(attempt: u32) -> Duration {
@@ -44,12 +64,14 @@ impl Failure {
         Failure { error, delivery }
     }
 
-    /// Whether another attempt may be made.
-    pub(crate) fn retryable(&self, idempotent: bool) -> bool {
+    /// Whether another attempt may be made: always when the request never
+    /// left, when `policy` says so for an answer, and after a transport
+    /// failure only for idempotent endpoints (or when `policy` says so).
+    pub(crate) fn retryable(&self, idempotent: bool, policy: RetryPolicy) -> bool {
         match self.delivery {
             Delivery::NotSent => true,
-            Delivery::Unknown => idempotent || self.error.code == 408,
-            Delivery::Answered => self.error.code == 408,
+            Delivery::Unknown => idempotent || policy(&self.error),
+            Delivery::Answered => policy(&self.error),
         }
     }
 }
@@ -69,13 +91,14 @@ mod tests {
     #[test]
     fn only_safe_failures_are_retried() {
         let refused = Failure::new(Error::internal_server_error("c", "refused"), Delivery::NotSent);
-        assert!(refused.retryable(false));
+        assert!(refused.retryable(false, retry_never));
         let reset = Failure::new(Error::internal_server_error("c", "reset"), Delivery::Unknown);
-        assert!(!reset.retryable(false));
-        assert!(reset.retryable(true));
+        assert!(!reset.retryable(false, retry_on_timeout));
+        assert!(reset.retryable(true, retry_on_timeout));
         let business = Failure::new(Error::internal_server_error("s", "boom"), Delivery::Answered);
-        assert!(!business.retryable(true));
+        assert!(!business.retryable(true, retry_on_timeout));
+        assert!(business.retryable(false, retry_always));
         let timeout = Failure::new(Error::timeout("s", "slow"), Delivery::Answered);
-        assert!(timeout.retryable(false));
+        assert!(timeout.retryable(false, retry_on_timeout));
     }
 }

@@ -64,15 +64,25 @@ impl Selector {
         self.strategy
     }
 
-    /// The next node of `services` (every version of one service), avoiding
-    /// the node ids in `tried` while any other node is left.
+    /// The next node of `services` (every version of one service). Nodes in
+    /// `tried` (the ids a call has tried, in order) are avoided while others
+    /// are left; once every node was tried, the last one tried is avoided.
     pub fn select<'a>(&self, services: &'a [Service], tried: &[String]) -> Option<(&'a Service, &'a Node)> {
         let all: Vec<(&Service, &Node)> = services
             .iter()
             .flat_map(|s| s.nodes.iter().map(move |n| (s, n)))
             .collect();
-        let fresh: Vec<(&Service, &Node)> = all.iter().copied().filter(|(_, n)| !tried.contains(&n.id)).collect();
-        let pool = if fresh.is_empty() { &all } else { &fresh };
+        let mut pool: Vec<(&Service, &Node)> = all.iter().copied().filter(|(_, n)| !tried.contains(&n.id)).collect();
+        if pool.is_empty() {
+            pool = all
+                .iter()
+                .copied()
+                .filter(|(_, n)| tried.last() != Some(&n.id))
+                .collect();
+        }
+        if pool.is_empty() {
+            pool = all;
+        }
         if pool.is_empty() {
             return None;
         }
@@ -129,8 +139,12 @@ mod tests {
             let (_, node) = selector.select(&services, &["a".into()]).unwrap();
             assert_eq!(node.id, "b");
         }
-        let (_, node) = selector.select(&services, &["a".into(), "b".into()]).unwrap();
-        assert!(node.id == "a" || node.id == "b");
+        for _ in 0..20 {
+            let (_, node) = selector.select(&services, &["a".into(), "b".into()]).unwrap();
+            assert_eq!(node.id, "a", "all tried: the last one tried is avoided");
+        }
+        let single = service(&["a"]);
+        assert_eq!(selector.select(&single, &["a".into()]).unwrap().1.id, "a");
         assert!(selector.select(&service(&[]), &[]).is_none());
     }
 }

@@ -372,8 +372,13 @@ impl Service {
 
     /// Starts, then serves until SIGINT or SIGTERM, then stops gracefully.
     pub async fn run(self) -> crate::Result<()> {
+        self.run_until(running::wait_for_signal()).await
+    }
+
+    /// Starts, then serves until `shutdown` completes, then stops gracefully.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> crate::Result<()> {
         let running = self.start().await?;
-        running::wait_for_signal().await;
+        shutdown.await;
         running.stop().await?;
         Ok(())
     }

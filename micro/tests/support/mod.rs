@@ -31,7 +31,8 @@ impl RawResponse {
 
     /// The Go Micro error JSON of the body.
     pub fn error(&self) -> micro::Error {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("body is not an error JSON ({e}): {}", self.body_text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not an error JSON ({e}): {}", self.body_text()))
     }
 }
 
@@ -94,13 +95,19 @@ impl RawConnection {
     /// Whether the server has closed the connection (reads EOF) within `wait`.
     pub async fn closed_within(&mut self, wait: Duration) -> bool {
         let mut buf = [0u8; 1];
-        matches!(tokio::time::timeout(wait, self.stream.read(&mut buf)).await, Ok(Ok(0) | Err(_)))
+        matches!(
+            tokio::time::timeout(wait, self.stream.read(&mut buf)).await,
+            Ok(Ok(0) | Err(_))
+        )
     }
 }
 
 /// The bytes of an HTTP/1.1 request.
 pub fn request_bytes(method: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut out = format!("{method} / HTTP/1.1\r\nHost: micro.test\r\nContent-Length: {}\r\n", body.len());
+    let mut out = format!(
+        "{method} / HTTP/1.1\r\nHost: micro.test\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (name, value) in headers {
         out.push_str(&format!("{name}: {value}\r\n"));
     }
