@@ -8,6 +8,8 @@
 //! writes the code. Every stage reports into one `errors::Errors`, so a
 //! build shows every mistake of an `impl` block at once.
 
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 mod attr;
 mod case;
 mod docs;

@@ -34,6 +34,7 @@
 //! codecs chosen by `Content-Type`, errors as `{"id","code","detail","status"}`.
 #![doc = include_str!("../docs/modules.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod client;
 pub mod codec;

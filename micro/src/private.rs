@@ -75,18 +75,15 @@ pub fn unknown_method(request: &Request, service: &'static str) -> BoxFuture<'st
 }
 
 /// The registry shape of `T`, via `Deserialize` when `T` has it, else its
-/// name only. Call as `(&Describe::<T>::new()).value("T")` with both
+/// name only. Call as `Describe::<T>::PROBE.value("T")` with both
 /// [`ViaDeserialize`] and [`ViaName`] in scope: method resolution tries the
 /// receiver `&Describe<T>` (`ViaDeserialize`, when `T: Deserialize`) before
 /// its auto-reference `&&Describe<T>` (`ViaName`).
 pub struct Describe<T>(PhantomData<fn() -> T>);
 
-impl<T> Describe<T> {
-    /// A probe for `T`.
-    #[allow(clippy::new_without_default)]
-    pub const fn new() -> Self {
-        Describe(PhantomData)
-    }
+impl<T: 'static> Describe<T> {
+    /// The probe for `T`.
+    pub const PROBE: &'static Describe<T> = &Describe(PhantomData);
 }
 
 /// Describes types that implement `Deserialize` by tracing it.
@@ -175,9 +172,9 @@ mod tests {
     fn describe_prefers_deserialize_and_falls_back_to_the_name() {
         #[allow(unused_imports)]
         use super::{ViaDeserialize as _, ViaName as _};
-        let traced = (&Describe::<Traced>::new()).value("Traced");
+        let traced = Describe::<Traced>::PROBE.value("Traced");
         assert_eq!(traced.values.len(), 1);
-        let opaque = (&Describe::<Opaque>::new()).value("Opaque");
+        let opaque = Describe::<Opaque>::PROBE.value("Opaque");
         assert_eq!(opaque, Value::named("Opaque"));
     }
 }

@@ -99,7 +99,7 @@ impl Probe {
 
     #[endpoint]
     async fn sometimes_panics(&self, req: Num) -> Result<Done> {
-        assert!(req.n % 10 != 0, "call {} panics", req.n);
+        assert!(!req.n.is_multiple_of(10), "call {} panics", req.n);
         Ok(Done { ok: true })
     }
 }
@@ -221,9 +221,9 @@ async fn header_floods_are_refused() {
     many.push_str("\r\n{}");
     let mut conn = RawConnection::open(addr).await;
     conn.send_raw(many.as_bytes()).await;
-    match conn.try_read_response().await {
-        Some(rsp) => assert_eq!(rsp.status, 431),
-        None => {} // closed: also a refusal
+    // A closed connection is a refusal too.
+    if let Some(rsp) = conn.try_read_response().await {
+        assert_eq!(rsp.status, 431);
     }
     // 500 KiB of headers.
     let mut huge = String::from("POST / HTTP/1.1\r\nHost: x\r\n");

@@ -153,7 +153,8 @@ async fn bad_inputs_get_errors_and_the_connection_keeps_serving() {
     let running = start().await;
     let mut conn = RawConnection::open(running.local_addr()).await;
     let msgpack = ("Content-Type", "application/msgpack");
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (
             "truncated JSON",
             vec![JSON, endpoint("Echo.Hello")],

@@ -114,14 +114,14 @@ fn describers(service: &Service, endpoint: &Endpoint) -> TokenStream {
         fn #request_fn() -> #private::Value {
             #[allow(unused_imports)]
             use #private::{ViaDeserialize as _, ViaName as _};
-            (&#private::Describe::<#request>::new()).value(#request_name)
+            #private::Describe::<#request>::PROBE.value(#request_name)
         }
 
         #(#cfgs)*
         fn #response_fn() -> #private::Value {
             #[allow(unused_imports)]
             use #private::{ViaDeserialize as _, ViaName as _};
-            (&#private::Describe::<#response>::new()).value(#response_name)
+            #private::Describe::<#response>::PROBE.value(#response_name)
         }
     }
 }
