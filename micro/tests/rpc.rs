@@ -390,7 +390,8 @@ async fn errors_reach_the_typed_client_with_their_code() {
         .await
         .unwrap_err();
     assert!(
-        err.detail.contains("service nobody: not found in the memory registry"),
+        err.detail
+            .contains("service nobody not found: no node of nobody is registered in this process's memory registry"),
         "{}",
         err.detail
     );

@@ -18,6 +18,7 @@ use crate::codec::Codec;
 use crate::context::Context;
 use crate::error::Result;
 use crate::metadata::Metadata;
+use crate::selector::Filter;
 
 /// Options of one call; unset fields take the client's.
 #[derive(Clone, Debug, Default)]
@@ -41,6 +42,8 @@ pub struct CallOptions {
     pub idempotent: bool,
     /// Which answered errors are retried; by default the client's policy.
     pub retry: Option<RetryPolicy>,
+    /// Restrictions on the nodes the call may go to.
+    pub filters: Vec<Filter>,
 }
 
 /// A call that has not been sent yet. Set options, then `.await` it.
@@ -125,6 +128,17 @@ impl<Req, Rsp> Call<Req, Rsp> {
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.options.retry = Some(policy);
         self
+    }
+
+    /// Only calls nodes that pass `filter`; may be given several times.
+    pub fn filter(mut self, filter: Filter) -> Self {
+        self.options.filters.push(filter);
+        self
+    }
+
+    /// Only calls nodes of services registered with `version`.
+    pub fn version(self, version: impl Into<String>) -> Self {
+        self.filter(Filter::Version(version.into()))
     }
 
     /// Replaces all options at once.

@@ -31,8 +31,8 @@ use crate::codec::{Codec, jsonrpc};
 use crate::context::Context;
 use crate::error::{CLIENT_ID, Error, Result};
 use crate::headers::names;
-use crate::registry::{MemoryRegistry, Registry, RegistryError};
-use crate::selector::{Selector, Strategy};
+use crate::registry::{CacheRegistry, MemoryRegistry, Node, Registry, RegistryError};
+use crate::selector::{Outcome, Selector, Strategy};
 
 /// Node metadata key listing the content types a node serves.
 pub(crate) const CONTENT_TYPES_KEY: &str = "content-types";
@@ -162,6 +162,7 @@ pub struct Client {
 struct Inner {
     options: ClientOptions,
     registry: Arc<dyn Registry>,
+    cache: CacheRegistry,
     selector: Selector,
     transport: HttpTransport,
     sequence: AtomicU64,
@@ -173,6 +174,8 @@ struct Target {
     /// The node id, or the address for fixed addresses.
     key: String,
     codec: Codec,
+    /// The registry node, unless the address was fixed.
+    node: Option<Node>,
 }
 
 impl Client {
@@ -193,6 +196,7 @@ impl Client {
         Client {
             inner: Arc::new(Inner {
                 selector: Selector::new(options.selector),
+                cache: CacheRegistry::new(Arc::clone(&registry)),
                 options,
                 registry,
                 transport,
@@ -297,11 +301,13 @@ impl Client {
                 .transport
                 .round_trip(&target.address, headers, body, deadline)
                 .await;
-            let failure = match outcome.and_then(|inbound| decode_response(target.codec, inbound)) {
+            let result = outcome.and_then(|inbound| decode_response(target.codec, inbound));
+            self.mark(service, &target, result.as_ref().err());
+            let failure = match result {
                 Ok(response) => return Ok(response),
                 Err(failure) => failure,
             };
-            debug!(attempt, node = %target.key, code = failure.error.code, detail = %failure.error.detail, "attempt failed");
+            debug!(attempt, node = %target.key, address = %target.address, code = failure.error.code, detail = %failure.error.detail, "attempt failed");
             if !failure.retryable(options.idempotent, policy) || Instant::now() >= deadline {
                 return Err(failure.error);
             }
@@ -326,35 +332,59 @@ impl Client {
                 key: address.clone(),
                 address,
                 codec: forced.unwrap_or(Codec::Json),
+                node: None,
             });
         }
         let services = self
             .inner
-            .registry
+            .cache
             .get_service(service)
             .await
             .map_err(|e| self.lookup_error(service, e))?;
-        let Some((_, node)) = self.inner.selector.select(&services, tried) else {
-            return Err(self.lookup_error(service, RegistryError::NotFound(service.to_owned())));
+        let Some((_, node)) = self.inner.selector.select(&services, &options.filters, tried) else {
+            let filters: Vec<String> = options.filters.iter().map(ToString::to_string).collect();
+            return Err(Error::internal_server_error(
+                CLIENT_ID,
+                format!(
+                    "service {service}: no node passes the call's filters ({}); the registry lists {} node(s)",
+                    filters.join(", "),
+                    services.iter().map(|s| s.nodes.len()).sum::<usize>()
+                ),
+            ));
         };
         Ok(Target {
             address: node.address.clone(),
             key: node.id.clone(),
             codec: forced.unwrap_or_else(|| codec_for(&node.metadata)),
+            node: Some(node.clone()),
         })
     }
 
-    fn lookup_error(&self, service: &str, error: RegistryError) -> Error {
-        let registry = self.inner.registry.name();
-        match error {
-            RegistryError::NotFound(_) => Error::internal_server_error(
-                CLIENT_ID,
-                format!(
-                    "service {service}: not found in the {registry} registry; check that it is running and registered in the same registry, or call a fixed address"
-                ),
-            ),
-            other => Error::internal_server_error(CLIENT_ID, format!("service {service}: {other}")),
+    /// Tells the selector (and, for refused connections, the registry) how
+    /// the attempt on `target` went.
+    fn mark(&self, service: &str, target: &Target, failure: Option<&Failure>) {
+        let Some(node) = &target.node else { return };
+        let outcome = match failure {
+            None => Outcome::Answered,
+            Some(f) => match f.delivery {
+                Delivery::Answered => Outcome::Answered,
+                Delivery::NotSent => Outcome::Unreachable,
+                Delivery::Unknown if f.error.code == 408 => Outcome::TimedOut,
+                Delivery::Unknown => Outcome::Unreachable,
+            },
+        };
+        self.inner.selector.mark(&node.id, outcome);
+        if outcome == Outcome::Unreachable {
+            self.inner.registry.report_unreachable(service, node);
         }
+    }
+
+    fn lookup_error(&self, service: &str, error: RegistryError) -> Error {
+        let detail = match error {
+            RegistryError::NotFound { .. } => error.to_string(),
+            other => format!("cannot look up service {service}: {other}"),
+        };
+        Error::internal_server_error(CLIENT_ID, detail)
     }
 }
 

@@ -194,7 +194,12 @@ impl Registry for MemoryRegistry {
             state.expire(Instant::now());
             let found = state.snapshot(name);
             if found.is_empty() {
-                return Err(RegistryError::NotFound(name.to_owned()));
+                return Err(RegistryError::NotFound {
+                    service: name.to_owned(),
+                    hint: format!(
+                        "no node of {name} is registered in this process's memory registry, which other processes cannot see; register it with the same registry, use a shared registry (--registry mdns or etcd), or call a fixed address"
+                    ),
+                });
             }
             Ok(found)
         })
@@ -254,7 +259,7 @@ mod tests {
         reg.deregister(&service("a", "a-1")).await.unwrap();
         assert_eq!(reg.get_service("a").await.unwrap()[0].nodes[0].id, "a-2");
         reg.deregister(&service("a", "a-2")).await.unwrap();
-        assert_eq!(reg.get_service("a").await, Err(RegistryError::NotFound("a".into())));
+        assert!(matches!(reg.get_service("a").await, Err(RegistryError::NotFound { service, .. }) if service == "a"));
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@
 //! records serialize exactly as Go Micro's (`registry/registry.go`), so both
 //! read each other's entries.
 
+pub mod cache;
 mod describe;
 pub mod memory;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize};
 use tokio::sync::mpsc;
 
+pub use cache::CacheRegistry;
 pub use describe::describe;
 pub use memory::MemoryRegistry;
 
@@ -46,6 +48,12 @@ pub trait Registry: Send + Sync + fmt::Debug {
 
     /// The registry's name as Go Micro prints it (`mdns`, `memory`, `etcd`).
     fn name(&self) -> &'static str;
+
+    /// Tells the registry that a node of `service` refused a connection, so
+    /// it can check sooner whether the node is gone.
+    fn report_unreachable(&self, service: &str, node: &Node) {
+        let _ = (service, node);
+    }
 }
 
 /// Options of [`Registry::register`].
@@ -137,8 +145,13 @@ impl Watcher {
 #[non_exhaustive]
 pub enum RegistryError {
     /// No node of the service is registered.
-    #[error("service {0} not found")]
-    NotFound(String),
+    #[error("service {service} not found: {hint}")]
+    NotFound {
+        /// The service looked for.
+        service: String,
+        /// What was searched and what to try, for the person reading the error.
+        hint: String,
+    },
     /// The registry could not be reached or refused the call.
     #[error("registry {registry} unavailable: {message}")]
     Unavailable {
