@@ -31,7 +31,7 @@ use crate::codec::{Codec, jsonrpc};
 use crate::context::Context;
 use crate::error::{CLIENT_ID, Error, Result};
 use crate::headers::names;
-use crate::registry::{CacheRegistry, MemoryRegistry, Node, Registry, RegistryError};
+use crate::registry::{CacheRegistry, MdnsRegistry, Node, Registry, RegistryError};
 use crate::selector::{Outcome, Selector, Strategy};
 
 /// Node metadata key listing the content types a node serves.
@@ -398,9 +398,10 @@ impl fmt::Debug for Client {
 }
 
 impl Default for Client {
-    /// A client on a fresh memory registry.
+    /// A client discovering services over mDNS, the default registry. The
+    /// mDNS daemon starts on the first lookup, not before.
     fn default() -> Self {
-        Client::new(Arc::new(MemoryRegistry::new()))
+        Client::new(Arc::new(MdnsRegistry::new()))
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod cache;
 mod describe;
+pub mod mdns;
 pub mod memory;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use tokio::sync::mpsc;
 
 pub use cache::CacheRegistry;
 pub use describe::describe;
+pub use mdns::{MdnsOptions, MdnsRegistry};
 pub use memory::MemoryRegistry;
 
 use crate::BoxFuture;

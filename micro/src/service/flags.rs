@@ -82,12 +82,15 @@ pub struct Flags {
     /// Comma-separated broker addresses.
     #[arg(long, env = "MICRO_BROKER_ADDRESS")]
     pub broker_address: Option<String>,
-    /// Registry for discovery: memory.
+    /// Registry for discovery: mdns (default) or memory.
     #[arg(long, env = "MICRO_REGISTRY")]
     pub registry: Option<String>,
     /// Comma-separated registry addresses.
     #[arg(long, env = "MICRO_REGISTRY_ADDRESS")]
     pub registry_address: Option<String>,
+    /// Interfaces mDNS uses besides loopback: `all` (default), or names and addresses separated by commas.
+    #[arg(long, env = "MICRO_MDNS_INTERFACES")]
+    pub mdns_interfaces: Option<String>,
     /// Selector strategy: random or roundrobin.
     #[arg(long, env = "MICRO_SELECTOR")]
     pub selector: Option<String>,

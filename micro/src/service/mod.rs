@@ -23,7 +23,7 @@ use crate::BoxFuture;
 use crate::client::{Client, ClientOptions};
 use crate::codec;
 use crate::error::Error;
-use crate::registry::{MemoryRegistry, Registry};
+use crate::registry::{MdnsOptions, MdnsRegistry, MemoryRegistry, Registry};
 use crate::selector::Strategy;
 use crate::server::{DuplicateHandler, Handler, Server, ServerOptions};
 
@@ -215,7 +215,7 @@ impl Service {
         self
     }
 
-    /// The registry to register with and resolve through (default memory);
+    /// The registry to register with and resolve through (default mDNS);
     /// the `--registry` flag wins over it. Set it before taking
     /// [`client`](Service::client).
     pub fn registry(mut self, registry: Arc<dyn Registry>) -> Self {
@@ -286,9 +286,10 @@ impl Service {
     fn resolved_registry(&self) -> Arc<dyn Registry> {
         // A bad --registry value is reported by start(); until then the
         // builder's registry or the default stands.
-        match registry_from_flag(&self.flag_values()) {
+        let flags = self.flag_values();
+        match registry_from_flag(&flags) {
             Ok(Some(registry)) => registry,
-            _ => self.registry.clone().unwrap_or_else(|| Arc::new(MemoryRegistry::new())),
+            _ => self.registry.clone().unwrap_or_else(|| default_registry(&flags)),
         }
     }
 
@@ -427,9 +428,21 @@ fn check_choice(flag: &str, value: Option<&str>, allowed: &[&str]) -> Result<(),
 fn registry_from_flag(flags: &Flags) -> Result<Option<Arc<dyn Registry>>, String> {
     match flags.registry.as_deref() {
         None | Some("") => Ok(None),
+        Some("mdns") => Ok(Some(default_registry(flags))),
         Some("memory") => Ok(Some(Arc::new(MemoryRegistry::new()))),
-        Some(other) => Err(format!("--registry {other:?} is not available: micro provides memory")),
+        Some(other) => Err(format!(
+            "--registry {other:?} is not available: micro provides mdns and memory"
+        )),
     }
+}
+
+/// mDNS, on the interfaces `--mdns_interfaces` names.
+fn default_registry(flags: &Flags) -> Arc<dyn Registry> {
+    let mut options = MdnsOptions::default();
+    if let Some(interfaces) = &flags.mdns_interfaces {
+        options = options.interfaces_flag(interfaces);
+    }
+    Arc::new(MdnsRegistry::with_options(options))
 }
 
 /// Go's `:8080` means every interface.

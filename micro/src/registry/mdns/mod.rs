@@ -1,0 +1,566 @@
+//! The default registry: multicast DNS on the local network, no server
+//! needed (`mdns-sd`).
+//!
+//! Each node is a standard DNS-SD instance of the service type
+//! `_micro._tcp.local.`, named by its node id, whose SRV and A records give
+//! its address and whose TXT record carries Go Micro's encoding of the node
+//! (see [`txt`]). One browse of that type, started on first use, keeps a
+//! table of every node on the network, so lookups are local reads and
+//! watchers hear of nodes as they come and go. A graceful deregistration
+//! sends goodbye packets, so browsers drop the node at once; a node that
+//! refused a connection is verified (RFC 6762 §10.4) and dropped when it no
+//! longer answers.
+//!
+//! Loopback is always among the interfaces, so services on one host find
+//! each other with no network at all.
+
+mod txt;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::Duration;
+
+use mdns_sd::{IfKind, ResolvedService, ServiceDaemon, ServiceEvent, ServiceInfo, TxtProperty};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use self::txt::NodeTxt;
+use super::{
+    Action, Event, Node, RegisterOptions, Registry, RegistryError, Service, WatchOptions, WatchSender, Watcher,
+};
+use crate::BoxFuture;
+
+/// The DNS-SD service type of micro nodes.
+pub const SERVICE_TYPE: &str = "_micro._tcp.local.";
+/// The mDNS port.
+pub const MDNS_PORT: u16 = 5353;
+/// How long a node that refused a connection has to answer a verify query.
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long deregistration waits for the goodbye to be sent.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
+const WATCH_BUFFER: usize = 256;
+
+/// Settings of the mDNS registry.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct MdnsOptions {
+    /// Interface names or addresses to use besides loopback; empty means
+    /// every interface (`--mdns_interfaces`, `MICRO_MDNS_INTERFACES`).
+    pub interfaces: Vec<String>,
+    /// The UDP port (5353, as RFC 6762 says; another only for isolated tests).
+    pub port: u16,
+    /// How long a lookup right after start-up waits for answers before it
+    /// reports a service as not found.
+    pub settle: Duration,
+}
+
+impl Default for MdnsOptions {
+    fn default() -> Self {
+        MdnsOptions {
+            interfaces: Vec::new(),
+            port: MDNS_PORT,
+            settle: Duration::from_secs(1),
+        }
+    }
+}
+
+impl MdnsOptions {
+    /// Uses only these interfaces (names such as `eth0`, or addresses), plus loopback.
+    #[must_use]
+    pub fn interfaces<I: IntoIterator<Item = S>, S: Into<String>>(mut self, interfaces: I) -> Self {
+        self.interfaces = interfaces
+            .into_iter()
+            .map(Into::into)
+            .filter(|i: &String| !i.is_empty())
+            .collect();
+        self
+    }
+
+    /// Parses a `--mdns_interfaces` value: `all`, or names and addresses
+    /// separated by commas.
+    #[must_use]
+    pub fn interfaces_flag(self, value: &str) -> Self {
+        if value.trim() == "all" {
+            return self.interfaces(Vec::<String>::new());
+        }
+        self.interfaces(value.split(',').map(str::trim).map(str::to_owned))
+    }
+}
+
+/// The mDNS registry. Clones share one daemon; the daemon starts on first
+/// use and stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct MdnsRegistry {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    options: MdnsOptions,
+    daemon: OnceLock<Result<Running, String>>,
+    state: Mutex<State>,
+    /// Bumped whenever the table of nodes changes.
+    changed: watch::Sender<u64>,
+}
+
+struct Running {
+    daemon: ServiceDaemon,
+    browse_started: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    /// Every node seen, by DNS-SD full name, as a one-node service.
+    nodes: BTreeMap<String, Service>,
+    /// This process's registrations: node id to full name.
+    own: BTreeMap<String, String>,
+    watchers: Vec<(Option<String>, WatchSender)>,
+}
+
+impl Default for MdnsRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MdnsRegistry {
+    /// An mDNS registry on every interface and loopback.
+    pub fn new() -> Self {
+        Self::with_options(MdnsOptions::default())
+    }
+
+    /// An mDNS registry with `options`.
+    pub fn with_options(options: MdnsOptions) -> Self {
+        let (changed, _) = watch::channel(0);
+        MdnsRegistry {
+            shared: Arc::new(Shared {
+                options,
+                daemon: OnceLock::new(),
+                state: Mutex::new(State::default()),
+                changed,
+            }),
+        }
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &MdnsOptions {
+        &self.shared.options
+    }
+
+    /// The running daemon, started with its browse on first use.
+    fn running(&self) -> Result<&Running, RegistryError> {
+        let started = self
+            .shared
+            .daemon
+            .get_or_init(|| start(&self.shared).map_err(|e| e.to_string()));
+        started.as_ref().map_err(|message| RegistryError::Unavailable {
+            registry: "mdns",
+            message: message.clone(),
+        })
+    }
+
+    /// Waits, right after start-up, until `ready` holds or the settle time is
+    /// over, so that a first lookup sees the answers to the first query.
+    async fn settle(&self, ready: impl Fn(&State) -> bool) -> Result<(), RegistryError> {
+        let until = self.running()?.browse_started + self.shared.options.settle;
+        let mut changed = self.shared.changed.subscribe();
+        while !ready(&self.shared.lock()) && Instant::now() < until {
+            if tokio::time::timeout_at(until, changed.changed()).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn not_found(&self, name: &str) -> RegistryError {
+        let others: BTreeSet<String> = self.shared.lock().nodes.values().map(|s| s.name.clone()).collect();
+        let seen = if others.is_empty() {
+            "no micro service answered at all".to_owned()
+        } else {
+            format!(
+                "services that answered: {}",
+                others.into_iter().collect::<Vec<_>>().join(", ")
+            )
+        };
+        let options = &self.shared.options;
+        RegistryError::NotFound {
+            service: name.to_owned(),
+            hint: format!(
+                "searched mDNS ({SERVICE_TYPE} on UDP port {}) on {}; {seen}. Check that {name} is running with the mdns registry on this host or network, that no firewall drops multicast to 224.0.0.251 port {}, choose interfaces with --mdns_interfaces (MICRO_MDNS_INTERFACES), or use a registry server with --registry etcd",
+                options.port,
+                describe_interfaces(&options.interfaces),
+                options.port,
+            ),
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a resolved instance and tells watchers.
+    fn found(&self, resolved: &ResolvedService) {
+        let fullname = resolved.get_fullname();
+        let Some(service) = decode_instance(resolved) else {
+            return;
+        };
+        let mut state = self.lock();
+        let action = match state.nodes.insert(fullname.to_owned(), service.clone()) {
+            None => Action::Create,
+            Some(previous) if previous == service => return,
+            Some(_) => Action::Update,
+        };
+        notify(&mut state.watchers, action, service);
+        drop(state);
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Forgets an instance and tells watchers.
+    fn lost(&self, fullname: &str) {
+        let mut state = self.lock();
+        let Some(service) = state.nodes.remove(fullname) else {
+            return;
+        };
+        notify(&mut state.watchers, Action::Delete, service);
+        drop(state);
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(Ok(running)) = self.daemon.get() {
+            let _ = running.daemon.shutdown();
+        }
+    }
+}
+
+/// Starts the daemon on the chosen interfaces and the browse of micro nodes.
+fn start(shared: &Arc<Shared>) -> Result<Running, mdns_sd::Error> {
+    let options = &shared.options;
+    let daemon = ServiceDaemon::new_with_port(options.port)?;
+    if !options.interfaces.is_empty() {
+        daemon.disable_interface(IfKind::All)?;
+        let mut kinds: Vec<IfKind> = options
+            .interfaces
+            .iter()
+            .map(|i| match i.parse::<IpAddr>() {
+                Ok(ip) => IfKind::Addr(ip),
+                Err(_) => IfKind::Name(i.clone()),
+            })
+            .collect();
+        kinds.extend([IfKind::LoopbackV4, IfKind::LoopbackV6]);
+        daemon.enable_interface(kinds)?;
+    }
+    let events = daemon.browse(SERVICE_TYPE)?;
+    let weak = Arc::downgrade(shared);
+    std::thread::Builder::new()
+        .name("micro-mdns-browse".to_owned())
+        .spawn(move || browse(&weak, &events))
+        .map_err(|e| mdns_sd::Error::Msg(format!("cannot start the browse thread: {e}")))?;
+    Ok(Running {
+        daemon,
+        browse_started: Instant::now(),
+    })
+}
+
+/// Applies browse events to the table until the registry is dropped.
+fn browse(shared: &Weak<Shared>, events: &mdns_sd::Receiver<ServiceEvent>) {
+    while let Ok(event) = events.recv() {
+        let Some(shared) = shared.upgrade() else { return };
+        match event {
+            ServiceEvent::ServiceResolved(resolved) => shared.found(&resolved),
+            ServiceEvent::ServiceRemoved(_, fullname) => shared.lost(&fullname),
+            _ => {}
+        }
+    }
+}
+
+/// A resolved instance as a one-node Go Micro service, if it is one.
+fn decode_instance(resolved: &ResolvedService) -> Option<Service> {
+    let properties = resolved.get_properties();
+    if properties.iter().any(|p| p.val().is_some()) {
+        debug!(
+            instance = resolved.get_fullname(),
+            "TXT record is not Go Micro's encoding; ignored"
+        );
+        return None;
+    }
+    let record = match txt::decode(properties.iter().map(TxtProperty::key)) {
+        Ok(record) => record,
+        Err(e) => {
+            debug!(instance = resolved.get_fullname(), error = %e, "TXT record ignored");
+            return None;
+        }
+    };
+    let addresses = resolved.get_addresses();
+    let ip = addresses
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addresses.iter().next())
+        .map(mdns_sd::ScopedIp::to_ip_addr)?;
+    let NodeTxt {
+        metadata,
+        service,
+        version,
+        endpoints,
+    } = record;
+    Some(Service {
+        name: service,
+        version,
+        metadata: BTreeMap::new(),
+        endpoints,
+        nodes: vec![Node {
+            id: instance_name(resolved.get_fullname()),
+            address: SocketAddr::new(ip, resolved.get_port()).to_string(),
+            metadata,
+        }],
+    })
+}
+
+/// The node id: the instance label of a full name, unescaped.
+fn instance_name(fullname: &str) -> String {
+    let escaped = fullname.strip_suffix(SERVICE_TYPE).unwrap_or(fullname);
+    let escaped = escaped.strip_suffix('.').unwrap_or(escaped);
+    let mut name = String::with_capacity(escaped.len());
+    let mut chars = escaped.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => name.extend(chars.next()),
+            other => name.push(other),
+        }
+    }
+    name
+}
+
+/// A DNS host label for a node id.
+fn host_label(node_id: &str) -> String {
+    let label: String = node_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .take(63)
+        .collect();
+    if label.is_empty() {
+        "micro-node".to_owned()
+    } else {
+        label
+    }
+}
+
+fn notify(watchers: &mut Vec<(Option<String>, WatchSender)>, action: Action, service: Service) {
+    watchers.retain(|(filter, tx)| {
+        if filter.as_ref().is_some_and(|f| *f != service.name) {
+            return !tx.is_closed();
+        }
+        let event = Event {
+            action,
+            service: service.clone(),
+        };
+        !matches!(tx.try_send(Ok(event)), Err(mpsc::error::TrySendError::Closed(_)))
+    });
+}
+
+/// The nodes of `name`, grouped by version.
+fn services_named(state: &State, name: &str) -> Vec<Service> {
+    let mut by_version: BTreeMap<&str, Service> = BTreeMap::new();
+    for node in state.nodes.values().filter(|s| s.name == name) {
+        let entry = by_version.entry(&node.version).or_insert_with(|| Service {
+            nodes: Vec::new(),
+            ..node.clone()
+        });
+        entry.nodes.extend(node.nodes.iter().cloned());
+    }
+    by_version.into_values().collect()
+}
+
+/// The interfaces in use, for error messages.
+fn describe_interfaces(chosen: &[String]) -> String {
+    let all = if_addrs::get_if_addrs().unwrap_or_default();
+    let used: Vec<String> = all
+        .iter()
+        .filter(|i| {
+            i.is_loopback() || chosen.is_empty() || chosen.iter().any(|c| *c == i.name || *c == i.ip().to_string())
+        })
+        .map(|i| format!("{} {}", i.name, i.ip()))
+        .collect();
+    if used.is_empty() {
+        "no usable interface".to_owned()
+    } else {
+        format!("interfaces {}", used.join(", "))
+    }
+}
+
+impl Registry for MdnsRegistry {
+    fn register<'a>(
+        &'a self,
+        service: &'a Service,
+        _options: RegisterOptions,
+    ) -> BoxFuture<'a, Result<(), RegistryError>> {
+        Box::pin(async move {
+            let running = self.running()?;
+            for node in &service.nodes {
+                let info = instance_info(service, node)?;
+                let fullname = info.get_fullname().to_owned();
+                running.daemon.register(info).map_err(unavailable)?;
+                let record = Service {
+                    nodes: vec![node.clone()],
+                    metadata: BTreeMap::new(),
+                    ..service.clone()
+                };
+                let mut state = self.shared.lock();
+                state.own.insert(node.id.clone(), fullname.clone());
+                let action = match state.nodes.insert(fullname, record.clone()) {
+                    None => Action::Create,
+                    Some(_) => Action::Update,
+                };
+                notify(&mut state.watchers, action, record);
+            }
+            self.shared.changed.send_modify(|v| *v = v.wrapping_add(1));
+            Ok(())
+        })
+    }
+
+    fn deregister<'a>(&'a self, service: &'a Service) -> BoxFuture<'a, Result<(), RegistryError>> {
+        Box::pin(async move {
+            let running = self.running()?;
+            for node in &service.nodes {
+                let fullname = self.shared.lock().own.remove(&node.id);
+                let Some(fullname) = fullname else { continue };
+                let status = running.daemon.unregister(&fullname).map_err(unavailable)?;
+                // The goodbye packets are out once the daemon answers.
+                if tokio::time::timeout(GOODBYE_TIMEOUT, status.recv_async())
+                    .await
+                    .is_err()
+                {
+                    warn!(node = %node.id, "mDNS goodbye not confirmed in time");
+                }
+                self.shared.lost(&fullname);
+            }
+            Ok(())
+        })
+    }
+
+    fn get_service<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<Service>, RegistryError>> {
+        Box::pin(async move {
+            self.settle(|state| state.nodes.values().any(|s| s.name == name))
+                .await?;
+            let found = services_named(&self.shared.lock(), name);
+            if found.is_empty() {
+                return Err(self.not_found(name));
+            }
+            Ok(found)
+        })
+    }
+
+    fn list_services(&self) -> BoxFuture<'_, Result<Vec<Service>, RegistryError>> {
+        Box::pin(async move {
+            self.settle(|_| false).await?;
+            let state = self.shared.lock();
+            let names: BTreeSet<&str> = state.nodes.values().map(|s| s.name.as_str()).collect();
+            Ok(names
+                .into_iter()
+                .flat_map(|name| services_named(&state, name))
+                .collect())
+        })
+    }
+
+    fn watch<'a>(&'a self, options: WatchOptions) -> BoxFuture<'a, Result<Watcher, RegistryError>> {
+        Box::pin(async move {
+            self.running()?;
+            let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+            self.shared.lock().watchers.push((options.service, tx));
+            Ok(Watcher::new(rx))
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "mdns"
+    }
+
+    fn report_unreachable(&self, _service: &str, node: &Node) {
+        let Ok(running) = self.running() else { return };
+        let fullname = {
+            let state = self.shared.lock();
+            state
+                .nodes
+                .iter()
+                .find(|(_, s)| s.nodes.iter().any(|n| n.id == node.id))
+                .map(|(fullname, _)| fullname.clone())
+        };
+        if let Some(fullname) = fullname {
+            debug!(node = %node.id, "verifying an unreachable node");
+            let _ = running.daemon.verify(fullname, VERIFY_TIMEOUT);
+        }
+    }
+}
+
+/// The DNS-SD instance of one node.
+fn instance_info(service: &Service, node: &Node) -> Result<ServiceInfo, RegistryError> {
+    let address: SocketAddr = node.address.parse().map_err(|_| {
+        RegistryError::Malformed(format!(
+            "node {} has address {:?}; mDNS needs an ip:port address (set one with --server_advertise)",
+            node.id, node.address
+        ))
+    })?;
+    let record = NodeTxt {
+        metadata: node.metadata.clone(),
+        service: service.name.clone(),
+        version: service.version.clone(),
+        endpoints: service.endpoints.clone(),
+    };
+    let strings = txt::encode(&record).map_err(RegistryError::Malformed)?;
+    let properties: Vec<TxtProperty> = strings.iter().map(|s| TxtProperty::from(s.as_str())).collect();
+    let host = format!("{}.local.", host_label(&node.id));
+    let mut info = ServiceInfo::new(SERVICE_TYPE, &node.id, &host, address.ip(), address.port(), properties)
+        .map_err(|e| RegistryError::Malformed(format!("node {}: {e}", node.id)))?;
+    // Node ids are unique (a UUID by default): skip the probing delay.
+    info.set_requires_probe(false);
+    Ok(info)
+}
+
+fn unavailable(e: mdns_sd::Error) -> RegistryError {
+    RegistryError::Unavailable {
+        registry: "mdns",
+        message: e.to_string(),
+    }
+}
+
+impl fmt::Debug for MdnsRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MdnsRegistry")
+            .field("options", &self.shared.options)
+            .field("started", &self.shared.daemon.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_names_round_trip_escaped_dots() {
+        assert_eq!(instance_name("helloworld-1._micro._tcp.local."), "helloworld-1");
+        assert_eq!(instance_name("go\\.micro\\.srv-1._micro._tcp.local."), "go.micro.srv-1");
+    }
+
+    #[test]
+    fn host_labels_are_dns_safe() {
+        assert_eq!(host_label("go.micro.srv_x-1"), "go-micro-srv-x-1");
+        assert_eq!(host_label(&"a".repeat(100)).len(), 63);
+        assert_eq!(host_label(""), "micro-node");
+    }
+
+    #[test]
+    fn interface_flag_parses_lists_and_all() {
+        assert_eq!(
+            MdnsOptions::default().interfaces_flag("lo, eth0").interfaces,
+            ["lo", "eth0"]
+        );
+        assert!(MdnsOptions::default().interfaces_flag("all").interfaces.is_empty());
+    }
+}
