@@ -322,3 +322,99 @@ async fn a_killed_node_is_dropped_once_reported_unreachable() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[cfg(feature = "etcd")]
+mod etcd {
+    use super::*;
+    use micro::registry::EtcdRegistry;
+
+    fn endpoints() -> Option<String> {
+        std::env::var("MICRO_TEST_ETCD_ENDPOINTS").ok()
+    }
+
+    #[tokio::test]
+    #[ignore = "needs etcd: MICRO_TEST_ETCD_ENDPOINTS"]
+    async fn etcd_registry_conforms() {
+        let endpoints = endpoints().expect("MICRO_TEST_ETCD_ENDPOINTS");
+        conformance(Arc::new(EtcdRegistry::new([endpoints]))).await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs etcd: MICRO_TEST_ETCD_ENDPOINTS"]
+    async fn etcd_keys_and_values_are_go_micros() {
+        let endpoints = endpoints().expect("MICRO_TEST_ETCD_ENDPOINTS");
+        let registry = EtcdRegistry::new([endpoints.as_str()]);
+        let name = unique("layout");
+        let record = service(&name, vec![node(&name, 1)]);
+        registry
+            .register(&record, RegisterOptions::ttl(Duration::from_secs(30)))
+            .await
+            .unwrap();
+        let mut raw = etcd_client::Client::connect([endpoints.as_str()], None).await.unwrap();
+        let key = format!("/micro/registry/{name}/{name}-node-1");
+        let found = raw.get(key.as_str(), None).await.unwrap();
+        let kv = found.kvs().first().expect("the node's key");
+        assert!(kv.lease() > 0, "attached to a lease");
+        let stored: Service = serde_json::from_slice(kv.value()).unwrap();
+        assert_eq!(stored, record, "the value is the JSON of a one-node service");
+        let json: serde_json::Value = serde_json::from_slice(kv.value()).unwrap();
+        assert_eq!(json["nodes"][0]["address"], "127.0.0.1:40001");
+
+        // A Go Micro service registered by the Go plugin is listed too.
+        let go = format!(
+            r#"{{"name":"{name}-go","version":"latest","metadata":null,"endpoints":null,"nodes":[{{"metadata":{{"protocol":"mucp"}},"id":"go-1","address":"10.1.1.1:9000"}}]}}"#
+        );
+        raw.put(format!("/micro/registry/{name}-go/go-1"), go, None)
+            .await
+            .unwrap();
+        let found = registry.get_service(&format!("{name}-go")).await.unwrap();
+        assert_eq!(found[0].nodes[0].address, "10.1.1.1:9000");
+        registry.deregister(&record).await.unwrap();
+        raw.delete(format!("/micro/registry/{name}-go/go-1"), None)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    #[ignore = "needs etcd: MICRO_TEST_ETCD_ENDPOINTS"]
+    async fn etcd_registrations_expire_with_their_lease_unless_renewed() {
+        let registry = EtcdRegistry::new([endpoints().expect("MICRO_TEST_ETCD_ENDPOINTS")]);
+        let name = unique("lease");
+        let renewed = service(&name, vec![node(&name, 1)]);
+        let lapsed = service(&name, vec![node(&name, 2)]);
+        let ttl = RegisterOptions::ttl(Duration::from_secs(2));
+        registry.register(&renewed, ttl.clone()).await.unwrap();
+        registry.register(&lapsed, ttl.clone()).await.unwrap();
+        assert_eq!(nodes_of(&registry, &name).await.len(), 2);
+        let started = Instant::now();
+        while nodes_of(&registry, &name).await.len() == 2 {
+            registry.register(&renewed, ttl.clone()).await.unwrap();
+            assert!(
+                started.elapsed() < Duration::from_secs(8),
+                "the lapsed lease never expired"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert_eq!(
+            nodes_of(&registry, &name).await,
+            [node(&name, 1).id],
+            "the renewed node stays"
+        );
+        registry.deregister(&renewed).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_etcd_is_reported_with_its_address() {
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let registry = EtcdRegistry::new([dead.to_string()]);
+        let err = registry.get_service("anything").await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("registry etcd unavailable") && text.contains(&dead.to_string()),
+            "{text}"
+        );
+    }
+}

@@ -7,6 +7,9 @@
 
 pub mod cache;
 mod describe;
+#[cfg(feature = "etcd")]
+#[cfg_attr(docsrs, doc(cfg(feature = "etcd")))]
+pub mod etcd;
 pub mod mdns;
 pub mod memory;
 
@@ -19,6 +22,8 @@ use tokio::sync::mpsc;
 
 pub use cache::CacheRegistry;
 pub use describe::describe;
+#[cfg(feature = "etcd")]
+pub use etcd::EtcdRegistry;
 pub use mdns::{MdnsOptions, MdnsRegistry};
 pub use memory::MemoryRegistry;
 

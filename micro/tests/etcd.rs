@@ -1,0 +1,174 @@
+//! The etcd registry under outages, with a real etcd process the test owns
+//! (RELIABILITY R14, R16). Needs the `etcd` feature and the etcd binary
+//! (`netns-run --services etcd` installs it).
+#![cfg(feature = "etcd")]
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use micro::Flags;
+use micro::prelude::*;
+use micro::registry::{EtcdRegistry, Registry};
+
+#[derive(Serialize, Deserialize)]
+struct Ping {}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Pong {
+    ok: bool,
+}
+
+struct Pinger;
+
+#[micro::service]
+impl Pinger {
+    #[endpoint(idempotent)]
+    async fn ping(&self, _req: Ping) -> Result<Pong> {
+        Ok(Pong { ok: true })
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An etcd server on loopback that the test can kill and restart.
+struct Etcd {
+    dir: std::path::PathBuf,
+    client: u16,
+    peer: u16,
+    process: Option<Child>,
+}
+
+impl Etcd {
+    fn start() -> Etcd {
+        let dir = std::env::temp_dir().join(format!("micro-etcd-{}", uuid::Uuid::new_v4().simple()));
+        let mut etcd = Etcd {
+            dir,
+            client: free_port(),
+            peer: free_port(),
+            process: None,
+        };
+        etcd.spawn();
+        etcd
+    }
+
+    fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.client)
+    }
+
+    fn spawn(&mut self) {
+        let client = format!("http://127.0.0.1:{}", self.client);
+        let peer = format!("http://127.0.0.1:{}", self.peer);
+        let process = Command::new("etcd")
+            .args(["--name", "outage", "--data-dir"])
+            .arg(&self.dir)
+            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("outage={peer}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the etcd binary (netns-run --services etcd installs it)");
+        self.process = Some(process);
+        let addr: SocketAddr = self.endpoint().parse().unwrap();
+        let started = Instant::now();
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "etcd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn node_key_present(endpoint: &str, key: &str) -> bool {
+    let Ok(mut raw) = etcd_client::Client::connect([endpoint], None).await else {
+        return false;
+    };
+    raw.get(key, None).await.is_ok_and(|r| !r.kvs().is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd: MICRO_TEST_ETCD_ENDPOINTS"]
+async fn calls_continue_from_the_cache_while_etcd_is_down_and_registration_recovers() {
+    let mut etcd = Etcd::start();
+    let endpoint = etcd.endpoint();
+    let registry: Arc<dyn Registry> = Arc::new(EtcdRegistry::new([endpoint.as_str()]));
+    let running = Service::new("pinger")
+        .flags(Flags::none())
+        .address("127.0.0.1:0")
+        .registry(Arc::clone(&registry))
+        .register_ttl(Duration::from_secs(4))
+        .register_interval(Duration::from_secs(1))
+        .handle(Pinger)
+        .start()
+        .await
+        .unwrap();
+    let key = format!("/micro/registry/pinger/{}", running.record().nodes[0].id);
+    let client = Client::new(Arc::new(EtcdRegistry::new([endpoint.as_str()])));
+    let pong: Pong = client.call("pinger", "Pinger.Ping", Ping {}).await.unwrap();
+    assert!(pong.ok);
+
+    // R14 (a): a key deleted behind the service's back is written again.
+    let mut raw = etcd_client::Client::connect([endpoint.as_str()], None).await.unwrap();
+    raw.delete(key.as_str(), None).await.unwrap();
+    let deleted = Instant::now();
+    while !node_key_present(&endpoint, &key).await {
+        assert!(
+            deleted.elapsed() < Duration::from_millis(2500),
+            "the key did not come back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // R16: etcd goes away; calls to the known node go on from the cache.
+    etcd.kill();
+    let down = Instant::now();
+    let mut calls = 0;
+    while down.elapsed() < Duration::from_secs(3) {
+        let pong: Pong = client.call("pinger", "Pinger.Ping", Ping {}).await.unwrap();
+        assert!(pong.ok);
+        calls += 1;
+    }
+    assert!(calls > 10);
+    let err = client
+        .call::<_, Pong>("unknown", "Unknown.Ping", Ping {})
+        .await
+        .unwrap_err();
+    assert!(err.detail.contains("registry etcd unavailable"), "{}", err.detail);
+    assert!(err.detail.contains(&endpoint), "{}", err.detail);
+
+    // Back up: the node is registered again within an interval or so.
+    etcd.spawn();
+    let up = Instant::now();
+    while !node_key_present(&endpoint, &key).await {
+        assert!(
+            up.elapsed() < Duration::from_secs(6),
+            "not registered again after etcd came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pong: Pong = client.call("pinger", "Pinger.Ping", Ping {}).await.unwrap();
+    assert!(pong.ok);
+    running.stop().await.unwrap();
+    assert!(!node_key_present(&endpoint, &key).await, "deregistered on stop");
+}
