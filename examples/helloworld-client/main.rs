@@ -2,11 +2,11 @@
 //!
 //! ```sh
 //! cargo run -p micro-examples --example helloworld          # in one terminal
-//! cargo run -p micro-examples --example helloworld-client -- alice 127.0.0.1:8080
+//! cargo run -p micro-examples --example helloworld-client -- alice
 //! ```
 //!
-//! The registry here is in memory, so the client is given the server's
-//! address; with service discovery it finds the server by name.
+//! The client finds the service by name over mDNS. Give an address as the
+//! second argument to call it directly instead.
 
 use micro::Client;
 use micro_examples::helloworld::{HelloworldClient, Request};
@@ -16,9 +16,12 @@ async fn main() -> micro::Result<()> {
     micro_examples::init_logging();
     let mut args = std::env::args().skip(1);
     let name = args.next().unwrap_or_else(|| "alice".to_owned());
-    let address = args.next().unwrap_or_else(|| "127.0.0.1:8080".to_owned());
     let hello = HelloworldClient::new("helloworld", Client::default());
-    let rsp = hello.greeting(Request { name }).address(address).await?;
+    let call = hello.greeting(Request { name });
+    let rsp = match args.next() {
+        Some(address) => call.address(address).await?,
+        None => call.await?,
+    };
     println!("{}", rsp.message);
     Ok(())
 }

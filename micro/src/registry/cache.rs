@@ -72,9 +72,16 @@ impl CacheRegistry {
     }
 
     async fn fetch(&self, name: &str) -> Result<Vec<Service>, RegistryError> {
+        // Watch before reading, so no change between the read and the start
+        // of the watch is missed; a change seen twice is applied twice harmlessly.
+        let watcher = if self.is_watching(name) {
+            None
+        } else {
+            self.inner.watch(WatchOptions::service(name)).await.ok()
+        };
         match self.inner.get_service(name).await {
             Ok(services) => {
-                let start_watch = {
+                {
                     let mut entries = self.entries();
                     let entry = entries.entry(name.to_owned()).or_insert_with(|| Entry {
                         services: Vec::new(),
@@ -83,10 +90,10 @@ impl CacheRegistry {
                     });
                     entry.services.clone_from(&services);
                     entry.refresh_at = Instant::now() + self.ttl;
-                    !std::mem::replace(&mut entry.watching, true)
-                };
-                if start_watch {
-                    self.watch(name.to_owned());
+                    if let Some(watcher) = watcher.filter(|_| !entry.watching) {
+                        entry.watching = true;
+                        self.follow_in_background(name.to_owned(), watcher);
+                    }
                 }
                 Ok(services)
             }
@@ -108,14 +115,15 @@ impl CacheRegistry {
         }
     }
 
-    /// Keeps the entry of `name` current from the registry's watch.
-    fn watch(&self, name: String) {
+    fn is_watching(&self, name: &str) -> bool {
+        self.entries().get(name).is_some_and(|e| e.watching)
+    }
+
+    /// Keeps the entry of `name` current from `watcher` until it ends.
+    fn follow_in_background(&self, name: String, watcher: Watcher) {
         let cache = self.clone();
         tokio::spawn(async move {
-            match cache.inner.watch(WatchOptions::service(name.clone())).await {
-                Ok(watcher) => cache.follow(&name, watcher).await,
-                Err(e) => debug!(service = %name, error = %e, "cannot watch; the cache refreshes on its TTL"),
-            }
+            cache.follow(&name, watcher).await;
             if let Some(entry) = cache.entries().get_mut(&name) {
                 entry.watching = false;
             }
