@@ -91,6 +91,9 @@ pub struct Flags {
     /// Interfaces mDNS uses besides loopback: `all` (default), or names and addresses separated by commas.
     #[arg(long, env = "MICRO_MDNS_INTERFACES")]
     pub mdns_interfaces: Option<String>,
+    /// Also answer and ask under Go Micro's own mDNS names, to find and be found by Go Micro v5 services.
+    #[arg(long, env = "MICRO_MDNS_GO_COMPAT", num_args = 0..=1, default_missing_value = "true")]
+    pub mdns_go_compat: Option<bool>,
     /// Selector strategy: random or roundrobin.
     #[arg(long, env = "MICRO_SELECTOR")]
     pub selector: Option<String>,
@@ -217,7 +220,13 @@ fn own_arguments(args: Vec<OsString>) -> Vec<OsString> {
             Some(value) => out.push(format!("--{canonical}={value}").into()),
             None => {
                 out.push(format!("--{canonical}").into());
-                if let Some(value) = args.next() {
+                // The value is the next argument, unless that is another flag
+                // (a switch such as --mdns_go_compat takes no value).
+                let next_is_value = args
+                    .as_slice()
+                    .first()
+                    .is_some_and(|next| !next.to_string_lossy().starts_with("--"));
+                if next_is_value && let Some(value) = args.next() {
                     out.push(value);
                 }
             }
@@ -243,12 +252,16 @@ mod tests {
             "1m30s",
             "--server_metadata",
             "a=1,b=2",
-            "positional",
+            "--mdns_go_compat",
+            "--registry",
+            "mdns",
         ])
         .unwrap();
         assert_eq!(flags.server_address.as_deref(), Some("127.0.0.1:9000"));
         assert_eq!(flags.client_retries, Some(2));
         assert_eq!(flags.client_request_timeout, Some(Duration::from_secs(90)));
+        assert_eq!(flags.mdns_go_compat, Some(true));
+        assert_eq!(flags.registry.as_deref(), Some("mdns"));
         assert_eq!(
             flags.metadata_pairs().unwrap(),
             [("a".to_owned(), "1".to_owned()), ("b".to_owned(), "2".to_owned())]

@@ -438,7 +438,7 @@ fn registry_from_flag(flags: &Flags) -> Result<Option<Arc<dyn Registry>>, String
 
 /// mDNS, on the interfaces `--mdns_interfaces` names.
 fn default_registry(flags: &Flags) -> Arc<dyn Registry> {
-    let mut options = MdnsOptions::default();
+    let mut options = MdnsOptions::default().go_compat(flags.mdns_go_compat.unwrap_or(false));
     if let Some(interfaces) = &flags.mdns_interfaces {
         options = options.interfaces_flag(interfaces);
     }

@@ -14,6 +14,7 @@
 //! Loopback is always among the interfaces, so services on one host find
 //! each other with no network at all.
 
+mod gocompat;
 mod txt;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,6 +28,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use self::gocompat::GoCompat;
 use self::txt::NodeTxt;
 use super::{
     Action, Event, Node, RegisterOptions, Registry, RegistryError, Service, WatchOptions, WatchSender, Watcher,
@@ -55,6 +57,10 @@ pub struct MdnsOptions {
     /// How long a lookup right after start-up waits for answers before it
     /// reports a service as not found.
     pub settle: Duration,
+    /// Also answer and ask under Go Micro's own names
+    /// (`<node-id>.<service>.micro.`), so Go Micro v5 services and micro
+    /// services find each other (`--mdns_go_compat`, `MICRO_MDNS_GO_COMPAT`).
+    pub go_compat: bool,
 }
 
 impl Default for MdnsOptions {
@@ -63,6 +69,7 @@ impl Default for MdnsOptions {
             interfaces: Vec::new(),
             port: MDNS_PORT,
             settle: Duration::from_secs(1),
+            go_compat: false,
         }
     }
 }
@@ -76,6 +83,13 @@ impl MdnsOptions {
             .map(Into::into)
             .filter(|i: &String| !i.is_empty())
             .collect();
+        self
+    }
+
+    /// Also speaks Go Micro's own mDNS names (see [`go_compat`](Self::go_compat)).
+    #[must_use]
+    pub fn go_compat(mut self, enabled: bool) -> Self {
+        self.go_compat = enabled;
         self
     }
 
@@ -108,6 +122,7 @@ struct Shared {
 struct Running {
     daemon: ServiceDaemon,
     browse_started: Instant,
+    go: Option<GoCompat>,
 }
 
 #[derive(Default)]
@@ -116,6 +131,9 @@ struct State {
     nodes: BTreeMap<String, Service>,
     /// This process's registrations: node id to full name.
     own: BTreeMap<String, String>,
+    /// Go Micro nodes heard of under `.micro.` names, by node id, with the
+    /// instant their records expire.
+    go_nodes: BTreeMap<String, (Service, std::time::Instant)>,
     watchers: Vec<(Option<String>, WatchSender)>,
 }
 
@@ -172,6 +190,19 @@ impl MdnsRegistry {
             }
         }
         Ok(())
+    }
+
+    /// With Go Micro compatibility, asks for `<name>.micro.` as a Go client
+    /// does, in the background; `None` without it.
+    fn ask_go(&self, name: &str) -> Option<tokio::task::JoinHandle<Vec<Service>>> {
+        let go = self.running().ok()?.go.clone()?;
+        let name = name.to_owned();
+        Some(tokio::task::spawn_blocking(move || {
+            go.query(&name, gocompat::QUERY_WAIT).unwrap_or_else(|e| {
+                debug!(service = %name, error = %e, "Go Micro mDNS query failed");
+                Vec::new()
+            })
+        }))
     }
 
     fn not_found(&self, name: &str) -> RegistryError {
@@ -231,10 +262,57 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Records a Go Micro node heard under `.micro.` names (a goodbye removes it).
+    fn heard_go(&self, heard: gocompat::Heard) {
+        let Some(node) = heard.service.nodes.first() else {
+            return;
+        };
+        let id = node.id.clone();
+        let mut state = self.lock();
+        if state.own.contains_key(&id) || state.nodes.values().any(|s| s.nodes.iter().any(|n| n.id == id)) {
+            return;
+        }
+        let (action, service) = if heard.ttl == 0 {
+            match state.go_nodes.remove(&id) {
+                Some((service, _)) => (Action::Delete, service),
+                None => return,
+            }
+        } else {
+            let expires = std::time::Instant::now() + Duration::from_secs(u64::from(heard.ttl));
+            let previous = state.go_nodes.insert(id, (heard.service.clone(), expires));
+            match previous {
+                Some((old, _)) if old == heard.service => return,
+                Some(_) => (Action::Update, heard.service),
+                None => (Action::Create, heard.service),
+            }
+        };
+        notify(&mut state.watchers, action, service);
+        drop(state);
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// The live Go Micro nodes of `name`.
+    fn go_nodes_named(&self, name: &str) -> Vec<Service> {
+        let now = std::time::Instant::now();
+        let mut state = self.lock();
+        state.go_nodes.retain(|_, (_, expires)| *expires > now);
+        state
+            .go_nodes
+            .values()
+            .filter(|(s, _)| s.name == name)
+            .map(|(s, _)| s.clone())
+            .collect()
+    }
+}
+
 impl Drop for Shared {
     fn drop(&mut self) {
         if let Some(Ok(running)) = self.daemon.get() {
             let _ = running.daemon.shutdown();
+            if let Some(go) = &running.go {
+                go.stop();
+            }
         }
     }
 }
@@ -262,10 +340,39 @@ fn start(shared: &Arc<Shared>) -> Result<Running, mdns_sd::Error> {
         .name("micro-mdns-browse".to_owned())
         .spawn(move || browse(&weak, &events))
         .map_err(|e| mdns_sd::Error::Msg(format!("cannot start the browse thread: {e}")))?;
+    let go = if options.go_compat {
+        let weak = Arc::downgrade(shared);
+        let heard = move |heard: gocompat::Heard| {
+            if let Some(shared) = weak.upgrade() {
+                shared.heard_go(heard);
+            }
+        };
+        let compat = GoCompat::start(ipv4_interfaces(&options.interfaces), options.port, heard)
+            .map_err(|e| mdns_sd::Error::Msg(format!("cannot start Go Micro compatibility: {e}")))?;
+        Some(compat)
+    } else {
+        None
+    };
     Ok(Running {
         daemon,
         browse_started: Instant::now(),
+        go,
     })
+}
+
+/// The IPv4 addresses of the chosen interfaces, loopback included.
+fn ipv4_interfaces(chosen: &[String]) -> Vec<std::net::Ipv4Addr> {
+    if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| {
+            i.is_loopback() || chosen.is_empty() || chosen.iter().any(|c| *c == i.name || *c == i.ip().to_string())
+        })
+        .filter_map(|i| match i.ip() {
+            IpAddr::V4(ip) => Some(ip),
+            IpAddr::V6(_) => None,
+        })
+        .collect()
 }
 
 /// Applies browse events to the table until the registry is dropped.
@@ -377,6 +484,26 @@ fn services_named(state: &State, name: &str) -> Vec<Service> {
     by_version.into_values().collect()
 }
 
+/// Services of one name merged into one per version.
+fn merge_versions(services: Vec<Service>) -> Vec<Service> {
+    let mut by_version: BTreeMap<String, Service> = BTreeMap::new();
+    for service in services {
+        match by_version.get_mut(&service.version) {
+            Some(entry) => {
+                for node in service.nodes {
+                    if !entry.nodes.iter().any(|n| n.id == node.id) {
+                        entry.nodes.push(node);
+                    }
+                }
+            }
+            None => {
+                by_version.insert(service.version.clone(), service);
+            }
+        }
+    }
+    by_version.into_values().collect()
+}
+
 /// The interfaces in use, for error messages.
 fn describe_interfaces(chosen: &[String]) -> String {
     let all = if_addrs::get_if_addrs().unwrap_or_default();
@@ -419,6 +546,9 @@ impl Registry for MdnsRegistry {
                 };
                 notify(&mut state.watchers, action, record);
             }
+            if let Some(go) = &running.go {
+                go.publish(service).map_err(RegistryError::Malformed)?;
+            }
             self.shared.changed.send_modify(|v| *v = v.wrapping_add(1));
             Ok(())
         })
@@ -427,6 +557,9 @@ impl Registry for MdnsRegistry {
     fn deregister<'a>(&'a self, service: &'a Service) -> BoxFuture<'a, Result<(), RegistryError>> {
         Box::pin(async move {
             let running = self.running()?;
+            if let Some(go) = &running.go {
+                go.withdraw(service);
+            }
             for node in &service.nodes {
                 let fullname = self.shared.lock().own.remove(&node.id);
                 let Some(fullname) = fullname else { continue };
@@ -446,9 +579,20 @@ impl Registry for MdnsRegistry {
 
     fn get_service<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<Service>, RegistryError>> {
         Box::pin(async move {
+            let asked = self.ask_go(name);
             self.settle(|state| state.nodes.values().any(|s| s.name == name))
                 .await?;
-            let found = services_named(&self.shared.lock(), name);
+            if let Some(asked) = asked {
+                for service in asked.await.unwrap_or_default() {
+                    self.shared.heard_go(gocompat::Heard {
+                        service,
+                        ttl: gocompat::RECORD_TTL,
+                    });
+                }
+            }
+            let mut found = services_named(&self.shared.lock(), name);
+            found.extend(self.shared.go_nodes_named(name));
+            let found = merge_versions(found);
             if found.is_empty() {
                 return Err(self.not_found(name));
             }
@@ -483,6 +627,10 @@ impl Registry for MdnsRegistry {
 
     fn report_unreachable(&self, _service: &str, node: &Node) {
         let Ok(running) = self.running() else { return };
+        if let Some((gone, _)) = self.shared.lock().go_nodes.remove(&node.id) {
+            debug!(node = %node.id, service = %gone.name, "dropped an unreachable Go Micro node");
+            return;
+        }
         let fullname = {
             let state = self.shared.lock();
             state
