@@ -3,7 +3,7 @@
 //! Keys are an allow-list; an unknown or repeated key is an error that says
 //! which keys exist.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
 use syn::{Attribute, Ident, LitStr, Meta, Path};
@@ -26,35 +26,40 @@ const ENDPOINT_KEYS: &str = "`name`, `idempotent`";
 
 pub fn service_args(args: TokenStream, errors: &mut Errors) -> ServiceArgs {
     let mut out = ServiceArgs::default();
-    let parser = syn::meta::parser(|meta| {
-        if meta.path.is_ident("name") {
-            once(&meta, out.name.is_some())?;
-            let lit = wire_name(&meta)?;
-            out.name = Some(lit);
-        } else if meta.path.is_ident("client") {
-            once(&meta, out.client.is_some())?;
-            let lit: LitStr = meta.value()?.parse()?;
-            out.client = Some(lit.parse().map_err(|_| {
-                syn::Error::new(
-                    lit.span(),
-                    "`client` names a type: write an identifier such as `client = \"GreeterClient\"`",
-                )
-            })?);
-        } else if meta.path.is_ident("crate") {
-            once(&meta, out.krate.is_some())?;
-            let lit: LitStr = meta.value()?.parse()?;
-            out.krate =
-                Some(lit.parse().map_err(|_| {
+    let parser =
+        syn::meta::parser(|meta| {
+            if meta.path.is_ident("name") {
+                once(&meta, out.name.is_some())?;
+                let lit = wire_name(&meta)?;
+                out.name = Some(lit);
+            } else if meta.path.is_ident("client") {
+                once(&meta, out.client.is_some())?;
+                let lit: LitStr = meta.value()?.parse().map_err(|e| {
+                    syn::Error::new(e.span(), "`client` takes a string, e.g. `client = \"GreeterClient\"`")
+                })?;
+                out.client = Some(lit.parse().map_err(|_| {
+                    syn::Error::new(
+                        lit.span(),
+                        "`client` names a type: write an identifier such as `client = \"GreeterClient\"`",
+                    )
+                })?);
+            } else if meta.path.is_ident("crate") {
+                once(&meta, out.krate.is_some())?;
+                let lit: LitStr = meta
+                    .value()?
+                    .parse()
+                    .map_err(|e| syn::Error::new(e.span(), "`crate` takes a string, e.g. `crate = \"::my_micro\"`"))?;
+                out.krate = Some(lit.parse().map_err(|_| {
                     syn::Error::new(lit.span(), "`crate` is a path: write it as `crate = \"::my_micro\"`")
                 })?);
-        } else {
-            return Err(meta.error(format_args!(
-                "unknown argument `{}` of #[micro::service]; expected one of: {SERVICE_KEYS}",
-                path_text(&meta.path)
-            )));
-        }
-        Ok(())
-    });
+            } else {
+                return Err(meta.error(format_args!(
+                    "unknown argument `{}` of #[micro::service]; expected one of: {SERVICE_KEYS}",
+                    path_text(&meta.path)
+                )));
+            }
+            Ok(())
+        });
     if let Err(e) = parser.parse2(args) {
         errors.push(e);
     }
@@ -110,7 +115,10 @@ fn once(meta: &ParseNestedMeta<'_>, seen: bool) -> syn::Result<()> {
 
 /// A wire name: a non-empty string without dots or white space.
 fn wire_name(meta: &ParseNestedMeta<'_>) -> syn::Result<LitStr> {
-    let lit: LitStr = meta.value()?.parse()?;
+    let value = meta.value()?;
+    let lit: LitStr = value
+        .parse()
+        .map_err(|e| syn::Error::new(e.span(), "`name` takes a string, e.g. `name = \"Greeting\"`"))?;
     let value = lit.value();
     if value.is_empty() || value.contains('.') || value.chars().any(char::is_whitespace) {
         return Err(syn::Error::new(
@@ -133,10 +141,4 @@ fn path_text(path: &Path) -> String {
 /// matched by its last path segment.
 pub fn is_helper(attr: &Attribute, name: &str) -> bool {
     attr.path().segments.last().is_some_and(|s| s.ident == name)
-}
-
-/// The span of an attribute, for errors about the attribute as a whole.
-pub fn span_of(attr: &Attribute) -> Span {
-    use syn::spanned::Spanned;
-    attr.span()
 }

@@ -15,7 +15,11 @@ pub fn collect(attrs: &[Attribute]) -> String {
             },
             _ => None,
         })
-        .flat_map(|text| text.lines().map(str::to_owned).collect::<Vec<_>>())
+        .flat_map(|text| {
+            text.split('\n')
+                .map(|l| l.trim_end_matches('\r').to_owned())
+                .collect::<Vec<_>>()
+        })
         .map(|line| line.strip_prefix(' ').map(str::to_owned).unwrap_or(line))
         .collect();
     lines.join("\n").trim().to_owned()

@@ -53,8 +53,8 @@ pub struct Endpoint {
     pub request: Type,
     /// The return type.
     pub output: Type,
-    /// `T` of a `Result<T, ..>` return type, when written out.
-    pub response: Option<Type>,
+    /// `T` of the `Result<T, ..>` return type.
+    pub response: Type,
     /// The method's doc comment.
     pub docs: String,
     /// `#[cfg]` attributes, repeated on everything generated for the endpoint.
@@ -94,8 +94,8 @@ pub fn read(args: ServiceArgs, item: &ItemImpl, errors: &mut Errors) -> Option<S
             }
             other => {
                 for attr in item_attrs(other).iter().filter(|a| attr::is_helper(a, "endpoint")) {
-                    errors.at(
-                        attr::span_of(attr),
+                    errors.spanned(
+                        attr,
                         "#[endpoint] goes on an `async fn` method; this item is not a method",
                     );
                 }
@@ -151,7 +151,6 @@ fn type_ident(ty: &Type, errors: &mut Errors) -> Option<Ident> {
     if let Type::Path(path) = ty
         && path.qself.is_none()
         && let Some(segment) = path.path.segments.last()
-        && segment.arguments.is_empty()
     {
         return Some(segment.ident.clone());
     }
@@ -173,7 +172,7 @@ fn endpoint_attr<'a>(attrs: &'a [Attribute], errors: &mut Errors) -> Option<&'a 
     let mut found = attrs.iter().filter(|a| attr::is_helper(a, "endpoint"));
     let first = found.next()?;
     for extra in found {
-        errors.at(attr::span_of(extra), "#[endpoint] is given twice; keep one");
+        errors.spanned(extra, "#[endpoint] is given twice; keep one");
     }
     Some(first)
 }
@@ -190,15 +189,14 @@ fn read_endpoint(
         errors.spanned(tokens, message);
         ok = false;
     };
-    if sig.asyncness.is_none() {
+    if let Some(token) = &sig.constness {
+        fail(errors, token, "an endpoint cannot be a `const fn`: write `async fn`");
+    } else if sig.asyncness.is_none() {
         fail(
             errors,
             &sig.fn_token,
             "an endpoint must be an `async fn`: write `async fn`",
         );
-    }
-    if let Some(token) = &sig.constness {
-        fail(errors, token, "an endpoint cannot be a `const fn`: write `async fn`");
     }
     match &sig.safety {
         Safety::Unsafe(token) => fail(
@@ -227,9 +225,10 @@ fn read_endpoint(
             "an endpoint cannot be generic: its request and response types must be concrete",
         );
     }
-    let mut inputs = sig.inputs.iter();
-    match inputs.next() {
+    let mut inputs = sig.inputs.iter().peekable();
+    match inputs.peek() {
         Some(FnArg::Receiver(receiver)) => {
+            inputs.next();
             let shared = matches!(receiver.kind, ReceiverKind::Reference(_, _, None)) && receiver.mutability.is_none();
             if !shared {
                 fail(
@@ -308,11 +307,11 @@ fn read_endpoint(
     }
     let output = match &sig.output {
         ReturnType::Type(_, ty) => {
-            if matches!(**ty, Type::ImplTrait(_)) {
+            if result_ok_type(ty).is_none() {
                 fail(
                     errors,
                     ty,
-                    "an endpoint returns a concrete `Result<T, E>`, not `impl Trait`",
+                    "an endpoint returns a `Result` written out, such as `-> micro::Result<Response>` or `-> Result<Response, MyError>`, so that its response type can be named",
                 );
             }
             Some((**ty).clone())
@@ -336,12 +335,13 @@ fn read_endpoint(
     };
     let request = replace_self((*request.ty).clone(), self_ty);
     let output = replace_self(output, self_ty);
+    let response = result_ok_type(&output)?;
     Some(Endpoint {
         ident: sig.ident.clone(),
         wire_method,
         name_span,
         has_ctx,
-        response: result_ok_type(&output),
+        response,
         request,
         output,
         docs: docs::collect(&method.attrs),

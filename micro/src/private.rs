@@ -150,11 +150,17 @@ pub const fn assert_request<T: DeserializeOwned + Send + 'static>() {}
 /// Checks, at the user's span, that a response type can be encoded.
 pub const fn assert_response<T: Serialize + Send + 'static>() {}
 
-/// Checks, at the user's span, that a return type is an endpoint output.
-pub const fn assert_output<T: EndpointOutput>() {}
+/// The error half of an endpoint's `Result`, checked apart from the response.
+#[diagnostic::on_unimplemented(
+    message = "the error of an endpoint must convert into `micro::Error`; `{Self}` has an error type that does not",
+    label = "implement `From<YourError> for micro::Error`, or map the error before returning"
+)]
+pub trait ResultError {}
 
-/// Checks, at the user's span, that an error converts into [`Error`].
-pub const fn assert_error<E: Into<Error>>() {}
+impl<T, E: Into<Error>> ResultError for Result<T, E> {}
+
+/// Checks, at the user's span, that an endpoint's error converts into [`Error`].
+pub const fn assert_error_of<R: ResultError>() {}
 
 #[cfg(test)]
 mod tests {

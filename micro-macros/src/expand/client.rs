@@ -58,13 +58,7 @@ fn method(service: &Service, endpoint: &Endpoint) -> TokenStream {
         ..
     } = endpoint;
     let wire = endpoint.wire_name(service);
-    let response = match &endpoint.response {
-        Some(ty) => quote!(#ty),
-        None => {
-            let output = &endpoint.output;
-            quote!(<#output as #krate::__private::EndpointOutput>::Ok)
-        }
-    };
+    let response = &endpoint.response;
     let calls = format!("Calls `{wire}`.");
     let docs = if endpoint.docs.is_empty() {
         quote!(#[doc = #calls])

@@ -20,7 +20,7 @@ pub fn generate(service: &Service) -> TokenStream {
     let describers = service.endpoints.iter().map(|e| describers(service, e));
     let entries = service.endpoints.iter().map(|e| entry(service, e));
     let arms = service.endpoints.iter().map(|e| arm(service, e));
-    let request = Ident::new("request", Span::mixed_site());
+    let request = Ident::new("__micro_request", Span::mixed_site());
     quote! {
         const _: () = {
             #(#checks)*
@@ -71,18 +71,16 @@ fn checks(service: &Service, endpoint: &Endpoint) -> TokenStream {
     let cfgs = &endpoint.cfgs;
     let request = &endpoint.request;
     let output = &endpoint.output;
+    let response = &endpoint.response;
     let request_check = quote_spanned!(request.span()=> #private::assert_request::<#request>(););
-    let output_check = quote_spanned!(output.span()=> #private::assert_output::<#output>(););
-    let response_check = endpoint
-        .response
-        .as_ref()
-        .map(|response| quote_spanned!(response.span()=> #private::assert_response::<#response>();));
+    let response_check = quote_spanned!(response.span()=> #private::assert_response::<#response>(););
+    let error_check = quote_spanned!(output.span()=> #private::assert_error_of::<#output>(););
     quote! {
         #(#cfgs)*
         const _: () = {
             #request_check
-            #output_check
             #response_check
+            #error_check
         };
     }
 }
@@ -102,13 +100,8 @@ fn describers(service: &Service, endpoint: &Endpoint) -> TokenStream {
     let (request_fn, response_fn) = describer_names(endpoint);
     let request = &endpoint.request;
     let request_name = type_name(request);
-    let (response, response_name) = match &endpoint.response {
-        Some(ty) => (quote!(#ty), type_name(ty)),
-        None => {
-            let output = &endpoint.output;
-            (quote!(<#output as #private::EndpointOutput>::Ok), type_name(output))
-        }
-    };
+    let response = &endpoint.response;
+    let response_name = type_name(response);
     quote! {
         #(#cfgs)*
         fn #request_fn() -> #private::Value {
@@ -149,9 +142,11 @@ fn arm(service: &Service, endpoint: &Endpoint) -> TokenStream {
     let method = &endpoint.wire_method;
     let ident = &endpoint.ident;
     let request_ty = &endpoint.request;
-    let request = Ident::new("request", Span::mixed_site());
-    let ctx = Ident::new("ctx", Span::mixed_site());
-    let message = Ident::new("message", Span::mixed_site());
+    // Prefixed names: hygiene does not keep a pattern from matching a unit
+    // struct of the same name in the user's scope.
+    let request = Ident::new("__micro_request", Span::mixed_site());
+    let ctx = Ident::new("__micro_ctx", Span::mixed_site());
+    let message = Ident::new("__micro_message", Span::mixed_site());
     let call = if endpoint.has_ctx {
         quote!(Self::#ident(&*self, &#ctx, #message).await)
     } else {
@@ -162,8 +157,11 @@ fn arm(service: &Service, endpoint: &Endpoint) -> TokenStream {
     let dispatch = quote_spanned! {ident.span()=>
         #private::unary(#request, move |#ctx_param: #private::Context, #message: #request_ty| async move { #call })
     };
+    // Serving a deprecated endpoint is not a use of it.
+    let allow = (!endpoint.deprecated.is_empty()).then(|| quote!(#[allow(deprecated)]));
     quote! {
         #(#cfgs)*
+        #allow
         #method => #dispatch,
     }
 }

@@ -1,0 +1,26 @@
+use micro::prelude::*;
+
+#[derive(Serialize, Deserialize)]
+pub struct Request {
+    pub name: String,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Response {
+    pub message: String,
+}
+
+pub struct Greeter;
+
+#[micro::service]
+impl Greeter {
+    #[endpoint]
+    const GREETING: &'static str = "hello";
+
+    #[endpoint]
+    async fn hello(&self, req: Request) -> Result<Response> {
+        Ok(Response { message: format!("{} {}", Self::GREETING, req.name) })
+    }
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[micro::service]
+pub struct Greeter;
+
+fn main() {}

@@ -1,0 +1,24 @@
+use micro::prelude::*;
+
+#[derive(Serialize, Deserialize)]
+pub struct Request {
+    pub name: String,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Response {
+    pub message: String,
+}
+
+pub struct Greeter;
+
+pub trait Hello {
+    fn hello(&self);
+}
+
+#[micro::service]
+impl Hello for Greeter {
+    fn hello(&self) {}
+}
+
+fn main() {}

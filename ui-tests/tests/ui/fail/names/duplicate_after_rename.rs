@@ -1,0 +1,28 @@
+use micro::prelude::*;
+
+#[derive(Serialize, Deserialize)]
+pub struct Request {
+    pub name: String,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Response {
+    pub message: String,
+}
+
+pub struct Greeter;
+
+#[micro::service]
+impl Greeter {
+    #[endpoint(name = "Greet")]
+    async fn hello(&self, req: Request) -> Result<Response> {
+        Ok(Response { message: req.name })
+    }
+
+    #[endpoint(name = "Greet")]
+    async fn hi(&self, req: Request) -> Result<Response> {
+        Ok(Response { message: req.name })
+    }
+}
+
+fn main() {}

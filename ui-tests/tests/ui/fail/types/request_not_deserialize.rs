@@ -1,0 +1,22 @@
+use micro::prelude::*;
+
+pub struct Request {
+    pub name: String,
+}
+
+#[derive(Serialize)]
+pub struct Response {
+    pub message: String,
+}
+
+pub struct Greeter;
+
+#[micro::service]
+impl Greeter {
+    #[endpoint]
+    async fn hello(&self, req: Request) -> Result<Response> {
+        Ok(Response { message: req.name })
+    }
+}
+
+fn main() {}
