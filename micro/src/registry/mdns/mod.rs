@@ -4,7 +4,7 @@
 //! Each node is a standard DNS-SD instance of the service type
 //! `_micro._tcp.local.`, named by its node id, whose SRV and A records give
 //! its address and whose TXT record carries Go Micro's encoding of the node
-//! (see [`txt`]). One browse of that type, started on first use, keeps a
+//! (`txt.rs`). One browse of that type, started on first use, keeps a
 //! table of every node on the network, so lookups are local reads and
 //! watchers hear of nodes as they come and go. A graceful deregistration
 //! sends goodbye packets, so browsers drop the node at once; a node that
