@@ -39,6 +39,22 @@ pub struct Service {
     pub endpoints: Vec<Endpoint>,
 }
 
+/// What an endpoint exchanges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// One request, one response.
+    Unary,
+    /// One request; responses go out through a `Sender`.
+    ServerStream,
+    /// Requests come in through a `Receiver`; one response.
+    ClientStream,
+    /// Both ways: one `Stream`, or a `Receiver` and a `Sender` (`halves`).
+    Bidi {
+        /// Whether the method takes the two halves apart.
+        halves: bool,
+    },
+}
+
 /// One `#[endpoint]` method.
 pub struct Endpoint {
     /// The Rust method name.
@@ -49,11 +65,14 @@ pub struct Endpoint {
     pub name_span: Span,
     /// Whether the method takes `ctx: &Context`.
     pub has_ctx: bool,
-    /// The request type (`Self` replaced by the service type).
+    /// Unary or which kind of stream.
+    pub shape: Shape,
+    /// The request message type (`Self` replaced by the service type).
     pub request: Type,
     /// The return type.
     pub output: Type,
-    /// `T` of the `Result<T, ..>` return type.
+    /// The response message type: of the `Sender` or `Stream` when the
+    /// endpoint streams its responses, else `T` of its `Result<T, ..>`.
     pub response: Type,
     /// The method's doc comment.
     pub docs: String,
@@ -250,69 +269,29 @@ fn read_endpoint(
             FnArg::Receiver(_) => None,
         })
         .collect();
-    let (has_ctx, request) = match rest.as_slice() {
-        [] => {
-            fail(
-                errors,
-                &sig.inputs,
-                "an endpoint takes a request value after `&self`, e.g. `req: Request`",
-            );
-            (false, None)
-        }
-        [only] if is_context(&only.ty) => {
-            fail(
-                errors,
-                only,
-                "an endpoint takes a request value after the context, e.g. `ctx: &Context, req: Request`",
-            );
-            (true, None)
-        }
-        [only] => (false, Some(*only)),
-        [ctx, req] if is_context(&ctx.ty) => (true, Some(*req)),
-        [first, _] => {
-            let message = if is_context_by_value(&first.ty) {
-                "take the context by reference: `ctx: &Context`"
-            } else {
-                "an endpoint takes one request value; with two parameters the first must be `ctx: &Context`"
-            };
-            fail(errors, first, message);
-            (false, None)
-        }
-        [_, _, extra, ..] => {
-            fail(
-                errors,
-                extra,
-                "an endpoint takes one request value: move the extra parameters into the request type",
-            );
-            (false, None)
-        }
+    let (has_ctx, params) = match rest.split_first() {
+        Some((first, tail)) if is_context(&first.ty) => (true, tail),
+        _ => (false, rest.as_slice()),
     };
-    if let Some(req) = request {
-        if let Type::Reference(reference) = &*req.ty {
-            fail(
-                errors,
-                reference,
-                "take the request by value (`req: Request`): it is decoded for this call and owned by it",
-            );
-        } else if matches!(&*req.ty, Type::ImplTrait(_)) {
-            fail(
-                errors,
-                &req.ty,
-                "an endpoint cannot take `impl Trait`: name a concrete request type",
-            );
-        }
-        if matches!(&*req.pat, Pat::Ident(p) if p.ident == "self") {
-            fail(errors, &req.pat, "name the request parameter, e.g. `req: Request`");
-        }
-    }
+    let shape = read_params(sig, has_ctx, params, &mut fail, errors);
     let output = match &sig.output {
         ReturnType::Type(_, ty) => {
-            if result_ok_type(ty).is_none() {
-                fail(
+            match result_ok_type(ty) {
+                None => fail(
                     errors,
                     ty,
                     "an endpoint returns a `Result` written out, such as `-> micro::Result<Response>` or `-> Result<Response, MyError>`, so that its response type can be named",
-                );
+                ),
+                Some(ok) => {
+                    let streams_out = matches!(shape, Some((Shape::ServerStream | Shape::Bidi { .. }, ..)));
+                    if streams_out && !is_unit(&ok) {
+                        fail(
+                            errors,
+                            ty,
+                            "an endpoint that streams its responses sends them on the stream and returns `Result<()>`",
+                        );
+                    }
+                }
             }
             Some((**ty).clone())
         }
@@ -328,19 +307,23 @@ fn read_endpoint(
     if !ok {
         return None;
     }
-    let (request, output) = (request?, output?);
+    let ((shape, request, streamed_response), output) = (shape?, output?);
     let (wire_method, name_span) = match &args.name {
         Some(lit) => (lit.value(), lit.span()),
         None => (pascal(&sig.ident.to_string()), sig.ident.span()),
     };
-    let request = replace_self((*request.ty).clone(), self_ty);
+    let request = replace_self(request, self_ty);
     let output = replace_self(output, self_ty);
-    let response = result_ok_type(&output)?;
+    let response = match streamed_response {
+        Some(response) => replace_self(response, self_ty),
+        None => result_ok_type(&output)?,
+    };
     Some(Endpoint {
         ident: sig.ident.clone(),
         wire_method,
         name_span,
         has_ctx,
+        shape,
         response,
         request,
         output,
@@ -359,6 +342,189 @@ fn read_endpoint(
             .collect(),
         idempotent: args.idempotent,
     })
+}
+
+/// How a parameter takes part in a call.
+enum Param<'a> {
+    /// A request value.
+    Value(&'a Type),
+    /// `Sender<T>`: responses go out.
+    Sender(&'a Type),
+    /// `Receiver<T>`: requests come in.
+    Receiver(&'a Type),
+    /// `Stream<In, Out>`: both ways.
+    Stream(&'a Type, &'a Type),
+}
+
+/// A stream half by the last segment of its type; other types are values.
+fn classify(ty: &Type) -> Result<Param<'_>, &'static str> {
+    fn named(ty: &Type) -> Option<(String, &PathArguments)> {
+        match ty {
+            Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| (s.ident.to_string(), &s.arguments)),
+            _ => None,
+        }
+    }
+    if let Type::Reference(r) = ty
+        && let Some((name, _)) = named(&r.elem)
+        && matches!(name.as_str(), "Sender" | "Receiver" | "Stream")
+    {
+        return Err("take the stream by value: it belongs to this call");
+    }
+    let Some((name, arguments)) = named(ty) else {
+        return Ok(Param::Value(ty));
+    };
+    let types: Vec<&Type> = match arguments {
+        PathArguments::AngleBracketed(args) => args
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                GenericArgument::Type(t) => Some(t),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    match (name.as_str(), types.as_slice()) {
+        ("Sender", [t]) => Ok(Param::Sender(t)),
+        ("Receiver", [t]) => Ok(Param::Receiver(t)),
+        ("Stream", [i, o]) => Ok(Param::Stream(i, o)),
+        ("Sender", _) => Err("name the message type of the sender: `Sender<Response>`"),
+        ("Receiver", _) => Err("name the message type of the receiver: `Receiver<Request>`"),
+        ("Stream", _) => Err("name the message types of the stream: `Stream<Request, Response>`"),
+        _ => Ok(Param::Value(ty)),
+    }
+}
+
+const STREAM_FORMS: &str = "`req: Request` (unary), `req: Request, tx: Sender<Response>` (server stream), `rx: Receiver<Request>` (client stream), `stream: Stream<Request, Response>` or `rx: Receiver<Request>, tx: Sender<Response>` (both ways)";
+
+/// The mode and the message types (request, and the response when a stream
+/// carries it) from the parameters after `&self` and the context.
+#[allow(clippy::type_complexity)]
+fn read_params(
+    sig: &syn::Signature,
+    has_ctx: bool,
+    params: &[&syn::PatType],
+    fail: &mut dyn FnMut(&mut Errors, &dyn quote::ToTokens, &str),
+    errors: &mut Errors,
+) -> Option<(Shape, Type, Option<Type>)> {
+    let mut kinds = Vec::with_capacity(params.len());
+    for param in params {
+        match classify(&param.ty) {
+            Ok(kind) => kinds.push(kind),
+            Err(message) => {
+                fail(errors, &param.ty, message);
+                return None;
+            }
+        }
+    }
+    let shape = match kinds.as_slice() {
+        [Param::Value(req)] => (Shape::Unary, (*req).clone(), None),
+        [Param::Value(req), Param::Sender(rsp)] => (Shape::ServerStream, (*req).clone(), Some((*rsp).clone())),
+        [Param::Receiver(req)] => (Shape::ClientStream, (*req).clone(), None),
+        [Param::Stream(req, rsp)] => (Shape::Bidi { halves: false }, (*req).clone(), Some((*rsp).clone())),
+        [Param::Receiver(req), Param::Sender(rsp)] => {
+            (Shape::Bidi { halves: true }, (*req).clone(), Some((*rsp).clone()))
+        }
+        [] => {
+            let message = if has_ctx {
+                "an endpoint takes a request value after the context, e.g. `ctx: &Context, req: Request`"
+            } else {
+                "an endpoint takes a request value after `&self`, e.g. `req: Request`"
+            };
+            // Point at the context when there is one, else at the parameters.
+            let tokens: &dyn quote::ToTokens = match sig.inputs.last() {
+                Some(last) if has_ctx => last,
+                _ => &sig.inputs,
+            };
+            fail(errors, tokens, message);
+            return None;
+        }
+        [Param::Sender(_)] => {
+            fail(
+                errors,
+                params[0],
+                "a server stream takes its request before the sender: `req: Request, tx: Sender<Response>`",
+            );
+            return None;
+        }
+        [Param::Sender(_), Param::Receiver(_)] => {
+            fail(
+                errors,
+                params[0],
+                "put the receiver before the sender: `rx: Receiver<Request>, tx: Sender<Response>`",
+            );
+            return None;
+        }
+        [Param::Value(first), Param::Value(_)] if !has_ctx => {
+            let message = if is_context_by_value(first) {
+                "take the context by reference: `ctx: &Context`"
+            } else {
+                "an endpoint takes one request value; with two parameters the first must be `ctx: &Context`"
+            };
+            fail(errors, params[0], message);
+            return None;
+        }
+        [Param::Value(_), Param::Value(_)] => {
+            fail(
+                errors,
+                params[1],
+                "an endpoint takes one request value: move the extra parameters into the request type",
+            );
+            return None;
+        }
+        [_, _, _, ..] => {
+            fail(
+                errors,
+                params[2],
+                "an endpoint takes one request value: move the extra parameters into the request type",
+            );
+            return None;
+        }
+        _ => {
+            let last = params
+                .last()
+                .map_or(&sig.inputs as &dyn quote::ToTokens, |p| p as &dyn quote::ToTokens);
+            fail(
+                errors,
+                last,
+                &format!("these parameters make no endpoint; write one of {STREAM_FORMS}"),
+            );
+            return None;
+        }
+    };
+    if let Param::Value(req) = &kinds[0] {
+        let req_param = params[0];
+        if let Type::Reference(reference) = req {
+            fail(
+                errors,
+                reference,
+                "take the request by value (`req: Request`): it is decoded for this call and owned by it",
+            );
+            return None;
+        }
+        if matches!(req, Type::ImplTrait(_)) {
+            fail(
+                errors,
+                *req,
+                "an endpoint cannot take `impl Trait`: name a concrete request type",
+            );
+            return None;
+        }
+        if matches!(&*req_param.pat, Pat::Ident(p) if p.ident == "self") {
+            fail(
+                errors,
+                &req_param.pat,
+                "name the request parameter, e.g. `req: Request`",
+            );
+            return None;
+        }
+    }
+    Some(shape)
+}
+
+/// `()`
+fn is_unit(ty: &Type) -> bool {
+    matches!(ty, Type::Tuple(t) if t.elems.is_empty())
 }
 
 /// `&Context`, `&micro::Context`, `&'a Context` ...

@@ -88,4 +88,5 @@ pub(crate) mod names {
         HeaderName::from_static("x-micro-error"),
     ];
     pub(crate) const TIMEOUT: HeaderName = HeaderName::from_static("timeout");
+    pub(crate) const STREAM: HeaderName = HeaderName::from_static("micro-stream");
 }

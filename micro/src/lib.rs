@@ -48,6 +48,7 @@ pub mod registry;
 pub mod selector;
 pub mod server;
 pub mod service;
+pub mod stream;
 
 #[doc(hidden)]
 #[path = "private.rs"]

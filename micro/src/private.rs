@@ -14,11 +14,13 @@ pub use ::std::string::String;
 pub use ::std::sync::Arc as SharedArc;
 
 pub use crate::BoxFuture;
+pub use crate::client::{Bidirectional, ClientStreaming, ServerStreaming};
 pub use crate::client::{Call, Client};
 pub use crate::context::Context;
 pub use crate::error::Error;
 pub use crate::registry::{Value, describe};
 pub use crate::server::{CompiledService, EndpointDescriptor, Handler, Request, Response, ServiceDescriptor};
+pub use crate::stream::{Kind, Receiver, Sender, Stream};
 
 use crate::error::SERVER_ID;
 
@@ -64,6 +66,94 @@ where
         let response = endpoint(context, message).await.into_result()?;
         let body = codec.encode(&response).map_err(|e| e.into_error(SERVER_ID))?;
         Ok(Response::new(codec, body))
+    })
+}
+
+/// Splits a streaming request into its context, codec and typed halves.
+fn stream_halves<In: DeserializeOwned, Out: Serialize>(
+    request: Request,
+) -> Result<(Context, Receiver<In>, Sender<Out>), Error> {
+    let (context, codec, parts) = request
+        .into_stream()
+        .ok_or_else(|| Error::bad_request(SERVER_ID, "a streaming endpoint was called without a stream"))?;
+    Ok((
+        context,
+        Receiver::new(parts.reader, codec),
+        Sender::new(parts.sender, codec),
+    ))
+}
+
+/// The answer of a streaming handler: its messages went out on the stream.
+fn streamed(outcome: Result<(), Error>) -> Result<Response, Error> {
+    outcome.map(|()| Response::new(crate::codec::Codec::Bytes, bytes::Bytes::new()))
+}
+
+/// Serves a server stream: reads the one request, then the endpoint sends
+/// its responses.
+pub fn server_stream<Req, Rsp, Out, F, Fut>(
+    request: Request,
+    endpoint: F,
+) -> BoxFuture<'static, Result<Response, Error>>
+where
+    Req: DeserializeOwned + Send + 'static,
+    Rsp: Serialize + Send + 'static,
+    Out: EndpointOutput,
+    F: FnOnce(Context, Req, Sender<Rsp>) -> Fut + Send + 'static,
+    Fut: Future<Output = Out> + Send + 'static,
+{
+    Box::pin(async move {
+        let (context, mut rx, tx) = stream_halves::<Req, Rsp>(request)?;
+        let message = rx
+            .recv()
+            .await?
+            .ok_or_else(|| Error::bad_request(SERVER_ID, "the stream ended before its request"))?;
+        streamed(endpoint(context, message, tx).await.into_result().map(drop))
+    })
+}
+
+/// Serves a client stream: the endpoint reads the requests and returns the
+/// one response, which goes out on the stream.
+pub fn client_stream<Req, Out, F, Fut>(request: Request, endpoint: F) -> BoxFuture<'static, Result<Response, Error>>
+where
+    Req: DeserializeOwned + Send + 'static,
+    Out: EndpointOutput,
+    F: FnOnce(Context, Receiver<Req>) -> Fut + Send + 'static,
+    Fut: Future<Output = Out> + Send + 'static,
+{
+    Box::pin(async move {
+        let (context, rx, tx) = stream_halves::<Req, Out::Ok>(request)?;
+        let response = endpoint(context, rx).await.into_result()?;
+        streamed(tx.send(response).await)
+    })
+}
+
+/// Serves a bidirectional stream handed over as one [`Stream`].
+pub fn bidi<Req, Rsp, Out, F, Fut>(request: Request, endpoint: F) -> BoxFuture<'static, Result<Response, Error>>
+where
+    Req: DeserializeOwned + Send + 'static,
+    Rsp: Serialize + Send + 'static,
+    Out: EndpointOutput,
+    F: FnOnce(Context, Stream<Req, Rsp>) -> Fut + Send + 'static,
+    Fut: Future<Output = Out> + Send + 'static,
+{
+    Box::pin(async move {
+        let (context, rx, tx) = stream_halves::<Req, Rsp>(request)?;
+        streamed(endpoint(context, Stream::new(rx, tx)).await.into_result().map(drop))
+    })
+}
+
+/// Serves a bidirectional stream handed over as its two halves.
+pub fn bidi_halves<Req, Rsp, Out, F, Fut>(request: Request, endpoint: F) -> BoxFuture<'static, Result<Response, Error>>
+where
+    Req: DeserializeOwned + Send + 'static,
+    Rsp: Serialize + Send + 'static,
+    Out: EndpointOutput,
+    F: FnOnce(Context, Receiver<Req>, Sender<Rsp>) -> Fut + Send + 'static,
+    Fut: Future<Output = Out> + Send + 'static,
+{
+    Box::pin(async move {
+        let (context, rx, tx) = stream_halves::<Req, Rsp>(request)?;
+        streamed(endpoint(context, rx, tx).await.into_result().map(drop))
     })
 }
 
@@ -131,6 +221,21 @@ impl ServiceClient {
         self.client
             .call(Arc::clone(&self.service), endpoint, request)
             .idempotent(idempotent)
+    }
+
+    /// A call of the server-streaming `endpoint`.
+    pub fn server_stream<Req, Rsp>(&self, endpoint: &'static str, request: Req) -> Call<Req, Rsp, ServerStreaming> {
+        self.client.server_stream(Arc::clone(&self.service), endpoint, request)
+    }
+
+    /// A call of the client-streaming `endpoint`.
+    pub fn client_stream<Req, Rsp>(&self, endpoint: &'static str) -> Call<Req, Rsp, ClientStreaming> {
+        self.client.client_stream(Arc::clone(&self.service), endpoint)
+    }
+
+    /// A call of the bidirectional `endpoint`.
+    pub fn bidi<Req, Rsp>(&self, endpoint: &'static str) -> Call<Req, Rsp, Bidirectional> {
+        self.client.stream(Arc::clone(&self.service), endpoint)
     }
 
     /// The service name called.

@@ -4,7 +4,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use crate::model::{Endpoint, Service};
+use crate::model::{Endpoint, Service, Shape};
 
 pub fn generate(service: &Service) -> TokenStream {
     let krate = &service.krate;
@@ -66,12 +66,35 @@ fn method(service: &Service, endpoint: &Endpoint) -> TokenStream {
         let user = &endpoint.docs;
         quote!(#[doc = #user] #[doc = ""] #[doc = #calls])
     };
+    let private = quote!(#krate::__private);
+    let (params, mode, body) = match endpoint.shape {
+        Shape::Unary => (
+            quote!(request: #request),
+            quote!(),
+            quote!(self.inner.call(#wire, request, #idempotent)),
+        ),
+        Shape::ServerStream => (
+            quote!(request: #request),
+            quote!(, #private::ServerStreaming),
+            quote!(self.inner.server_stream(#wire, request)),
+        ),
+        Shape::ClientStream => (
+            quote!(),
+            quote!(, #private::ClientStreaming),
+            quote!(self.inner.client_stream(#wire)),
+        ),
+        Shape::Bidi { .. } => (
+            quote!(),
+            quote!(, #private::Bidirectional),
+            quote!(self.inner.bidi(#wire)),
+        ),
+    };
     quote! {
         #(#cfgs)*
         #(#deprecated)*
         #docs
-        pub fn #ident(&self, request: #request) -> #krate::__private::Call<#request, #response> {
-            self.inner.call(#wire, request, #idempotent)
+        pub fn #ident(&self, #params) -> #private::Call<#request, #response #mode> {
+            #body
         }
     }
 }

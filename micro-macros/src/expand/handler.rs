@@ -7,7 +7,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::type_name;
-use crate::model::{Endpoint, Service};
+use crate::model::{Endpoint, Service, Shape};
 
 pub fn generate(service: &Service) -> TokenStream {
     let krate = &service.krate;
@@ -128,9 +128,17 @@ fn entry(service: &Service, endpoint: &Endpoint) -> TokenStream {
     let docs = &endpoint.docs;
     let idempotent = endpoint.idempotent;
     let (request_fn, response_fn) = describer_names(endpoint);
+    let kind = match endpoint.shape {
+        Shape::Unary => quote!(Unary),
+        Shape::ServerStream => quote!(ServerStream),
+        Shape::ClientStream => quote!(ClientStream),
+        Shape::Bidi { .. } => quote!(Bidi),
+    };
     quote! {
         #(#cfgs)*
-        #krate::__private::EndpointDescriptor::__new(#wire, #method, #docs, #request_fn, #response_fn, #idempotent)
+        #krate::__private::EndpointDescriptor::__new(
+            #wire, #method, #docs, #request_fn, #response_fn, #idempotent, #krate::__private::Kind::#kind,
+        )
     }
 }
 
@@ -142,20 +150,43 @@ fn arm(service: &Service, endpoint: &Endpoint) -> TokenStream {
     let method = &endpoint.wire_method;
     let ident = &endpoint.ident;
     let request_ty = &endpoint.request;
+    let response_ty = &endpoint.response;
     // Prefixed names: hygiene does not keep a pattern from matching a unit
     // struct of the same name in the user's scope.
     let request = Ident::new("__micro_request", Span::mixed_site());
     let ctx = Ident::new("__micro_ctx", Span::mixed_site());
     let message = Ident::new("__micro_message", Span::mixed_site());
-    let call = if endpoint.has_ctx {
-        quote!(Self::#ident(&*self, &#ctx, #message).await)
-    } else {
-        quote!(Self::#ident(&*self, #message).await)
-    };
+    let tx = Ident::new("__micro_tx", Span::mixed_site());
+    let ctx_arg = endpoint.has_ctx.then(|| quote!(&#ctx,));
     let ctx_param = if endpoint.has_ctx { quote!(#ctx) } else { quote!(_) };
+    let (helper, params, args) = match endpoint.shape {
+        Shape::Unary => (quote!(unary), quote!(#message: #request_ty), quote!(#message)),
+        Shape::ServerStream => (
+            quote!(server_stream),
+            quote!(#message: #request_ty, #tx: #private::Sender<#response_ty>),
+            quote!(#message, #tx),
+        ),
+        Shape::ClientStream => (
+            quote!(client_stream),
+            quote!(#message: #private::Receiver<#request_ty>),
+            quote!(#message),
+        ),
+        Shape::Bidi { halves: false } => (
+            quote!(bidi),
+            quote!(#message: #private::Stream<#request_ty, #response_ty>),
+            quote!(#message),
+        ),
+        Shape::Bidi { halves: true } => (
+            quote!(bidi_halves),
+            quote!(#message: #private::Receiver<#request_ty>, #tx: #private::Sender<#response_ty>),
+            quote!(#message, #tx),
+        ),
+    };
     // Spanned at the method, so a future that is not `Send` is reported there.
     let dispatch = quote_spanned! {ident.span()=>
-        #private::unary(#request, move |#ctx_param: #private::Context, #message: #request_ty| async move { #call })
+        #private::#helper(#request, move |#ctx_param: #private::Context, #params| async move {
+            Self::#ident(&*self, #ctx_arg #args).await
+        })
     };
     // Serving a deprecated endpoint is not a use of it.
     let allow = (!endpoint.deprecated.is_empty()).then(|| quote!(#[allow(deprecated)]));

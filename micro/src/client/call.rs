@@ -19,6 +19,7 @@ use crate::context::Context;
 use crate::error::Result;
 use crate::metadata::Metadata;
 use crate::selector::Filter;
+use crate::stream::{ClientStream, Receiver, Stream};
 
 /// Options of one call; unset fields take the client's.
 #[derive(Clone, Debug, Default)]
@@ -59,23 +60,63 @@ pub struct CallOptions {
 ///     .await?;
 /// # Ok(()) }
 /// ```
+///
+/// The mode `M` says what awaiting gives: a response ([`Unary`]), a
+/// [`Receiver`] of responses ([`ServerStreaming`]), a [`ClientStream`]
+/// ([`ClientStreaming`]) or a [`Stream`] ([`Bidirectional`]).
 #[must_use = "a call does nothing until it is awaited"]
-pub struct Call<Req, Rsp> {
+pub struct Call<Req, Rsp, M: Mode = Unary> {
     client: Client,
     service: Arc<str>,
     endpoint: Cow<'static, str>,
-    request: Req,
+    input: M::Input<Req>,
     options: CallOptions,
-    response: PhantomData<fn() -> Rsp>,
+    response: PhantomData<fn(Req) -> Rsp>,
 }
 
-impl<Req, Rsp> Call<Req, Rsp> {
-    pub(crate) fn new(client: Client, service: Arc<str>, endpoint: Cow<'static, str>, request: Req) -> Self {
+/// What a call sends and gives back; see [`Call`].
+pub trait Mode: sealed::Sealed {
+    /// What the call is built with: the request, or nothing for calls that
+    /// stream their requests.
+    type Input<Req>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+macro_rules! modes {
+    ($($(#[$doc:meta])* $name:ident => $input:ty;)*) => {
+        $(
+            $(#[$doc])*
+            #[derive(Debug)]
+            pub struct $name;
+            impl sealed::Sealed for $name {}
+            impl Mode for $name {
+                type Input<Req> = $input;
+            }
+        )*
+    };
+}
+
+modes! {
+    /// One request, one response.
+    Unary => Req;
+    /// One request, a stream of responses.
+    ServerStreaming => Req;
+    /// A stream of requests, one response.
+    ClientStreaming => ();
+    /// Streams both ways.
+    Bidirectional => ();
+}
+
+impl<Req, Rsp, M: Mode> Call<Req, Rsp, M> {
+    pub(crate) fn new(client: Client, service: Arc<str>, endpoint: Cow<'static, str>, input: M::Input<Req>) -> Self {
         Call {
             client,
             service,
             endpoint,
-            request,
+            input,
             options: CallOptions::default(),
             response: PhantomData,
         }
@@ -153,7 +194,7 @@ impl<Req, Rsp> Call<Req, Rsp> {
     }
 }
 
-impl<Req, Rsp> IntoFuture for Call<Req, Rsp>
+impl<Req, Rsp> IntoFuture for Call<Req, Rsp, Unary>
 where
     Req: Serialize + Send + 'static,
     Rsp: DeserializeOwned + Send + 'static,
@@ -164,13 +205,71 @@ where
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             self.client
-                .invoke(&self.service, &self.endpoint, self.request, self.options)
+                .invoke(&self.service, &self.endpoint, self.input, self.options)
                 .await
         })
     }
 }
 
-impl<Req, Rsp> fmt::Debug for Call<Req, Rsp> {
+impl<Req, Rsp> IntoFuture for Call<Req, Rsp, ServerStreaming>
+where
+    Req: Serialize + Send + 'static,
+    Rsp: DeserializeOwned + Send + 'static,
+{
+    type Output = Result<Receiver<Rsp>>;
+    type IntoFuture = BoxFuture<'static, Result<Receiver<Rsp>>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let (tx, rx) = self
+                .client
+                .open::<Req, Rsp>(&self.service, &self.endpoint, &self.options)
+                .await?;
+            tx.send(self.input).await?;
+            Ok(rx)
+        })
+    }
+}
+
+impl<Req, Rsp> IntoFuture for Call<Req, Rsp, ClientStreaming>
+where
+    Req: Serialize + Send + 'static,
+    Rsp: DeserializeOwned + Send + 'static,
+{
+    type Output = Result<ClientStream<Req, Rsp>>;
+    type IntoFuture = BoxFuture<'static, Result<ClientStream<Req, Rsp>>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let (tx, rx) = self
+                .client
+                .open::<Req, Rsp>(&self.service, &self.endpoint, &self.options)
+                .await?;
+            Ok(ClientStream::new(tx, rx))
+        })
+    }
+}
+
+impl<Req, Rsp> IntoFuture for Call<Req, Rsp, Bidirectional>
+where
+    Req: Serialize + Send + 'static,
+    Rsp: DeserializeOwned + Send + 'static,
+{
+    type Output = Result<Stream<Rsp, Req>>;
+    type IntoFuture = BoxFuture<'static, Result<Stream<Rsp, Req>>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let (tx, rx) = self
+                .client
+                .open::<Req, Rsp>(&self.service, &self.endpoint, &self.options)
+                .await?;
+            Ok(Stream::new(rx, tx))
+        })
+    }
+}
+
+impl<Req, Rsp, M: Mode> fmt::Debug for Call<Req, Rsp, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Call")
             .field("service", &self.service)

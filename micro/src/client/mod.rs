@@ -7,6 +7,7 @@
 
 mod call;
 pub mod retry;
+mod stream;
 mod transport;
 
 use std::borrow::Cow;
@@ -23,7 +24,7 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, debug_span};
 
-pub use call::{Call, CallOptions};
+pub use call::{Bidirectional, Call, CallOptions, ClientStreaming, Mode, ServerStreaming, Unary};
 
 use self::retry::{Delivery, Failure, RetryPolicy, backoff};
 use self::transport::{HttpTransport, Inbound, TransportOptions};
@@ -240,6 +241,48 @@ impl Client {
         Call::new(self.clone(), service.into(), endpoint.into(), request)
     }
 
+    /// A call of a server-streaming endpoint; awaiting it gives a
+    /// [`Receiver`](crate::stream::Receiver) of the responses.
+    pub fn server_stream<Req, Rsp>(
+        &self,
+        service: impl Into<Arc<str>>,
+        endpoint: impl Into<Cow<'static, str>>,
+        request: Req,
+    ) -> Call<Req, Rsp, ServerStreaming> {
+        Call::new(self.clone(), service.into(), endpoint.into(), request)
+    }
+
+    /// A call of a client-streaming endpoint; awaiting it gives a
+    /// [`ClientStream`](crate::stream::ClientStream) to send requests on.
+    pub fn client_stream<Req, Rsp>(
+        &self,
+        service: impl Into<Arc<str>>,
+        endpoint: impl Into<Cow<'static, str>>,
+    ) -> Call<Req, Rsp, ClientStreaming> {
+        Call::new(self.clone(), service.into(), endpoint.into(), ())
+    }
+
+    /// A call of a bidirectional endpoint; awaiting it gives a
+    /// [`Stream`](crate::stream::Stream) that receives `Rsp` and sends `Req`.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: micro::Client) -> micro::Result<()> {
+    /// let mut chat = client.stream::<String, String>("chat", "Chat.Talk").await?;
+    /// chat.send("hello".to_owned()).await?;
+    /// chat.close_send();
+    /// while let Some(reply) = chat.recv().await? {
+    ///     println!("{reply}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn stream<Req, Rsp>(
+        &self,
+        service: impl Into<Arc<str>>,
+        endpoint: impl Into<Cow<'static, str>>,
+    ) -> Call<Req, Rsp, Bidirectional> {
+        Call::new(self.clone(), service.into(), endpoint.into(), ())
+    }
+
     pub(crate) async fn invoke<Req, Rsp>(
         &self,
         service: &str,
@@ -292,7 +335,7 @@ impl Client {
                 endpoint,
                 sequence,
                 target.codec,
-                deadline,
+                Some(deadline),
                 context.as_ref(),
                 &options,
             );
@@ -470,7 +513,7 @@ fn request_headers(
     endpoint: &str,
     sequence: u64,
     codec: Codec,
-    deadline: Instant,
+    deadline: Option<Instant>,
     context: Option<&Context>,
     options: &CallOptions,
 ) -> HeaderMap {
@@ -499,11 +542,13 @@ fn request_headers(
     if let Ok(value) = HeaderValue::try_from(endpoint) {
         map.insert(names::ENDPOINT[0].clone(), value);
     }
-    let remaining = deadline.saturating_duration_since(Instant::now()).as_nanos();
-    map.insert(
-        names::TIMEOUT,
-        HeaderValue::from(u64::try_from(remaining).unwrap_or(u64::MAX)),
-    );
+    if let Some(deadline) = deadline {
+        let remaining = deadline.saturating_duration_since(Instant::now()).as_nanos();
+        map.insert(
+            names::TIMEOUT,
+            HeaderValue::from(u64::try_from(remaining).unwrap_or(u64::MAX)),
+        );
+    }
     map
 }
 
@@ -550,7 +595,7 @@ mod tests {
             "Greeter.Hello",
             7,
             Codec::Json,
-            Instant::now() + Duration::from_secs(1),
+            Some(Instant::now() + Duration::from_secs(1)),
             Some(&ctx),
             &options,
         );

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap};
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -16,6 +17,10 @@ use tokio::time::Instant;
 use super::retry::{Delivery, Failure};
 use crate::error::{CLIENT_ID, Error};
 use crate::headers::names;
+use crate::stream::frame::ChannelBody;
+
+/// How often an idle stream connection is pinged, and how long a ping may take.
+const STREAM_PING: Duration = Duration::from_secs(20);
 
 /// Connection settings of the HTTP transport.
 #[derive(Clone, Debug)]
@@ -27,10 +32,12 @@ pub(crate) struct TransportOptions {
     pub(crate) http2: bool,
 }
 
-/// A pooled HTTP client speaking Go Micro's transport.
+/// A pooled HTTP client speaking Go Micro's transport, and an HTTP/2 one
+/// for streams.
 #[derive(Clone, Debug)]
 pub(crate) struct HttpTransport {
     client: HyperClient<HttpConnector, Full<Bytes>>,
+    streams: HyperClient<HttpConnector, ChannelBody>,
     response_limit: usize,
 }
 
@@ -52,10 +59,73 @@ impl HttpTransport {
             .pool_idle_timeout(options.pool_ttl)
             .pool_max_idle_per_host(options.pool_size)
             .http2_only(options.http2)
+            .build(connector.clone());
+        // Streams share one HTTP/2 connection per node; pings find dead peers.
+        let streams = HyperClient::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(options.pool_ttl)
+            .http2_only(true)
+            .http2_keep_alive_interval(STREAM_PING)
+            .http2_keep_alive_timeout(STREAM_PING)
+            .http2_keep_alive_while_idle(false)
             .build(connector);
         HttpTransport {
             client,
+            streams,
             response_limit: options.response_limit,
+        }
+    }
+
+    /// Sends a stream's headers and body to `address`; gives the response
+    /// body once the server has accepted the stream.
+    pub(crate) async fn open_stream(
+        &self,
+        address: &str,
+        headers: HeaderMap,
+        body: ChannelBody,
+        deadline: Instant,
+    ) -> Result<Incoming, Failure> {
+        let mut request = http::Request::builder()
+            .method(Method::POST)
+            .uri(format!("http://{address}/"))
+            .body(body)
+            .map_err(|e| {
+                Failure::new(
+                    Error::bad_request(CLIENT_ID, format!("cannot call address {address:?}: {e}")),
+                    Delivery::NotSent,
+                )
+            })?;
+        *request.headers_mut() = headers;
+        let exchange = async {
+            let response = self
+                .streams
+                .request(request)
+                .await
+                .map_err(|e| transport_failure(address, &e))?;
+            if response.status() == StatusCode::OK && !has_error(response.headers()) {
+                return Ok(response.into_body());
+            }
+            // An error before the stream started: an ordinary error response.
+            Err(read_response(response, self.response_limit)
+                .await
+                .err()
+                .unwrap_or_else(|| {
+                    Failure::new(
+                        Error::internal_server_error(CLIENT_ID, "the stream was refused"),
+                        Delivery::Answered,
+                    )
+                }))
+        };
+        match tokio::time::timeout_at(deadline, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure::new(
+                Error::timeout(
+                    CLIENT_ID,
+                    format!("{address} did not accept the stream within the deadline"),
+                ),
+                Delivery::Unknown,
+            )),
         }
     }
 
@@ -109,6 +179,28 @@ impl HttpTransport {
             )),
         }
     }
+}
+
+/// A failure of the HTTP client: a connect error never reached the server.
+fn transport_failure(address: &str, e: &hyper_util::client::legacy::Error) -> Failure {
+    let delivery = if e.is_connect() {
+        Delivery::NotSent
+    } else {
+        Delivery::Unknown
+    };
+    let what = if e.is_connect() {
+        "connection error"
+    } else {
+        "transport error"
+    };
+    Failure::new(
+        Error::internal_server_error(CLIENT_ID, format!("{what} calling {address}: {}", chain(e))),
+        delivery,
+    )
+}
+
+fn has_error(headers: &HeaderMap) -> bool {
+    headers.contains_key(&names::ERROR[0]) || headers.contains_key(&names::ERROR[1])
 }
 
 async fn read_response(response: http::Response<hyper::body::Incoming>, limit: usize) -> Result<Inbound, Failure> {

@@ -15,6 +15,8 @@ use crate::codec::Codec;
 use crate::context::Context;
 use crate::error::Error;
 use crate::registry::{self, Value};
+use crate::stream::Kind;
+use crate::stream::frame::{FrameReader, FrameSender};
 
 /// A service implementation the server can dispatch to; implemented by
 /// `#[micro::service]`.
@@ -32,12 +34,20 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 /// One request as a handler receives it: the endpoint's method name, the
-/// context, and the body with its codec.
+/// context, and the body with its codec (or, for a streaming endpoint, the
+/// two directions of the stream).
 pub struct Request {
     method: Box<str>,
     context: Context,
     codec: Codec,
     body: Bytes,
+    stream: Option<StreamParts>,
+}
+
+/// The two directions of a streaming call.
+pub(crate) struct StreamParts {
+    pub(crate) reader: FrameReader,
+    pub(crate) sender: FrameSender,
 }
 
 impl Request {
@@ -48,7 +58,25 @@ impl Request {
             context,
             codec,
             body,
+            stream: None,
         }
+    }
+
+    /// A request of a streaming endpoint.
+    pub(crate) fn streaming(method: &str, context: Context, codec: Codec, stream: StreamParts) -> Self {
+        Request {
+            method: method.into(),
+            context,
+            codec,
+            body: Bytes::new(),
+            stream: Some(stream),
+        }
+    }
+
+    /// Context, codec and the stream, for a streaming endpoint.
+    pub(crate) fn into_stream(self) -> Option<(Context, Codec, StreamParts)> {
+        let stream = self.stream?;
+        Some((self.context, self.codec, stream))
     }
 
     /// The method part of the endpoint, e.g. `Greeting`.
@@ -175,6 +203,7 @@ pub struct EndpointDescriptor {
     request: fn() -> Value,
     response: fn() -> Value,
     idempotent: bool,
+    kind: Kind,
 }
 
 impl EndpointDescriptor {
@@ -186,6 +215,7 @@ impl EndpointDescriptor {
         request: fn() -> Value,
         response: fn() -> Value,
         idempotent: bool,
+        kind: Kind,
     ) -> Self {
         EndpointDescriptor {
             name,
@@ -194,6 +224,7 @@ impl EndpointDescriptor {
             request,
             response,
             idempotent,
+            kind,
         }
     }
 
@@ -227,6 +258,11 @@ impl EndpointDescriptor {
         self.idempotent
     }
 
+    /// Unary or which kind of stream.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
     /// The endpoint as a Go Micro registry record; the doc comment travels as
     /// `description` metadata, as Go Micro v5 extracts it.
     pub fn to_registry(&self) -> registry::Endpoint {
@@ -236,6 +272,10 @@ impl EndpointDescriptor {
         }
         if self.idempotent {
             metadata.insert("idempotent".to_owned(), "true".to_owned());
+        }
+        if self.kind.is_stream() {
+            // Go Micro marks stream endpoints so.
+            metadata.insert("stream".to_owned(), "true".to_owned());
         }
         registry::Endpoint {
             name: self.name.to_owned(),
@@ -251,6 +291,7 @@ impl fmt::Debug for EndpointDescriptor {
         f.debug_struct("EndpointDescriptor")
             .field("name", &self.name)
             .field("idempotent", &self.idempotent)
+            .field("kind", &self.kind)
             .finish_non_exhaustive()
     }
 }

@@ -8,6 +8,7 @@
 
 mod handler;
 mod router;
+mod stream;
 mod transport;
 
 use std::net::SocketAddr;
@@ -29,6 +30,11 @@ pub use handler::{
 pub use router::{DuplicateHandler, Router};
 
 use self::transport::{Peer, Shared};
+
+/// The HTTP/2 connection window: what one connection may have in flight.
+const H2_CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
+/// The HTTP/2 stream window: what one stream may have in flight.
+const H2_STREAM_WINDOW: u32 = 1024 * 1024;
 
 /// Server limits and timeouts.
 #[derive(Clone, Debug)]
@@ -220,7 +226,11 @@ fn connection_builder(options: &ServerOptions) -> auto::Builder<TokioExecutor> {
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(options.max_concurrent_streams)
-        .max_header_list_size(options.max_header_list_size);
+        .max_header_list_size(options.max_header_list_size)
+        // h2 allows unread small DATA frames up to half the connection
+        // window; streams whose reader pauses need room.
+        .initial_connection_window_size(H2_CONNECTION_WINDOW)
+        .initial_stream_window_size(H2_STREAM_WINDOW);
     builder
 }
 

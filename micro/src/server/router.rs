@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::handler::Handler;
+use super::handler::{EndpointDescriptor, Handler};
 use crate::error::{Error, SERVER_ID};
 
 /// The handlers of one server, by wire name.
@@ -40,8 +40,8 @@ impl Router {
         self.handlers.values()
     }
 
-    /// The handler for `endpoint` (`Service.Method`) and the method part.
-    pub fn route<'e>(&self, endpoint: &'e str) -> Result<(&Arc<dyn Handler>, &'e str), Error> {
+    /// The handler for `endpoint` (`Service.Method`) and the endpoint's descriptor.
+    pub fn route(&self, endpoint: &str) -> Result<(&Arc<dyn Handler>, &'static EndpointDescriptor), Error> {
         let Some((service, method)) = endpoint.split_once('.').filter(|(s, m)| !s.is_empty() && !m.is_empty()) else {
             return Err(Error::bad_request(
                 SERVER_ID,
@@ -54,11 +54,10 @@ impl Router {
                 format!("unknown service {service} (endpoint {endpoint})"),
             ));
         };
-        let known = handler.descriptor().endpoints().iter().any(|e| e.method() == method);
-        if !known {
+        let Some(descriptor) = handler.descriptor().endpoints().iter().find(|e| e.method() == method) else {
             return Err(Error::not_found(SERVER_ID, format!("unknown endpoint {endpoint}")));
-        }
-        Ok((handler, method))
+        };
+        Ok((handler, descriptor))
     }
 }
 

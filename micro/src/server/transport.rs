@@ -16,18 +16,20 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use http::Method;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 use tracing::{debug, error, warn};
 
-use super::handler::Request;
+use super::handler::{Handler, Request, Response};
 use super::router::Router;
+use super::stream;
 use crate::codec::{Codec, jsonrpc};
 use crate::context::Context;
 use crate::error::{Error, SERVER_ID};
 use crate::headers::{self, names};
 use crate::metadata::Metadata;
+use crate::stream::frame::ChannelBody;
 
 /// What every connection of a server shares.
 #[derive(Debug)]
@@ -90,8 +92,17 @@ struct Reply {
     codec: Option<Codec>,
     /// The JSON-RPC id when the request came in a JSON-RPC envelope.
     jsonrpc_id: Option<String>,
-    result: Result<Bytes, Error>,
+    result: Result<Payload, Error>,
 }
+
+/// A response body: a whole message, or the frames of a stream.
+enum Payload {
+    Full(Bytes),
+    Stream(ChannelBody),
+}
+
+/// The body of every response.
+pub(crate) type ResponseBody = Either<Full<Bytes>, ChannelBody>;
 
 impl Reply {
     fn error(error: Error) -> Reply {
@@ -108,7 +119,7 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
     peer: Peer,
     request: http::Request<Incoming>,
-) -> http::Response<Full<Bytes>> {
+) -> http::Response<ResponseBody> {
     let head = Head::read(request.headers());
     let reply = call(&shared, peer, &head, request).await;
     if let Err(err) = &reply.result {
@@ -136,14 +147,32 @@ async fn call(shared: &Shared, peer: Peer, head: &Head, request: http::Request<I
             Err(e) => return Reply::error(e.into_error(SERVER_ID)),
         },
     };
-    // Route before reading the body, unless only a JSON-RPC envelope names the endpoint.
-    if let Some(endpoint) = &head.endpoint
-        && let Err(e) = shared.router.route(endpoint)
-    {
-        return Reply::error(e);
-    }
     let deadline = head.timeout.and_then(|t| Instant::now().checked_add(t));
     let metadata = metadata(request.headers(), peer);
+    // Route before reading the body, unless only a JSON-RPC envelope names the endpoint.
+    if let Some(endpoint) = &head.endpoint {
+        let (handler, descriptor) = match shared.router.route(endpoint) {
+            Ok(found) => found,
+            Err(e) => return Reply::error(e),
+        };
+        if descriptor.kind().is_stream() {
+            let context = Context::for_request(metadata, deadline, head.service.clone(), endpoint.clone());
+            let opened = stream::open(
+                shared,
+                Arc::clone(handler),
+                descriptor,
+                context,
+                codec,
+                request,
+                deadline,
+            );
+            return Reply {
+                codec: Some(codec),
+                jsonrpc_id: None,
+                result: opened.map(Payload::Stream),
+            };
+        }
+    }
     let body = match read_body(request, shared.body_limit).await {
         Ok(body) => body,
         Err(e) => return Reply::error(e),
@@ -165,7 +194,19 @@ async fn call(shared: &Shared, peer: Peer, head: &Head, request: http::Request<I
         ));
     };
     let context = Context::for_request(metadata, deadline, head.service.clone(), endpoint.clone());
-    let result = dispatch(shared, &endpoint, context, codec, body, deadline).await;
+    let result = match shared.router.route(&endpoint) {
+        Ok((handler, descriptor)) if !descriptor.kind().is_stream() => {
+            let request = Request::new(descriptor.method(), context.clone(), codec, body);
+            run(Arc::clone(handler), request, &endpoint, context, deadline)
+                .await
+                .map(|response| Payload::Full(response.into_body()))
+        }
+        Ok(_) => Err(Error::bad_request(
+            SERVER_ID,
+            format!("{endpoint} is a streaming endpoint: name it in the Micro-Endpoint header"),
+        )),
+        Err(e) => Err(e),
+    };
     Reply {
         codec: Some(codec),
         jsonrpc_id,
@@ -209,17 +250,13 @@ async fn read_body(request: http::Request<Incoming>, limit: usize) -> Result<Byt
 }
 
 /// Runs the handler inside its context, under its deadline, catching panics.
-async fn dispatch(
-    shared: &Shared,
+pub(super) async fn run(
+    handler: Arc<dyn Handler>,
+    request: Request,
     endpoint: &str,
     context: Context,
-    codec: Codec,
-    body: Bytes,
     deadline: Option<Instant>,
-) -> Result<Bytes, Error> {
-    let (handler, method) = shared.router.route(endpoint)?;
-    let handler = Arc::clone(handler);
-    let request = Request::new(method, context.clone(), codec, body);
+) -> Result<Response, Error> {
     let started = std::panic::catch_unwind(AssertUnwindSafe(move || handler.call(request)));
     let future = match started {
         Ok(future) => future,
@@ -239,7 +276,7 @@ async fn dispatch(
         },
     };
     match outcome {
-        Ok(result) => result.map(super::handler::Response::into_body),
+        Ok(result) => result,
         Err(panic) => Err(panicked(endpoint, panic.as_ref())),
     }
 }
@@ -254,8 +291,8 @@ fn panicked(endpoint: &str, panic: &(dyn std::any::Any + Send)) -> Error {
     Error::internal_server_error(SERVER_ID, format!("panic recovered: {message}"))
 }
 
-fn write_reply(head: &Head, reply: Reply) -> http::Response<Full<Bytes>> {
-    let mut response = http::Response::new(Full::new(Bytes::new()));
+fn write_reply(head: &Head, reply: Reply) -> http::Response<ResponseBody> {
+    let mut response = http::Response::new(Either::Left(Full::new(Bytes::new())));
     let headers = response.headers_mut();
     for (names, value) in [
         (names::ID, &head.id),
@@ -273,22 +310,25 @@ fn write_reply(head: &Head, reply: Reply) -> http::Response<Full<Bytes>> {
         result,
     } = reply;
     let body = match (result, jsonrpc_id) {
-        (Ok(body), None) => Ok(body),
-        (Ok(body), Some(id)) => jsonrpc::encode_response(&id, Some(&body), None).map_err(|e| e.into_error(SERVER_ID)),
+        (Ok(Payload::Full(body)), Some(id)) => jsonrpc::encode_response(&id, Some(&body), None)
+            .map(|b| Either::Left(Full::new(b)))
+            .map_err(|e| e.into_error(SERVER_ID)),
+        (Ok(Payload::Full(body)), None) => Ok(Either::Left(Full::new(body))),
+        (Ok(Payload::Stream(body)), _) => Ok(Either::Right(body)),
         (Err(err), _) => Err(err),
     };
     match body {
         Ok(body) => {
             let content_type = codec.unwrap_or(Codec::Json).content_type();
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-            *response.body_mut() = Full::new(body);
+            *response.body_mut() = body;
         }
         Err(err) => write_error(&mut response, head, &err),
     }
     response
 }
 
-fn write_error(response: &mut http::Response<Full<Bytes>>, head: &Head, err: &Error) {
+fn write_error(response: &mut http::Response<ResponseBody>, head: &Head, err: &Error) {
     let json = err.to_json();
     if let Ok(value) = HeaderValue::from_str(&json) {
         insert_pair(response.headers_mut(), names::ERROR, value);
@@ -306,7 +346,7 @@ fn write_error(response: &mut http::Response<Full<Bytes>>, head: &Head, err: &Er
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let mut body = json.into_bytes();
     body.push(b'\n');
-    *response.body_mut() = Full::new(Bytes::from(body));
+    *response.body_mut() = Either::Left(Full::new(Bytes::from(body)));
 }
 
 /// Go Micro writes each call header twice, plain and with an `X-` prefix.
@@ -318,7 +358,7 @@ fn insert_pair(map: &mut HeaderMap, [plain, prefixed]: [HeaderName; 2], value: H
 /// The status a reply has: kept for tests of the HTTP mapping.
 #[cfg(test)]
 fn status_of(head: &Head, err: &Error) -> http::StatusCode {
-    let mut response = http::Response::new(Full::new(Bytes::new()));
+    let mut response = http::Response::new(Either::Left(Full::new(Bytes::new())));
     write_error(&mut response, head, err);
     response.status()
 }
