@@ -3,6 +3,7 @@
 
 pub mod greeter;
 pub mod helloworld;
+pub mod live;
 
 /// Logs to stderr at `info`, or as `RUST_LOG` says.
 pub fn init_logging() {
