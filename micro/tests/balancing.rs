@@ -1,9 +1,9 @@
 //! Client-side load balancing across instances, and surviving an instance
 //! that dies under load. Runs inside `netns-run` (mDNS).
 
+mod support;
+
 use std::collections::HashMap;
-use std::io::BufRead;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -142,29 +142,20 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AttemptLog {
 }
 
 struct Instance {
-    process: std::process::Child,
+    child: support::Child,
     node_id: String,
 }
 
 fn spawn_instance(name: &str, n: usize) -> Instance {
-    let mut process = Command::new(std::env::current_exe().unwrap())
-        .args(["child_lb_instance", "--exact", "--ignored", "--nocapture", "--quiet"])
-        .env("MICRO_TEST_CHILD_SERVICE", name)
-        .env("MICRO_TEST_CHILD_NODE", format!("n{n}"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = process.stdout.take().unwrap();
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    let node_id = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("STARTED ").map(str::to_owned))
-        .expect("the instance starts");
-    // Keep reading so the child never writes into a closed pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    Instance { process, node_id }
+    let child = support::Child::spawn(
+        "child_lb_instance",
+        &[
+            ("MICRO_TEST_CHILD_SERVICE", name),
+            ("MICRO_TEST_CHILD_NODE", &format!("n{n}")),
+        ],
+    );
+    let node_id = child.line_starting("STARTED ");
+    Instance { child, node_id }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,11 +206,10 @@ async fn killing_one_of_three_instances_under_load_fails_no_idempotent_call() {
         })
         .collect();
     tokio::time::sleep(kill_at).await;
-    let victim = instances.remove(1);
-    let mut process = victim.process;
-    process.kill().unwrap();
+    let mut victim = instances.remove(1);
+    victim.child.process.kill().unwrap();
     let killed = Instant::now();
-    process.wait().unwrap();
+    victim.child.process.wait().unwrap();
 
     let mut served: HashMap<String, usize> = HashMap::new();
     let mut failed = Vec::new();
@@ -262,7 +252,7 @@ async fn killing_one_of_three_instances_under_load_fails_no_idempotent_call() {
     );
 
     for mut instance in instances {
-        drop(instance.process.stdin.take());
-        assert!(instance.process.wait().unwrap().success());
+        instance.child.close_stdin();
+        assert!(instance.child.process.wait().unwrap().success());
     }
 }

@@ -2,9 +2,9 @@
 //! mDNS discovery between processes. Everything here runs inside
 //! `netns-run`: mDNS multicasts.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::io::BufRead;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -233,41 +233,14 @@ async fn child_mdns_publisher() {
     println!("DEREGISTERED");
 }
 
-struct Child {
-    process: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
+fn publisher(name: &str) -> support::Child {
+    support::Child::spawn("child_mdns_publisher", &[("MICRO_TEST_CHILD_SERVICE", name)])
 }
 
-impl Child {
-    fn publisher(name: &str) -> Child {
-        let mut process = Command::new(std::env::current_exe().unwrap())
-            .args(["child_mdns_publisher", "--exact", "--ignored", "--nocapture", "--quiet"])
-            .env("MICRO_TEST_CHILD_SERVICE", name)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        let stdout = process.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Child { process, lines }
-    }
-
-    fn wait_for(&self, what: &str) -> Instant {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line == what => return Instant::now(),
-                Ok(_) => {}
-                Err(_) => panic!("the child did not print {what}"),
-            }
-        }
-    }
+/// When the child printed `line`.
+fn printed(child: &support::Child, line: &str) -> Instant {
+    child.line_starting(line);
+    Instant::now()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,8 +248,8 @@ async fn processes_discover_each_other_and_goodbyes_remove_nodes_at_once() {
     let name = unique("twoproc");
     let browser = MdnsRegistry::new();
     let mut watcher = browser.watch(WatchOptions::service(name.clone())).await.unwrap();
-    let mut child = Child::publisher(&name);
-    let registered = tokio::task::block_in_place(|| child.wait_for("REGISTERED"));
+    let mut child = publisher(&name);
+    let registered = tokio::task::block_in_place(|| printed(&child, "REGISTERED"));
     next_event(&mut watcher, &name, Action::Create).await;
     let seen_after = registered.elapsed();
     assert!(seen_after < Duration::from_secs(1), "visible after {seen_after:?}");
@@ -284,8 +257,8 @@ async fn processes_discover_each_other_and_goodbyes_remove_nodes_at_once() {
     assert_eq!(found[0].nodes[0].address, "127.0.0.1:40007");
     assert_eq!(found[0].endpoints[0].name, "Greeter.Hello");
 
-    drop(child.process.stdin.take());
-    let stopped = tokio::task::block_in_place(|| child.wait_for("DEREGISTERED"));
+    child.close_stdin();
+    let stopped = tokio::task::block_in_place(|| printed(&child, "DEREGISTERED"));
     next_event(&mut watcher, &name, Action::Delete).await;
     // RFC 6762 §10.1: a goodbye (TTL 0) is honoured one second after it arrives.
     let gone_after = stopped.elapsed();
@@ -301,8 +274,8 @@ async fn processes_discover_each_other_and_goodbyes_remove_nodes_at_once() {
 async fn a_killed_node_is_dropped_once_reported_unreachable() {
     let name = unique("killed");
     let browser = MdnsRegistry::new();
-    let mut child = Child::publisher(&name);
-    tokio::task::block_in_place(|| child.wait_for("REGISTERED"));
+    let mut child = publisher(&name);
+    tokio::task::block_in_place(|| printed(&child, "REGISTERED"));
     let started = Instant::now();
     while nodes_of(&browser, &name).await.is_empty() {
         assert!(started.elapsed() < Duration::from_secs(5), "never discovered");

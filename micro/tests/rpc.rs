@@ -659,48 +659,24 @@ async fn child_server_process() {
     running.stop().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typed_client_works_across_two_processes() {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
-
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["child_server_process", "--exact", "--ignored", "--nocapture", "--quiet"])
-        .env("MICRO_TEST_CHILD", "1")
-        .env("MICRO_SERVER_ADDRESS", "127.0.0.1:0")
-        .env("MICRO_SERVER_NAME", "echo-child")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (lines, found) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    // Read every line, so the child never writes into a closed pipe.
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(std::result::Result::ok)
-        {
-            let _ = lines.send(line);
-        }
-    });
-    let line = tokio::task::spawn_blocking(move || {
-        found
-            .iter()
-            .find(|l| l.starts_with("LISTENING "))
-            .expect("the child prints its address")
-    })
-    .await
-    .unwrap();
-    let mut words = line.split_whitespace().skip(1);
-    let (addr, name) = (words.next().unwrap().to_owned(), words.next().unwrap().to_owned());
+    let mut child = support::Child::spawn(
+        "child_server_process",
+        &[
+            ("MICRO_TEST_CHILD", "1"),
+            ("MICRO_SERVER_ADDRESS", "127.0.0.1:0"),
+            ("MICRO_SERVER_NAME", "echo-child"),
+        ],
+    );
+    let line = tokio::task::block_in_place(|| child.line_starting("LISTENING "));
+    let (addr, name) = line.split_once(' ').unwrap();
     assert_eq!(name, "echo-child", "MICRO_SERVER_NAME was read");
     let echo = EchoClient::new("echo-child", Client::default());
     let rsp = echo.hello(Hello { name: "across".into() }).address(addr).await.unwrap();
     assert_eq!(rsp.message, "Hello across");
-    drop(child.stdin.take());
-    let status = child.wait().unwrap();
-    assert!(status.success());
+    child.close_stdin();
+    assert!(child.process.wait().unwrap().success());
 }
 
 /// Runs `Service::run()` in a child process until it receives SIGTERM.
@@ -726,60 +702,34 @@ async fn child_run_until_signal() {
     println!("STOPPED");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_calls_then_exits() {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
-
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_run_until_signal",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--quiet",
-        ])
-        .env("MICRO_TEST_CHILD", "1")
-        .env("MICRO_SERVER_ADDRESS", addr.to_string())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (lines, seen) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(std::result::Result::ok)
-        {
-            let _ = lines.send(line);
-        }
-    });
-    let seen = Arc::new(Mutex::new(seen));
-    let wait_for = |what: &'static str| {
-        let seen = Arc::clone(&seen);
-        tokio::task::spawn_blocking(move || seen.lock().unwrap().iter().any(|l| l == what))
-    };
-    assert!(wait_for("STARTED").await.unwrap());
+    let mut child = support::Child::spawn(
+        "child_run_until_signal",
+        &[("MICRO_TEST_CHILD", "1"), ("MICRO_SERVER_ADDRESS", &addr.to_string())],
+    );
+    tokio::task::block_in_place(|| child.line_starting("STARTED"));
     let in_flight = tokio::spawn(async move {
         let mut conn = RawConnection::open(addr).await;
         conn.post(&[JSON, endpoint("Echo.Nap")], br#"{"millis": 500}"#).await
     });
     tokio::time::sleep(Duration::from_millis(150)).await;
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+    let pid = child.process.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
         .status()
         .unwrap();
     assert!(killed.success());
     let rsp = in_flight.await.unwrap();
     assert_eq!(rsp.status, 200, "the in-flight call finished after SIGTERM");
-    assert!(wait_for("STOPPED").await.unwrap(), "run() returned");
-    assert!(child.wait().unwrap().success());
+    tokio::task::block_in_place(|| child.line_starting("STOPPED"));
+    assert!(child.process.wait().unwrap().success());
 }
 
 #[tokio::test]

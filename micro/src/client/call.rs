@@ -19,7 +19,7 @@ use crate::context::Context;
 use crate::error::Result;
 use crate::metadata::Metadata;
 use crate::selector::Filter;
-use crate::stream::{ClientStream, Receiver, Stream};
+use crate::stream::{ClientStream, Receiver, Sender, Stream};
 
 /// Options of one call; unset fields take the client's.
 #[derive(Clone, Debug, Default)]
@@ -211,6 +211,19 @@ where
     }
 }
 
+impl<Req, Rsp, M> Call<Req, Rsp, M>
+where
+    Req: Serialize,
+    Rsp: DeserializeOwned,
+    M: Mode,
+{
+    /// Opens the stream; gives its halves and what the call was built with.
+    async fn open(self) -> Result<(Sender<Req>, Receiver<Rsp>, M::Input<Req>)> {
+        let (tx, rx) = self.client.open(&self.service, &self.endpoint, &self.options).await?;
+        Ok((tx, rx, self.input))
+    }
+}
+
 impl<Req, Rsp> IntoFuture for Call<Req, Rsp, ServerStreaming>
 where
     Req: Serialize + Send + 'static,
@@ -221,11 +234,8 @@ where
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let (tx, rx) = self
-                .client
-                .open::<Req, Rsp>(&self.service, &self.endpoint, &self.options)
-                .await?;
-            tx.send(self.input).await?;
+            let (tx, rx, request) = self.open().await?;
+            tx.send(request).await?;
             Ok(rx)
         })
     }
@@ -241,10 +251,7 @@ where
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let (tx, rx) = self
-                .client
-                .open::<Req, Rsp>(&self.service, &self.endpoint, &self.options)
-                .await?;
+            let (tx, rx, ()) = self.open().await?;
             Ok(ClientStream::new(tx, rx))
         })
     }
@@ -260,10 +267,7 @@ where
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let (tx, rx) = self
-                .client
-                .open::<Req, Rsp>(&self.service, &self.endpoint, &self.options)
-                .await?;
+            let (tx, rx, ()) = self.open().await?;
             Ok(Stream::new(rx, tx))
         })
     }

@@ -77,6 +77,34 @@ impl HttpTransport {
         }
     }
 
+    /// Sends one call to `address` and reads the answer, giving up at `deadline`.
+    pub(crate) async fn round_trip(
+        &self,
+        address: &str,
+        headers: HeaderMap,
+        body: Bytes,
+        deadline: Instant,
+    ) -> Result<Inbound, Failure> {
+        let request = post(address, headers, Full::new(body))?;
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| transport_failure(address, &e))?;
+            read_response(response, self.response_limit).await
+        };
+        tokio::time::timeout_at(deadline, exchange).await.unwrap_or_else(|_| {
+            Err(Failure::new(
+                Error::timeout(
+                    CLIENT_ID,
+                    format!("call timeout: no answer from {address} within the deadline"),
+                ),
+                Delivery::Unknown,
+            ))
+        })
+    }
+
     /// Sends a stream's headers and body to `address`; gives the response
     /// body once the server has accepted the stream.
     pub(crate) async fn open_stream(
@@ -86,17 +114,7 @@ impl HttpTransport {
         body: ChannelBody,
         deadline: Instant,
     ) -> Result<Incoming, Failure> {
-        let mut request = http::Request::builder()
-            .method(Method::POST)
-            .uri(format!("http://{address}/"))
-            .body(body)
-            .map_err(|e| {
-                Failure::new(
-                    Error::bad_request(CLIENT_ID, format!("cannot call address {address:?}: {e}")),
-                    Delivery::NotSent,
-                )
-            })?;
-        *request.headers_mut() = headers;
+        let request = post(address, headers, body)?;
         let exchange = async {
             let response = self
                 .streams
@@ -117,68 +135,32 @@ impl HttpTransport {
                     )
                 }))
         };
-        match tokio::time::timeout_at(deadline, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(Failure::new(
+        tokio::time::timeout_at(deadline, exchange).await.unwrap_or_else(|_| {
+            Err(Failure::new(
                 Error::timeout(
                     CLIENT_ID,
                     format!("{address} did not accept the stream within the deadline"),
                 ),
                 Delivery::Unknown,
-            )),
-        }
+            ))
+        })
     }
+}
 
-    /// Sends one call to `address` and reads the answer, giving up at `deadline`.
-    pub(crate) async fn round_trip(
-        &self,
-        address: &str,
-        headers: HeaderMap,
-        body: Bytes,
-        deadline: Instant,
-    ) -> Result<Inbound, Failure> {
-        let uri = format!("http://{address}/");
-        let mut request = http::Request::builder()
-            .method(Method::POST)
-            .uri(&uri)
-            .body(Full::new(body))
-            .map_err(|e| {
-                Failure::new(
-                    Error::bad_request(CLIENT_ID, format!("cannot call address {address:?}: {e}")),
-                    Delivery::NotSent,
-                )
-            })?;
-        *request.headers_mut() = headers;
-        let exchange = async {
-            let response = self.client.request(request).await.map_err(|e| {
-                let delivery = if e.is_connect() {
-                    Delivery::NotSent
-                } else {
-                    Delivery::Unknown
-                };
-                let what = if e.is_connect() {
-                    "connection error"
-                } else {
-                    "transport error"
-                };
-                Failure::new(
-                    Error::internal_server_error(CLIENT_ID, format!("{what} calling {address}: {}", chain(&e))),
-                    delivery,
-                )
-            })?;
-            read_response(response, self.response_limit).await
-        };
-        match tokio::time::timeout_at(deadline, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(Failure::new(
-                Error::timeout(
-                    CLIENT_ID,
-                    format!("call timeout: no answer from {address} within the deadline"),
-                ),
-                Delivery::Unknown,
-            )),
-        }
-    }
+/// `POST http://<address>/` with `headers` and `body`.
+fn post<B>(address: &str, headers: HeaderMap, body: B) -> Result<http::Request<B>, Failure> {
+    let mut request = http::Request::builder()
+        .method(Method::POST)
+        .uri(format!("http://{address}/"))
+        .body(body)
+        .map_err(|e| {
+            Failure::new(
+                Error::bad_request(CLIENT_ID, format!("cannot call address {address:?}: {e}")),
+                Delivery::NotSent,
+            )
+        })?;
+    *request.headers_mut() = headers;
+    Ok(request)
 }
 
 /// A failure of the HTTP client: a connect error never reached the server.

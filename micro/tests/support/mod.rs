@@ -116,3 +116,56 @@ pub fn request_bytes(method: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec
     bytes.extend_from_slice(body);
     bytes
 }
+
+/// This test binary run again as a child process, to run one ignored test
+/// (a server, say) in a process of its own; its stdout lines are collected.
+pub struct Child {
+    pub process: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Child {
+    /// Runs the ignored test `test` with `envs` set.
+    pub fn spawn(test: &str, envs: &[(&str, &str)]) -> Child {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+
+        let mut process = Command::new(std::env::current_exe().expect("test binary"))
+            .args([test, "--exact", "--ignored", "--nocapture", "--quiet"])
+            .envs(envs.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the child");
+        let stdout = process.stdout.take().expect("piped stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        // Read every line, so the child never writes into a closed pipe.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Child { process, lines }
+    }
+
+    /// The rest of the first line that starts with `prefix` (blocking; up to 20 s).
+    pub fn line_starting(&self, prefix: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix(prefix) {
+                        return rest.trim().to_owned();
+                    }
+                }
+                Err(_) => panic!("the child printed no line starting with {prefix:?}"),
+            }
+        }
+    }
+
+    /// Closes the child's stdin, which tells it to stop.
+    pub fn close_stdin(&mut self) {
+        drop(self.process.stdin.take());
+    }
+}
