@@ -1,4 +1,5 @@
-//! The arguments of `#[micro::service(...)]` and `#[endpoint(...)]`.
+//! The arguments of `#[micro::service(...)]`, `#[endpoint(...)]` and
+//! `#[subscribe(...)]`.
 //!
 //! Keys are an allow-list; an unknown or repeated key is an error that says
 //! which keys exist.
@@ -23,6 +24,7 @@ pub struct ServiceArgs {
 
 const SERVICE_KEYS: &str = "`name`, `client`, `crate`";
 const ENDPOINT_KEYS: &str = "`name`, `idempotent`";
+const SUBSCRIBE_KEYS: &str = "`topic`, `queue`";
 
 pub fn service_args(args: TokenStream, errors: &mut Errors) -> ServiceArgs {
     let mut out = ServiceArgs::default();
@@ -104,6 +106,68 @@ pub fn endpoint_args(attr: &Attribute, errors: &mut Errors) -> EndpointArgs {
         errors.push(e);
     }
     out
+}
+
+/// `#[subscribe(topic = "...", queue = "...")]`.
+pub struct SubscribeArgs {
+    /// The topic subscribed to.
+    pub topic: LitStr,
+    /// The queue group, if any.
+    pub queue: Option<LitStr>,
+}
+
+/// The arguments of `#[subscribe]`; `None` when they are unusable (reported).
+pub fn subscribe_args(attr: &Attribute, errors: &mut Errors) -> Option<SubscribeArgs> {
+    let mut topic = None;
+    let mut queue = None;
+    let result = match &attr.meta {
+        Meta::Path(_) => Ok(()),
+        _ => attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("topic") {
+                once(&meta, topic.is_some())?;
+                topic = Some(word(&meta, "topic", "user.created")?);
+            } else if meta.path.is_ident("queue") {
+                once(&meta, queue.is_some())?;
+                queue = Some(word(&meta, "queue", "audit")?);
+            } else {
+                return Err(meta.error(format_args!(
+                    "unknown argument `{}` of #[subscribe]; expected one of: {SUBSCRIBE_KEYS}",
+                    path_text(&meta.path)
+                )));
+            }
+            Ok(())
+        }),
+    };
+    if let Err(e) = result {
+        errors.push(e);
+        return None;
+    }
+    let Some(topic) = topic else {
+        errors.spanned(
+            attr,
+            "a subscriber names its topic: write `#[subscribe(topic = \"user.created\")]`",
+        );
+        return None;
+    };
+    Some(SubscribeArgs { topic, queue })
+}
+
+/// A topic or queue name: a non-empty string without white space.
+fn word(meta: &ParseNestedMeta<'_>, key: &str, example: &str) -> syn::Result<LitStr> {
+    let lit: LitStr = meta.value()?.parse().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            format!("`{key}` takes a string, e.g. `{key} = \"{example}\"`"),
+        )
+    })?;
+    let value = lit.value();
+    if value.is_empty() || value.chars().any(char::is_whitespace) {
+        return Err(syn::Error::new(
+            lit.span(),
+            format!("a {key} is a non-empty name without spaces, e.g. `{key} = \"{example}\"`"),
+        ));
+    }
+    Ok(lit)
 }
 
 fn once(meta: &ParseNestedMeta<'_>, seen: bool) -> syn::Result<()> {

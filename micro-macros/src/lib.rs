@@ -1,5 +1,5 @@
-//! Procedural macros of [micro](https://docs.rs/micro): `#[micro::service]`
-//! and `#[endpoint]`. Use them through the `micro` crate, which re-exports
+//! Procedural macros of [micro](https://docs.rs/micro): `#[micro::service]`,
+//! `#[endpoint]` and `#[subscribe]`. Use them through the `micro` crate, which re-exports
 //! them; the generated code depends on `micro` alone.
 //!
 //! The macro runs in four stages, one per module: `attr` parses attribute
@@ -28,6 +28,9 @@ use proc_macro::TokenStream;
 /// value, and returning `Result<T, E>` with `T: Serialize` and
 /// `E: Into<micro::Error>`.
 ///
+/// Methods marked `#[subscribe(topic = "..")]` receive the messages
+/// published to a topic (see [`macro@subscribe`]).
+///
 /// Generated beside the block: the server dispatch (`impl micro::server::Handler`),
 /// a typed client `<Type>Client`, and a descriptor of the endpoints for the
 /// registry.
@@ -37,6 +40,20 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::service(args.into(), input.into()).into()
+}
+
+/// Marks a method of a `#[micro::service]` impl block as a subscriber.
+///
+/// `#[subscribe(topic = "user.created")]` calls the method with every
+/// message published to the topic; `queue = "audit"` makes the service one
+/// member of a queue group, in which each message goes to one member. The
+/// method is an `async fn` taking `&self`, optionally `ctx: &Context`, and
+/// the message value (`DeserializeOwned`, decoded by the message's
+/// `Content-Type`), and returning `Result<(), E>` with `E: Into<micro::Error>`.
+/// Used anywhere else it is an error.
+#[proc_macro_attribute]
+pub fn subscribe(_args: TokenStream, input: TokenStream) -> TokenStream {
+    expand::misplaced("subscribe", input.into()).into()
 }
 
 /// Marks a method of a `#[micro::service]` impl block as an endpoint.

@@ -1,4 +1,5 @@
-//! The service model: the `impl` block read into one entry per endpoint.
+//! The service model: the `impl` block read into one entry per endpoint
+//! and per subscriber.
 //!
 //! Reading checks each method's shape and reports every problem with a span
 //! on the offending tokens and a sentence saying what to write instead. A
@@ -37,6 +38,8 @@ pub struct Service {
     pub servable: bool,
     /// The endpoints that passed the shape checks.
     pub endpoints: Vec<Endpoint>,
+    /// The subscribers that passed the shape checks.
+    pub subscribers: Vec<Subscriber>,
 }
 
 /// What an endpoint exchanges.
@@ -84,6 +87,35 @@ pub struct Endpoint {
     pub idempotent: bool,
 }
 
+/// One `#[subscribe]` method.
+pub struct Subscriber {
+    /// The Rust method name.
+    pub ident: Ident,
+    /// The method part of its registry name, e.g. `OnCreated`.
+    pub wire_method: String,
+    /// The topic.
+    pub topic: String,
+    /// The queue group, if any.
+    pub queue: Option<String>,
+    /// Whether the method takes `ctx: &Context`.
+    pub has_ctx: bool,
+    /// The message type (`Self` replaced by the service type).
+    pub message: Type,
+    /// The return type.
+    pub output: Type,
+    /// The method's doc comment.
+    pub docs: String,
+    /// `#[cfg]` attributes, repeated on everything generated for it.
+    pub cfgs: Vec<Attribute>,
+}
+
+impl Subscriber {
+    /// The registry name, `Service.Method`, as Go Micro names subscribers.
+    pub fn wire_name(&self, service: &Service) -> String {
+        format!("{}.{}", service.wire_name, self.wire_method)
+    }
+}
+
 impl Endpoint {
     /// The full wire name, `Service.Method`.
     pub fn wire_name(&self, service: &Service) -> String {
@@ -100,23 +132,40 @@ pub fn read(args: ServiceArgs, item: &ItemImpl, errors: &mut Errors) -> Option<S
     let client = args.client.unwrap_or_else(|| format_ident!("{}Client", ident));
     let krate = args.krate.unwrap_or_else(|| syn::parse_quote!(::micro));
     let mut endpoints = Vec::new();
+    let mut subscribers = Vec::new();
     for impl_item in &item.items {
         match impl_item {
             ImplItem::Fn(method) => {
-                let Some(attr) = endpoint_attr(&method.attrs, errors) else {
-                    continue;
-                };
-                let args = attr::endpoint_args(attr, errors);
-                if let Some(endpoint) = read_endpoint(method, args, &item.self_ty, errors) {
-                    endpoints.push(endpoint);
+                let endpoint = helper_attr(&method.attrs, "endpoint", errors);
+                let subscribe = helper_attr(&method.attrs, "subscribe", errors);
+                match (endpoint, subscribe) {
+                    (Some(_), Some(subscribe)) => errors.spanned(
+                        subscribe,
+                        "a method is an endpoint or a subscriber, not both: keep #[endpoint] or #[subscribe]",
+                    ),
+                    (Some(attr), None) => {
+                        let args = attr::endpoint_args(attr, errors);
+                        if let Some(endpoint) = read_endpoint(method, args, &item.self_ty, errors) {
+                            endpoints.push(endpoint);
+                        }
+                    }
+                    (None, Some(attr)) => {
+                        let args = attr::subscribe_args(attr, errors);
+                        if let Some(subscriber) = read_subscriber(method, args, &item.self_ty, errors) {
+                            subscribers.push(subscriber);
+                        }
+                    }
+                    (None, None) => {}
                 }
             }
             other => {
-                for attr in item_attrs(other).iter().filter(|a| attr::is_helper(a, "endpoint")) {
-                    errors.spanned(
-                        attr,
-                        "#[endpoint] goes on an `async fn` method; this item is not a method",
-                    );
+                for name in ["endpoint", "subscribe"] {
+                    for attr in item_attrs(other).iter().filter(|a| attr::is_helper(a, name)) {
+                        errors.spanned(
+                            attr,
+                            format_args!("#[{name}] goes on an `async fn` method; this item is not a method"),
+                        );
+                    }
                 }
             }
         }
@@ -130,6 +179,7 @@ pub fn read(args: ServiceArgs, item: &ItemImpl, errors: &mut Errors) -> Option<S
         docs: docs::collect(&item.attrs),
         servable,
         endpoints,
+        subscribers,
     })
 }
 
@@ -186,14 +236,241 @@ fn item_attrs(item: &ImplItem) -> &[Attribute] {
     }
 }
 
-/// The method's `#[endpoint]` attribute; a second one is an error.
-fn endpoint_attr<'a>(attrs: &'a [Attribute], errors: &mut Errors) -> Option<&'a Attribute> {
-    let mut found = attrs.iter().filter(|a| attr::is_helper(a, "endpoint"));
+/// The method's `#[endpoint]` or `#[subscribe]` attribute; a second one is an error.
+fn helper_attr<'a>(attrs: &'a [Attribute], name: &str, errors: &mut Errors) -> Option<&'a Attribute> {
+    let mut found = attrs.iter().filter(|a| attr::is_helper(a, name));
     let first = found.next()?;
     for extra in found {
-        errors.spanned(extra, "#[endpoint] is given twice; keep one");
+        errors.spanned(extra, format_args!("#[{name}] is given twice; keep one"));
     }
     Some(first)
+}
+
+/// What a method of the service is made into.
+#[derive(Clone, Copy)]
+enum Role {
+    Endpoint,
+    Subscriber,
+}
+
+impl Role {
+    fn noun(self) -> &'static str {
+        match self {
+            Role::Endpoint => "an endpoint",
+            Role::Subscriber => "a subscriber",
+        }
+    }
+}
+
+type Fail<'f> = dyn FnMut(&mut Errors, &dyn quote::ToTokens, &str) + 'f;
+
+/// Checks what endpoints and subscribers share (an `async fn`, safe, no ABI,
+/// not variadic, not generic, taking `&self`) and returns the parameters
+/// after `&self` and the context, and whether there is a context.
+fn read_method<'s>(
+    sig: &'s syn::Signature,
+    role: Role,
+    fail: &mut Fail<'_>,
+    errors: &mut Errors,
+) -> (bool, Vec<&'s syn::PatType>) {
+    let noun = role.noun();
+    if let Some(token) = &sig.constness {
+        fail(
+            errors,
+            token,
+            &format!("{noun} cannot be a `const fn`: write `async fn`"),
+        );
+    } else if sig.asyncness.is_none() {
+        fail(
+            errors,
+            &sig.fn_token,
+            &format!("{noun} must be an `async fn`: write `async fn`"),
+        );
+    }
+    match &sig.safety {
+        Safety::Unsafe(token) => fail(
+            errors,
+            token,
+            &format!("{noun} cannot be `unsafe`: callers cannot uphold its contract"),
+        ),
+        Safety::Safe(token) => fail(errors, token, &format!("remove `safe`: {noun} is a plain `async fn`")),
+        _ => {}
+    }
+    if let Some(abi) = &sig.abi {
+        fail(errors, abi, &format!("{noun} cannot have an ABI: remove `extern`"));
+    }
+    if let Some(variadic) = &sig.variadic {
+        fail(errors, variadic, &format!("{noun} cannot be variadic"));
+    }
+    let generic = sig
+        .generics
+        .params
+        .iter()
+        .any(|p| !matches!(p, GenericParam::Lifetime(_)));
+    if generic || sig.generics.where_clause.is_some() {
+        let types = match role {
+            Role::Endpoint => "its request and response types must be concrete",
+            Role::Subscriber => "its message type must be concrete",
+        };
+        fail(errors, &sig.generics, &format!("{noun} cannot be generic: {types}"));
+    }
+    let mut inputs = sig.inputs.iter().peekable();
+    match inputs.peek() {
+        Some(FnArg::Receiver(receiver)) => {
+            inputs.next();
+            let shared = matches!(receiver.kind, ReceiverKind::Reference(_, _, None)) && receiver.mutability.is_none();
+            if !shared {
+                fail(
+                    errors,
+                    receiver,
+                    &format!(
+                        "{noun} takes `&self`: one handler value serves concurrent calls, so it cannot be moved or borrowed mutably (use interior mutability for state)"
+                    ),
+                );
+            }
+        }
+        _ => fail(
+            errors,
+            &sig.ident,
+            &format!("{noun} is a method: add `&self` as its first parameter"),
+        ),
+    }
+    let rest: Vec<&syn::PatType> = inputs
+        .filter_map(|arg| match arg {
+            FnArg::Typed(typed) => Some(typed),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    match rest.split_first() {
+        Some((first, tail)) if is_context(&first.ty) => (true, tail.to_vec()),
+        _ => (false, rest),
+    }
+}
+
+fn cfg_attrs(attrs: &[Attribute]) -> Vec<Attribute> {
+    attrs.iter().filter(|a| a.path().is_ident("cfg")).cloned().collect()
+}
+
+fn read_subscriber(
+    method: &ImplItemFn,
+    args: Option<attr::SubscribeArgs>,
+    self_ty: &Type,
+    errors: &mut Errors,
+) -> Option<Subscriber> {
+    let sig = &method.sig;
+    let mut ok = args.is_some();
+    let mut fail = |errors: &mut Errors, tokens: &dyn quote::ToTokens, message: &str| {
+        errors.spanned(tokens, message);
+        ok = false;
+    };
+    let (has_ctx, params) = read_method(sig, Role::Subscriber, &mut fail, errors);
+    let message = read_message(sig, has_ctx, &params, &mut fail, errors);
+    let output = match &sig.output {
+        ReturnType::Type(_, ty) => {
+            match result_ok_type(ty) {
+                None => fail(
+                    errors,
+                    ty,
+                    "a subscriber returns a `Result` written out, such as `-> micro::Result<()>` or `-> Result<(), MyError>`",
+                ),
+                Some(ok) if !is_unit(&ok) => fail(
+                    errors,
+                    ty,
+                    "a subscriber returns `Result<()>`: a message has no caller to answer",
+                ),
+                Some(_) => {}
+            }
+            Some((**ty).clone())
+        }
+        ReturnType::Default => {
+            fail(
+                errors,
+                &sig.ident,
+                "a subscriber returns `Result<(), E>`: add a return type such as `-> micro::Result<()>`",
+            );
+            None
+        }
+    };
+    if !ok {
+        return None;
+    }
+    let args = args?;
+    Some(Subscriber {
+        ident: sig.ident.clone(),
+        wire_method: pascal(&sig.ident.to_string()),
+        topic: args.topic.value(),
+        queue: args.queue.as_ref().map(syn::LitStr::value),
+        has_ctx,
+        message: replace_self(message?, self_ty),
+        output: replace_self(output?, self_ty),
+        docs: docs::collect(&method.attrs),
+        cfgs: cfg_attrs(&method.attrs),
+    })
+}
+
+/// The one message value a subscriber takes.
+fn read_message(
+    sig: &syn::Signature,
+    has_ctx: bool,
+    params: &[&syn::PatType],
+    fail: &mut Fail<'_>,
+    errors: &mut Errors,
+) -> Option<Type> {
+    let message = match params {
+        [] => {
+            let message = if has_ctx {
+                "a subscriber takes the message after the context, e.g. `ctx: &Context, event: UserCreated`"
+            } else {
+                "a subscriber takes the message after `&self`, e.g. `event: UserCreated`"
+            };
+            let tokens: &dyn quote::ToTokens = match sig.inputs.last() {
+                Some(last) if has_ctx => last,
+                _ => &sig.inputs,
+            };
+            fail(errors, tokens, message);
+            return None;
+        }
+        [one] => one,
+        [first, ..] if !has_ctx && params.len() == 2 && is_context_by_value(&first.ty) => {
+            fail(errors, first, "take the context by reference: `ctx: &Context`");
+            return None;
+        }
+        [_, extra, ..] => {
+            fail(
+                errors,
+                extra,
+                "a subscriber takes one message value (and optionally `ctx: &Context` before it): move the extra parameters into the message type",
+            );
+            return None;
+        }
+    };
+    match classify(&message.ty) {
+        Ok(Param::Value(Type::Reference(reference))) => {
+            fail(
+                errors,
+                reference,
+                "take the message by value (`event: UserCreated`): it is decoded for this delivery and owned by it",
+            );
+            None
+        }
+        Ok(Param::Value(Type::ImplTrait(ty))) => {
+            fail(
+                errors,
+                ty,
+                "a subscriber cannot take `impl Trait`: name a concrete message type",
+            );
+            None
+        }
+        Ok(Param::Value(ty)) => Some(ty.clone()),
+        Ok(_) | Err(_) => {
+            fail(
+                errors,
+                &message.ty,
+                "a subscriber takes one message value, not a stream: each message is one call",
+            );
+            None
+        }
+    }
 }
 
 fn read_endpoint(
@@ -208,72 +485,8 @@ fn read_endpoint(
         errors.spanned(tokens, message);
         ok = false;
     };
-    if let Some(token) = &sig.constness {
-        fail(errors, token, "an endpoint cannot be a `const fn`: write `async fn`");
-    } else if sig.asyncness.is_none() {
-        fail(
-            errors,
-            &sig.fn_token,
-            "an endpoint must be an `async fn`: write `async fn`",
-        );
-    }
-    match &sig.safety {
-        Safety::Unsafe(token) => fail(
-            errors,
-            token,
-            "an endpoint cannot be `unsafe`: callers cannot uphold its contract",
-        ),
-        Safety::Safe(token) => fail(errors, token, "remove `safe`: an endpoint is a plain `async fn`"),
-        _ => {}
-    }
-    if let Some(abi) = &sig.abi {
-        fail(errors, abi, "an endpoint cannot have an ABI: remove `extern`");
-    }
-    if let Some(variadic) = &sig.variadic {
-        fail(errors, variadic, "an endpoint cannot be variadic");
-    }
-    let generic = sig
-        .generics
-        .params
-        .iter()
-        .any(|p| !matches!(p, GenericParam::Lifetime(_)));
-    if generic || sig.generics.where_clause.is_some() {
-        fail(
-            errors,
-            &sig.generics,
-            "an endpoint cannot be generic: its request and response types must be concrete",
-        );
-    }
-    let mut inputs = sig.inputs.iter().peekable();
-    match inputs.peek() {
-        Some(FnArg::Receiver(receiver)) => {
-            inputs.next();
-            let shared = matches!(receiver.kind, ReceiverKind::Reference(_, _, None)) && receiver.mutability.is_none();
-            if !shared {
-                fail(
-                    errors,
-                    receiver,
-                    "an endpoint takes `&self`: one handler value serves concurrent calls, so it cannot be moved or borrowed mutably (use interior mutability for state)",
-                );
-            }
-        }
-        _ => fail(
-            errors,
-            &sig.ident,
-            "an endpoint is a method: add `&self` as its first parameter",
-        ),
-    }
-    let rest: Vec<&syn::PatType> = inputs
-        .filter_map(|arg| match arg {
-            FnArg::Typed(typed) => Some(typed),
-            FnArg::Receiver(_) => None,
-        })
-        .collect();
-    let (has_ctx, params) = match rest.split_first() {
-        Some((first, tail)) if is_context(&first.ty) => (true, tail),
-        _ => (false, rest.as_slice()),
-    };
-    let shape = read_params(sig, has_ctx, params, &mut fail, errors);
+    let (has_ctx, params) = read_method(sig, Role::Endpoint, &mut fail, errors);
+    let shape = read_params(sig, has_ctx, &params, &mut fail, errors);
     let output = match &sig.output {
         ReturnType::Type(_, ty) => {
             match result_ok_type(ty) {
@@ -328,12 +541,7 @@ fn read_endpoint(
         request,
         output,
         docs: docs::collect(&method.attrs),
-        cfgs: method
-            .attrs
-            .iter()
-            .filter(|a| a.path().is_ident("cfg"))
-            .cloned()
-            .collect(),
+        cfgs: cfg_attrs(&method.attrs),
         deprecated: method
             .attrs
             .iter()
@@ -404,7 +612,7 @@ fn read_params(
     sig: &syn::Signature,
     has_ctx: bool,
     params: &[&syn::PatType],
-    fail: &mut dyn FnMut(&mut Errors, &dyn quote::ToTokens, &str),
+    fail: &mut Fail<'_>,
     errors: &mut Errors,
 ) -> Option<(Shape, Type, Option<Type>)> {
     let mut kinds = Vec::with_capacity(params.len());

@@ -36,6 +36,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod broker;
 pub mod client;
 pub mod codec;
 pub mod context;
@@ -59,5 +60,5 @@ pub use context::Context;
 pub use error::{Error, Result};
 pub use future::BoxFuture;
 pub use metadata::Metadata;
-pub use micro_macros::{endpoint, service};
+pub use micro_macros::{endpoint, service, subscribe};
 pub use service::{Flags, Service};

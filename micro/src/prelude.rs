@@ -4,5 +4,5 @@ pub use crate::client::Client;
 pub use crate::context::Context;
 pub use crate::error::{Error, Result};
 pub use crate::service::Service;
-pub use micro_macros::{endpoint, service};
+pub use micro_macros::{endpoint, service, subscribe};
 pub use serde::{Deserialize, Serialize};

@@ -14,12 +14,15 @@ pub use ::std::string::String;
 pub use ::std::sync::Arc as SharedArc;
 
 pub use crate::BoxFuture;
+pub use crate::broker::Event;
 pub use crate::client::{Bidirectional, ClientStreaming, ServerStreaming};
 pub use crate::client::{Call, Client};
 pub use crate::context::Context;
 pub use crate::error::Error;
 pub use crate::registry::{Value, describe};
-pub use crate::server::{CompiledService, EndpointDescriptor, Handler, Request, Response, ServiceDescriptor};
+pub use crate::server::{
+    CompiledService, EndpointDescriptor, Handler, Request, Response, ServiceDescriptor, SubscriberDescriptor,
+};
 pub use crate::stream::{Kind, Receiver, Sender, Stream};
 
 use crate::error::SERVER_ID;
@@ -161,6 +164,43 @@ where
 #[cold]
 pub fn unknown_method(request: &Request, service: &'static str) -> BoxFuture<'static, Result<Response, Error>> {
     let error = Error::not_found(SERVER_ID, format!("unknown endpoint {service}.{}", request.method()));
+    Box::pin(std::future::ready(Err(error)))
+}
+
+/// Decodes a broker message by its `Content-Type` and runs the subscriber
+/// `name` with it, inside the message's context.
+pub fn subscriber<Msg, Out, F, Fut>(
+    event: Event,
+    name: &'static str,
+    subscriber: F,
+) -> BoxFuture<'static, Result<(), Error>>
+where
+    Msg: DeserializeOwned + Send + 'static,
+    Out: EndpointOutput,
+    F: FnOnce(Context, Msg) -> Fut + Send + 'static,
+    Fut: Future<Output = Out> + Send + 'static,
+{
+    let opened = crate::server::open_message(event, name).and_then(|(context, codec, body)| {
+        let message = codec
+            .decode_request::<Msg>(&body)
+            .map_err(|e| e.into_error(SERVER_ID))?;
+        Ok((context, message))
+    });
+    let (context, message) = match opened {
+        Ok(opened) => opened,
+        Err(e) => return Box::pin(std::future::ready(Err(e))),
+    };
+    Box::pin(
+        context
+            .clone()
+            .scope(async move { subscriber(context, message).await.into_result().map(drop) }),
+    )
+}
+
+/// The answer for a subscriber the handler does not have.
+#[cold]
+pub fn unknown_subscriber(method: &str, service: &'static str) -> BoxFuture<'static, Result<(), Error>> {
+    let error = Error::not_found(SERVER_ID, format!("unknown subscriber {service}.{method}"));
     Box::pin(std::future::ready(Err(error)))
 }
 

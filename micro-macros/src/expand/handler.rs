@@ -1,13 +1,13 @@
-//! The server side: `impl Handler` (dispatch by method name), the service
-//! descriptor, the type checks at the user's spans, and the `inventory`
-//! submission.
+//! The server side: `impl Handler` (dispatch by method name, delivery to
+//! subscribers), the service descriptor, the type checks at the user's
+//! spans, and the `inventory` submission.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::type_name;
-use crate::model::{Endpoint, Service, Shape};
+use crate::model::{Endpoint, Service, Shape, Subscriber};
 
 pub fn generate(service: &Service) -> TokenStream {
     let krate = &service.krate;
@@ -20,17 +20,22 @@ pub fn generate(service: &Service) -> TokenStream {
     let describers = service.endpoints.iter().map(|e| describers(service, e));
     let entries = service.endpoints.iter().map(|e| entry(service, e));
     let arms = service.endpoints.iter().map(|e| arm(service, e));
+    let subscriber_checks = service.subscribers.iter().map(|s| subscriber_checks(service, s));
+    let subscriber_entries = service.subscribers.iter().map(|s| subscriber_entry(service, s));
+    let deliver = deliver(service);
     let request = Ident::new("__micro_request", Span::mixed_site());
     quote! {
         const _: () = {
             #(#checks)*
             #(#describers)*
+            #(#subscriber_checks)*
 
             static __MICRO_DESCRIPTOR: #private::ServiceDescriptor = #private::ServiceDescriptor::__new(
                 #wire_name,
                 #private::core::concat!(#private::core::module_path!(), "::", #rust_name),
                 #docs,
                 &[#(#entries),*],
+                &[#(#subscriber_entries),*],
             );
 
             #[automatically_derived]
@@ -51,6 +56,8 @@ pub fn generate(service: &Service) -> TokenStream {
                         _ => #private::unknown_method(&#request, #wire_name),
                     }
                 }
+
+                #deliver
             }
 
             #private::inventory::submit! {
@@ -195,4 +202,99 @@ fn arm(service: &Service, endpoint: &Endpoint) -> TokenStream {
         #allow
         #method => #dispatch,
     }
+}
+
+/// A subscriber's type checks at the user's spans and the function that
+/// describes its message.
+fn subscriber_checks(service: &Service, subscriber: &Subscriber) -> TokenStream {
+    let krate = &service.krate;
+    let private = quote!(#krate::__private);
+    let cfgs = &subscriber.cfgs;
+    let message = &subscriber.message;
+    let output = &subscriber.output;
+    let message_check = quote_spanned!(message.span()=> #private::assert_request::<#message>(););
+    let error_check = quote_spanned!(output.span()=> #private::assert_error_of::<#output>(););
+    let describer = message_describer(subscriber);
+    let message_name = type_name(message);
+    quote! {
+        #(#cfgs)*
+        const _: () = {
+            #message_check
+            #error_check
+        };
+
+        #(#cfgs)*
+        fn #describer() -> #private::Value {
+            #[allow(unused_imports)]
+            use #private::{ViaDeserialize as _, ViaName as _};
+            #private::Describe::<#message>::PROBE.value(#message_name)
+        }
+    }
+}
+
+fn message_describer(subscriber: &Subscriber) -> Ident {
+    format_ident!("__micro_message_of_{}", subscriber.ident)
+}
+
+/// The subscriber's descriptor entry.
+fn subscriber_entry(service: &Service, subscriber: &Subscriber) -> TokenStream {
+    let krate = &service.krate;
+    let cfgs = &subscriber.cfgs;
+    let name = subscriber.wire_name(service);
+    let method = &subscriber.wire_method;
+    let topic = &subscriber.topic;
+    let queue = match &subscriber.queue {
+        Some(queue) => quote!(#krate::__private::core::option::Option::Some(#queue)),
+        None => quote!(#krate::__private::core::option::Option::None),
+    };
+    let docs = &subscriber.docs;
+    let describer = message_describer(subscriber);
+    quote! {
+        #(#cfgs)*
+        #krate::__private::SubscriberDescriptor::__new(#name, #method, #topic, #queue, #docs, #describer)
+    }
+}
+
+/// `Handler::deliver`: decode the message, call the subscriber method.
+fn deliver(service: &Service) -> Option<TokenStream> {
+    if service.subscribers.is_empty() {
+        return None;
+    }
+    let krate = &service.krate;
+    let private = quote!(#krate::__private);
+    let wire_name = &service.wire_name;
+    let method = Ident::new("__micro_method", Span::mixed_site());
+    let event = Ident::new("__micro_event", Span::mixed_site());
+    let ctx = Ident::new("__micro_ctx", Span::mixed_site());
+    let message = Ident::new("__micro_message", Span::mixed_site());
+    let arms = service.subscribers.iter().map(|subscriber| {
+        let cfgs = &subscriber.cfgs;
+        let wire_method = &subscriber.wire_method;
+        let name = subscriber.wire_name(service);
+        let ident = &subscriber.ident;
+        let message_ty = &subscriber.message;
+        let ctx_arg = subscriber.has_ctx.then(|| quote!(&#ctx,));
+        let ctx_param = if subscriber.has_ctx { quote!(#ctx) } else { quote!(_) };
+        let dispatch = quote_spanned! {ident.span()=>
+            #private::subscriber(#event, #name, move |#ctx_param: #private::Context, #message: #message_ty| async move {
+                Self::#ident(&*self, #ctx_arg #message).await
+            })
+        };
+        quote! {
+            #(#cfgs)*
+            #wire_method => #dispatch,
+        }
+    });
+    Some(quote! {
+        fn deliver(
+            self: #private::SharedArc<Self>,
+            #method: &str,
+            #event: #private::Event,
+        ) -> #private::BoxFuture<'static, #private::core::result::Result<(), #private::Error>> {
+            match #method {
+                #(#arms)*
+                _ => #private::unknown_subscriber(#method, #wire_name),
+            }
+        }
+    })
 }

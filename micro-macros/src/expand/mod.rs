@@ -46,7 +46,7 @@ pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
     }
 }
 
-/// `#[endpoint]` outside a `#[micro::service]` block: an error, and the item
+/// `#[endpoint]` or `#[subscribe]` outside a `#[micro::service]` block: an error, and the item
 /// kept as written.
 pub fn misplaced(name: &str, input: TokenStream) -> TokenStream {
     let error = syn::Error::new(
@@ -67,7 +67,7 @@ fn strip_helpers(mut item: ItemImpl) -> ItemImpl {
             ImplItem::Macro(m) => &mut m.attrs,
             _ => continue,
         };
-        attrs.retain(|a| !attr::is_helper(a, "endpoint"));
+        attrs.retain(|a| !attr::is_helper(a, "endpoint") && !attr::is_helper(a, "subscribe"));
     }
     item
 }

@@ -6,14 +6,15 @@
 //! kept for a minute.
 
 mod call;
+mod publish;
 pub mod retry;
 mod stream;
 mod transport;
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,9 +26,11 @@ use tokio::time::Instant;
 use tracing::{Instrument, debug, debug_span};
 
 pub use call::{Bidirectional, Call, CallOptions, ClientStreaming, Mode, ServerStreaming, Unary};
+pub use publish::{Publish, Publisher};
 
 use self::retry::{Delivery, Failure, RetryPolicy, backoff};
 use self::transport::{HttpTransport, Inbound, TransportOptions};
+use crate::broker::{Broker, HttpBroker};
 use crate::codec::{Codec, jsonrpc};
 use crate::context::Context;
 use crate::error::{CLIENT_ID, Error, Result};
@@ -63,6 +66,9 @@ pub struct ClientOptions {
     pub selector: Strategy,
     /// Which answered errors are retried (default: 408 only, as Go Micro).
     pub retry: RetryPolicy,
+    /// The broker [`publish`](Client::publish) sends through (default: the
+    /// HTTP broker on the client's registry).
+    pub broker: Option<Arc<dyn Broker>>,
 }
 
 impl Default for ClientOptions {
@@ -78,6 +84,7 @@ impl Default for ClientOptions {
             http2: false,
             selector: Strategy::Random,
             retry: retry::retry_on_timeout,
+            broker: None,
         }
     }
 }
@@ -146,6 +153,13 @@ impl ClientOptions {
         self
     }
 
+    /// Sets [`broker`](Self::broker).
+    #[must_use]
+    pub fn broker(mut self, broker: Arc<dyn Broker>) -> Self {
+        self.broker = Some(broker);
+        self
+    }
+
     /// Sets [`selector`](Self::selector).
     #[must_use]
     pub fn selector(mut self, strategy: Strategy) -> Self {
@@ -167,6 +181,7 @@ struct Inner {
     selector: Selector,
     transport: HttpTransport,
     sequence: AtomicU64,
+    broker: OnceLock<Arc<dyn Broker>>,
 }
 
 /// Where one attempt goes.
@@ -202,6 +217,7 @@ impl Client {
                 registry,
                 transport,
                 sequence: AtomicU64::new(0),
+                broker: OnceLock::new(),
             }),
         }
     }
@@ -214,6 +230,17 @@ impl Client {
     /// The registry the client resolves services with.
     pub fn registry(&self) -> &Arc<dyn Registry> {
         &self.inner.registry
+    }
+
+    /// The broker the client publishes through.
+    pub fn broker(&self) -> &Arc<dyn Broker> {
+        self.inner.broker.get_or_init(|| {
+            self.inner
+                .options
+                .broker
+                .clone()
+                .unwrap_or_else(|| Arc::new(HttpBroker::new(Arc::clone(&self.inner.registry))))
+        })
     }
 
     /// A call of `endpoint` (`Service.Method`) on `service`; await it for the

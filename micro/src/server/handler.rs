@@ -11,6 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::BoxFuture;
+use crate::broker::Event;
 use crate::codec::Codec;
 use crate::context::Context;
 use crate::error::Error;
@@ -31,6 +32,19 @@ pub trait Handler: Send + Sync + 'static {
 
     /// Serves one request addressed to `request.method()`.
     fn call(self: Arc<Self>, request: Request) -> BoxFuture<'static, Result<Response, Error>>;
+
+    /// Hands a broker message to the subscriber `method` (the part of its
+    /// name after the dot). Types without subscribers keep the default,
+    /// which has none.
+    fn deliver(self: Arc<Self>, method: &str, event: Event) -> BoxFuture<'static, Result<(), Error>> {
+        drop(event);
+        let name = self.descriptor().name();
+        let error = Error::not_found(
+            crate::error::SERVER_ID,
+            format!("service {name} has no subscriber {method}"),
+        );
+        Box::pin(std::future::ready(Err(error)))
+    }
 }
 
 /// One request as a handler receives it: the endpoint's method name, the
@@ -151,6 +165,7 @@ pub struct ServiceDescriptor {
     rust_path: &'static str,
     docs: &'static str,
     endpoints: &'static [EndpointDescriptor],
+    subscribers: &'static [SubscriberDescriptor],
 }
 
 impl ServiceDescriptor {
@@ -160,12 +175,14 @@ impl ServiceDescriptor {
         rust_path: &'static str,
         docs: &'static str,
         endpoints: &'static [EndpointDescriptor],
+        subscribers: &'static [SubscriberDescriptor],
     ) -> Self {
         ServiceDescriptor {
             name,
             rust_path,
             docs,
             endpoints,
+            subscribers,
         }
     }
 
@@ -189,9 +206,110 @@ impl ServiceDescriptor {
         self.endpoints
     }
 
-    /// The endpoints as Go Micro registry records.
+    /// The subscribers, in declaration order.
+    pub fn subscribers(&self) -> &'static [SubscriberDescriptor] {
+        self.subscribers
+    }
+
+    /// The endpoints and subscribers as Go Micro registry records.
     pub fn registry_endpoints(&self) -> Vec<registry::Endpoint> {
-        self.endpoints.iter().map(EndpointDescriptor::to_registry).collect()
+        let endpoints = self.endpoints.iter().map(EndpointDescriptor::to_registry);
+        endpoints
+            .chain(self.subscribers.iter().map(SubscriberDescriptor::to_registry))
+            .collect()
+    }
+}
+
+/// One `#[subscribe]` method of a service type.
+pub struct SubscriberDescriptor {
+    name: &'static str,
+    method: &'static str,
+    topic: &'static str,
+    queue: Option<&'static str>,
+    docs: &'static str,
+    message: fn() -> Value,
+}
+
+impl SubscriberDescriptor {
+    #[doc(hidden)]
+    pub const fn __new(
+        name: &'static str,
+        method: &'static str,
+        topic: &'static str,
+        queue: Option<&'static str>,
+        docs: &'static str,
+        message: fn() -> Value,
+    ) -> Self {
+        SubscriberDescriptor {
+            name,
+            method,
+            topic,
+            queue,
+            docs,
+            message,
+        }
+    }
+
+    /// The registry name, e.g. `Audit.OnCreated`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The method part of the name, e.g. `OnCreated`.
+    pub fn method(&self) -> &'static str {
+        self.method
+    }
+
+    /// The topic subscribed to.
+    pub fn topic(&self) -> &'static str {
+        self.topic
+    }
+
+    /// The queue group, if any.
+    pub fn queue(&self) -> Option<&'static str> {
+        self.queue
+    }
+
+    /// The method's doc comment.
+    pub fn docs(&self) -> &'static str {
+        self.docs
+    }
+
+    /// The message's shape.
+    pub fn message(&self) -> Value {
+        (self.message)()
+    }
+
+    /// The subscriber as Go Micro lists it in the registry: an endpoint with
+    /// the message as its request and `{"topic", "subscriber": "true"}`
+    /// metadata (and the queue, which Go Micro leaves out).
+    pub fn to_registry(&self) -> registry::Endpoint {
+        let mut metadata = std::collections::BTreeMap::from([
+            ("topic".to_owned(), self.topic.to_owned()),
+            ("subscriber".to_owned(), "true".to_owned()),
+        ]);
+        if let Some(queue) = self.queue {
+            metadata.insert("queue".to_owned(), queue.to_owned());
+        }
+        if !self.docs.is_empty() {
+            metadata.insert("description".to_owned(), self.docs.to_owned());
+        }
+        registry::Endpoint {
+            name: self.name.to_owned(),
+            request: Some(self.message()),
+            response: None,
+            metadata,
+        }
+    }
+}
+
+impl fmt::Debug for SubscriberDescriptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubscriberDescriptor")
+            .field("name", &self.name)
+            .field("topic", &self.topic)
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
     }
 }
 

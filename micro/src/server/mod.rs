@@ -7,34 +7,28 @@
 //! bounded drain time, then closes what is left.
 
 mod handler;
+mod listen;
 mod router;
 mod stream;
+mod subscriber;
 mod transport;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tokio::net::TcpListener;
 
 pub use handler::{
-    CompiledService, EndpointDescriptor, Handler, Request, Response, ServiceDescriptor, compiled_services,
+    CompiledService, EndpointDescriptor, Handler, Request, Response, ServiceDescriptor, SubscriberDescriptor,
+    compiled_services,
 };
 pub use router::{DuplicateHandler, Router};
 
-use self::transport::{Peer, Shared};
-
-/// The HTTP/2 connection window: what one connection may have in flight.
-const H2_CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
-/// The HTTP/2 stream window: what one stream may have in flight.
-const H2_STREAM_WINDOW: u32 = 1024 * 1024;
+pub use self::listen::{Drained, RunningServer};
+pub(crate) use self::listen::{Peer, listen};
+pub use self::subscriber::SubscriberStats;
+pub(crate) use self::subscriber::{Subscribed, open as open_message};
+use self::transport::Shared;
 
 /// Server limits and timeouts.
 #[derive(Clone, Debug)]
@@ -155,150 +149,12 @@ impl Server {
 
     /// Serves connections accepted by `listener`.
     pub fn serve(self, listener: TcpListener) -> RunningServer {
-        let local_addr = listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let stop = CancellationToken::new();
-        let drain_timeout = self.options.drain_timeout;
-        let task = tokio::spawn(accept_loop(listener, self, stop.clone()));
-        RunningServer {
-            local_addr,
-            stop,
-            drain_timeout,
-            task,
-        }
-    }
-}
-
-/// A server that is accepting connections.
-#[derive(Debug)]
-#[must_use = "dropping a RunningServer leaves it serving until the runtime stops; call shutdown()"]
-pub struct RunningServer {
-    local_addr: SocketAddr,
-    stop: CancellationToken,
-    drain_timeout: Duration,
-    task: tokio::task::JoinHandle<Drained>,
-}
-
-/// How a shutdown went.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Drained {
-    /// Every connection finished its in-flight calls.
-    Clean,
-    /// The drain time ran out; this many connections were closed mid-call.
-    TimedOut(usize),
-}
-
-impl RunningServer {
-    /// The address the server listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// Stops accepting, lets in-flight calls finish within the drain time,
-    /// then closes every connection.
-    pub async fn shutdown(self) -> Drained {
-        self.stop.cancel();
-        match self.task.await {
-            Ok(drained) => drained,
-            Err(e) => {
-                warn!(error = %e, "server task failed during shutdown");
-                Drained::TimedOut(0)
-            }
-        }
-    }
-
-    /// How long shutdown waits for in-flight calls.
-    pub fn drain_timeout(&self) -> Duration {
-        self.drain_timeout
-    }
-}
-
-fn connection_builder(options: &ServerOptions) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout)
-        .max_headers(options.max_headers)
-        .title_case_headers(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(options.max_concurrent_streams)
-        .max_header_list_size(options.max_header_list_size)
-        // h2 allows unread small DATA frames up to half the connection
-        // window; streams whose reader pauses need room.
-        .initial_connection_window_size(H2_CONNECTION_WINDOW)
-        .initial_stream_window_size(H2_STREAM_WINDOW);
-    builder
-}
-
-async fn accept_loop(listener: TcpListener, server: Server, stop: CancellationToken) -> Drained {
-    let builder = connection_builder(&server.options);
-    let drain_timeout = server.options.drain_timeout;
-    let shared = Arc::new(Shared {
-        router: server.router,
-        body_limit: server.options.body_limit,
-    });
-    let graceful = GracefulShutdown::new();
-    let mut connections = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            () = stop.cancelled() => break,
-            accepted = listener.accept() => accepted,
-            // Reap finished connection tasks so the set stays small.
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-        };
-        let (stream, remote) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Some(peer) = peer_of(&stream, remote) else {
-            continue;
-        };
-        let shared = Arc::clone(&shared);
-        let service = service_fn(move |request| {
-            let shared = Arc::clone(&shared);
-            async move { Ok::<_, std::convert::Infallible>(transport::serve(shared, peer, request).await) }
+        let shared = Arc::new(Shared {
+            router: self.router,
+            body_limit: self.options.body_limit,
         });
-        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-        let watched = graceful.watch(connection);
-        connections.spawn(async move {
-            if let Err(e) = watched.await {
-                debug!(%remote, error = %e, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    let open = connections.len();
-    info!(open, "server stopped accepting; draining");
-    tokio::select! {
-        () = graceful.shutdown() => Drained::Clean,
-        () = tokio::time::sleep(drain_timeout) => {
-            while connections.try_join_next().is_some() {}
-            let left = connections.len();
-            warn!(left, "drain time ran out; closing the remaining connections");
-            connections.abort_all();
-            Drained::TimedOut(left)
-        }
-    }
-}
-
-fn peer_of(stream: &TcpStream, remote: SocketAddr) -> Option<Peer> {
-    if let Err(e) = stream.set_nodelay(true) {
-        debug!(%remote, error = %e, "cannot set TCP_NODELAY");
-    }
-    match stream.local_addr() {
-        Ok(local) => Some(Peer { local, remote }),
-        Err(e) => {
-            debug!(%remote, error = %e, "connection closed before it was served");
-            None
-        }
+        listen::listen(listener, &self.options, move |peer, request| {
+            transport::serve(Arc::clone(&shared), peer, request)
+        })
     }
 }

@@ -7,7 +7,6 @@
 //! JSON in `Micro-Error`; any other caller gets the HTTP status of the error
 //! code with the error JSON as the body, and the same header.
 
-use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +20,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 use tracing::{debug, error, warn};
 
+use super::Peer;
 use super::handler::{Handler, Request, Response};
 use super::router::Router;
 use super::stream;
@@ -36,13 +36,6 @@ use crate::stream::frame::ChannelBody;
 pub(crate) struct Shared {
     pub(crate) router: Router,
     pub(crate) body_limit: usize,
-}
-
-/// The two ends of a connection, as `Local` and `Remote` metadata.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Peer {
-    pub(crate) local: SocketAddr,
-    pub(crate) remote: SocketAddr,
 }
 
 /// The call-level headers of a request.
@@ -281,7 +274,7 @@ pub(super) async fn run(
     }
 }
 
-fn panicked(endpoint: &str, panic: &(dyn std::any::Any + Send)) -> Error {
+pub(super) fn panicked(endpoint: &str, panic: &(dyn std::any::Any + Send)) -> Error {
     let message = panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())

@@ -1,8 +1,9 @@
 //! The service: a server, a client and a registry under one name, with Go
 //! Micro's lifecycle.
 //!
-//! `run()` binds the address, registers the node with a TTL, re-registers it
-//! every interval, waits for SIGINT or SIGTERM, then deregisters, stops
+//! `run()` binds the address, subscribes the `#[subscribe]` methods on the
+//! broker, registers the node with a TTL, re-registers it every interval,
+//! waits for SIGINT or SIGTERM, then deregisters, unsubscribes, stops
 //! accepting, drains in-flight calls within the drain time and closes.
 
 mod duration;
@@ -20,6 +21,7 @@ pub use flags::Flags;
 pub use running::Running;
 
 use crate::BoxFuture;
+use crate::broker::{Broker, HttpBroker, HttpBrokerOptions, MemoryBroker};
 use crate::client::{Client, ClientOptions};
 use crate::codec;
 use crate::error::Error;
@@ -58,6 +60,14 @@ pub enum ServiceError {
         /// The service name.
         service: String,
         /// What the registry said.
+        message: String,
+    },
+    /// The broker could not be reached or subscribed to.
+    #[error("broker {broker}: {message}")]
+    Broker {
+        /// The broker's name.
+        broker: &'static str,
+        /// What went wrong.
         message: String,
     },
     /// A start or stop hook failed.
@@ -106,6 +116,7 @@ pub struct Service {
     metadata: BTreeMap<String, String>,
     flags: Result<Flags, String>,
     registry: Option<Arc<dyn Registry>>,
+    broker: Option<Arc<dyn Broker>>,
     register_ttl: Option<Duration>,
     register_interval: Option<Duration>,
     client_options: ClientOptions,
@@ -153,6 +164,7 @@ impl Service {
             metadata: BTreeMap::new(),
             flags: Flags::from_env().map_err(|e| e.to_string()),
             registry: None,
+            broker: None,
             register_ttl: None,
             register_interval: None,
             client_options: ClientOptions::default(),
@@ -224,6 +236,16 @@ impl Service {
         self
     }
 
+    /// The broker for `#[subscribe]` methods and for publishing through
+    /// [`client`](Service::client) (default: the HTTP broker on the
+    /// service's registry); the `--broker` flag wins over it. Set it before
+    /// taking the client.
+    pub fn broker(mut self, broker: Arc<dyn Broker>) -> Self {
+        self.broker = Some(broker);
+        self.client = OnceLock::new();
+        self
+    }
+
     /// How long a registration lives without renewal (default 90 s).
     pub fn register_ttl(mut self, ttl: Duration) -> Self {
         self.register_ttl = Some(ttl);
@@ -271,11 +293,17 @@ impl Service {
         }
     }
 
-    /// A client sharing this service's registry and client options. Calls
-    /// made from inside handlers inherit the handler's metadata and deadline.
+    /// A client sharing this service's registry, broker and client options.
+    /// Calls made from inside handlers inherit the handler's metadata and
+    /// deadline.
     pub fn client(&self) -> Client {
         self.client
-            .get_or_init(|| Client::with_options(self.resolved_registry(), self.resolved_client_options()))
+            .get_or_init(|| {
+                let registry = self.resolved_registry();
+                let mut options = self.resolved_client_options();
+                options.broker = Some(self.resolved_broker(&registry));
+                Client::with_options(registry, options)
+            })
             .clone()
     }
 
@@ -290,6 +318,15 @@ impl Service {
         match registry_from_flag(&flags) {
             Ok(Some(registry)) => registry,
             _ => self.registry.clone().unwrap_or_else(|| default_registry(&flags)),
+        }
+    }
+
+    fn resolved_broker(&self, registry: &Arc<dyn Registry>) -> Arc<dyn Broker> {
+        // A bad --broker value is reported by start(), as for the registry.
+        let flags = self.flag_values();
+        match broker_from_flag(&flags, registry) {
+            Ok(Some(broker)) => broker,
+            _ => self.broker.clone().unwrap_or_else(|| default_broker(&flags, registry)),
         }
     }
 
@@ -324,6 +361,7 @@ impl Service {
             s.parse::<Strategy>().map_err(ServiceError::Flags)?;
         }
         registry_from_flag(&flags).map_err(ServiceError::Flags)?;
+        broker_choice(&flags).map_err(ServiceError::Flags)?;
         for (k, v) in flags.metadata_pairs().map_err(ServiceError::Flags)? {
             self.metadata.insert(k, v);
         }
@@ -357,6 +395,7 @@ impl Service {
                 .or(self.register_interval)
                 .unwrap_or(DEFAULT_REGISTER_INTERVAL),
             registry: Arc::clone(client.registry()),
+            broker: Arc::clone(client.broker()),
             metadata: self.metadata,
             server,
             client,
@@ -409,6 +448,7 @@ pub(crate) struct Settled {
     register_ttl: Duration,
     register_interval: Duration,
     registry: Arc<dyn Registry>,
+    broker: Arc<dyn Broker>,
     server: Server,
     client: Client,
     hooks: Hooks,
@@ -436,6 +476,53 @@ fn registry_from_flag(flags: &Flags) -> Result<Option<Arc<dyn Registry>>, String
     }
 }
 
+/// The brokers `--broker` can name.
+enum BrokerChoice {
+    Http,
+    Memory,
+    #[cfg(feature = "nats")]
+    Nats,
+}
+
+fn broker_choice(flags: &Flags) -> Result<Option<BrokerChoice>, String> {
+    match flags.broker.as_deref() {
+        None | Some("") => Ok(None),
+        Some("http") => Ok(Some(BrokerChoice::Http)),
+        Some("memory") => Ok(Some(BrokerChoice::Memory)),
+        #[cfg(feature = "nats")]
+        Some("nats") => Ok(Some(BrokerChoice::Nats)),
+        #[cfg(not(feature = "nats"))]
+        Some("nats") => Err("--broker nats needs micro built with the `nats` feature".to_owned()),
+        Some(other) => Err(format!(
+            "--broker {other:?} is not available: micro provides http, memory and nats"
+        )),
+    }
+}
+
+/// The broker a `--broker` flag names, if any.
+fn broker_from_flag(flags: &Flags, registry: &Arc<dyn Registry>) -> Result<Option<Arc<dyn Broker>>, String> {
+    let broker = broker_choice(flags)?.map(|choice| -> Arc<dyn Broker> {
+        match choice {
+            BrokerChoice::Http => default_broker(flags, registry),
+            BrokerChoice::Memory => Arc::new(MemoryBroker::shared()),
+            #[cfg(feature = "nats")]
+            BrokerChoice::Nats => Arc::new(crate::broker::NatsBroker::new(
+                flags.broker_address.as_deref().unwrap_or_default(),
+            )),
+        }
+    });
+    Ok(broker)
+}
+
+/// The HTTP broker on `registry`, listening where `--broker_address` says.
+fn default_broker(flags: &Flags, registry: &Arc<dyn Registry>) -> Arc<dyn Broker> {
+    let mut options = HttpBrokerOptions::default();
+    if let Some(address) = flags.broker_address.as_deref().filter(|a| !a.is_empty()) {
+        options = options.address(address);
+    }
+    Arc::new(HttpBroker::with_options(Arc::clone(registry), options))
+}
+
 /// mDNS, on the interfaces `--mdns_interfaces` names.
 fn default_registry(flags: &Flags) -> Arc<dyn Registry> {
     let mut options = MdnsOptions::default().go_compat(flags.mdns_go_compat.unwrap_or(false));
@@ -446,7 +533,7 @@ fn default_registry(flags: &Flags) -> Arc<dyn Registry> {
 }
 
 /// Go's `:8080` means every interface.
-fn normalize_address(address: &str) -> String {
+pub(crate) fn normalize_address(address: &str) -> String {
     if address.starts_with(':') {
         format!("0.0.0.0{address}")
     } else {
@@ -475,13 +562,14 @@ pub(crate) fn advertised_address(advertise: Option<&str>, bound: SocketAddr) -> 
 }
 
 /// The node metadata Go Micro clients look for, and the codecs micro serves.
-pub(crate) fn node_metadata(user: &BTreeMap<String, String>, registry: &str) -> BTreeMap<String, String> {
+pub(crate) fn node_metadata(user: &BTreeMap<String, String>, registry: &str, broker: &str) -> BTreeMap<String, String> {
     let mut metadata = user.clone();
     for (k, v) in [
         ("protocol", "mucp"),
         ("server", "mucp"),
         ("transport", "http"),
         ("registry", registry),
+        ("broker", broker),
         ("framework", "micro-rs"),
     ] {
         metadata.entry(k.to_owned()).or_insert_with(|| v.to_owned());
@@ -517,6 +605,23 @@ mod tests {
         let settled = Service::new("svc").version("1").flags(flags).settle().unwrap();
         assert_eq!((settled.name.as_str(), settled.version.as_str()), ("other", "2"));
         assert!(settled.id.starts_with("other-"));
+    }
+
+    #[test]
+    fn unknown_broker_is_reported() {
+        let flags = Flags::parse_from(["svc", "--broker", "kafka"]).unwrap();
+        let err = Service::new("svc").flags(flags).settle().err().unwrap();
+        assert!(err.to_string().contains("kafka"), "{err}");
+    }
+
+    #[test]
+    fn broker_flag_chooses_the_broker() {
+        let flags = Flags::parse_from(["svc", "--broker", "memory", "--registry", "memory"]).unwrap();
+        let settled = Service::new("svc").flags(flags).settle().unwrap();
+        assert_eq!(settled.broker.name(), "memory");
+        assert_eq!(settled.client.broker().name(), "memory");
+        let settled = Service::new("svc").flags(Flags::none()).settle().unwrap();
+        assert_eq!(settled.broker.name(), "http");
     }
 
     #[test]

@@ -9,14 +9,17 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::{Hook, Hooks, ServiceError, Settled, advertised_address, node_metadata};
+use crate::broker::Broker;
 use crate::client::Client;
 use crate::registry::{self, RegisterOptions, Registry};
-use crate::server::{Drained, RunningServer};
+use crate::server::{Drained, Handler, RunningServer, Subscribed, SubscriberStats};
 
 /// A running service. Stop it with [`stop`](Running::stop).
 #[must_use = "dropping a Running service leaves it registered and serving; call stop()"]
 pub struct Running {
     server: RunningServer,
+    broker: Arc<dyn Broker>,
+    subscribed: Option<Subscribed>,
     record: registry::Service,
     registry: Arc<dyn Registry>,
     client: Client,
@@ -37,6 +40,7 @@ pub(super) async fn start(settled: Settled) -> Result<Running, ServiceError> {
         register_ttl,
         register_interval,
         registry,
+        broker,
         server,
         client,
         hooks,
@@ -53,14 +57,22 @@ pub(super) async fn start(settled: Settled) -> Result<Running, ServiceError> {
         .handlers()
         .flat_map(|h| h.descriptor().registry_endpoints())
         .collect::<Vec<_>>();
+    let handlers: Vec<Arc<dyn Handler>> = server.router().handlers().cloned().collect();
     let server = server.bind(&address).await.map_err(|source| ServiceError::Bind {
         address: address.clone(),
         source,
     })?;
+    let subscribed = match subscribe(broker.as_ref(), &handlers).await {
+        Ok(subscribed) => subscribed,
+        Err(e) => {
+            let _ = server.shutdown().await;
+            return Err(e);
+        }
+    };
     let node = registry::Node {
         id,
         address: advertised_address(advertise.as_deref(), server.local_addr()),
-        metadata: node_metadata(&metadata, registry.name()),
+        metadata: node_metadata(&metadata, registry.name(), broker.name()),
     };
     let record = registry::Service {
         name: name.clone(),
@@ -70,6 +82,9 @@ pub(super) async fn start(settled: Settled) -> Result<Running, ServiceError> {
         nodes: vec![node],
     };
     if let Err(e) = registry.register(&record, RegisterOptions::ttl(register_ttl)).await {
+        if let Some(subscribed) = subscribed {
+            subscribed.unsubscribe().await;
+        }
         let _ = server.shutdown().await;
         return Err(ServiceError::Register {
             service: name,
@@ -87,6 +102,8 @@ pub(super) async fn start(settled: Settled) -> Result<Running, ServiceError> {
     ));
     let running = Running {
         server,
+        broker,
+        subscribed,
         record,
         registry,
         client,
@@ -100,6 +117,21 @@ pub(super) async fn start(settled: Settled) -> Result<Running, ServiceError> {
         return Err(e);
     }
     Ok(running)
+}
+
+/// Connects the broker and subscribes the handlers' subscribers; nothing
+/// when there are none, so a service that only publishes opens no broker
+/// listener or connection.
+async fn subscribe(broker: &dyn Broker, handlers: &[Arc<dyn Handler>]) -> Result<Option<Subscribed>, ServiceError> {
+    if handlers.iter().all(|h| h.descriptor().subscribers().is_empty()) {
+        return Ok(None);
+    }
+    let failed = |e: crate::broker::BrokerError| ServiceError::Broker {
+        broker: broker.name(),
+        message: e.to_string(),
+    };
+    broker.connect().await.map_err(failed)?;
+    Subscribed::subscribe(broker, handlers).await.map(Some).map_err(failed)
 }
 
 fn sorted(mut endpoints: Vec<registry::Endpoint>) -> Vec<registry::Endpoint> {
@@ -149,13 +181,19 @@ impl Running {
         &self.record
     }
 
-    /// A client sharing the service's registry.
+    /// A client sharing the service's registry and broker.
     pub fn client(&self) -> Client {
         self.client.clone()
     }
 
-    /// Deregisters, stops accepting, drains in-flight calls within the drain
-    /// time, closes, and runs the stop hooks. Hook errors are logged.
+    /// The deliveries to each `#[subscribe]` method so far.
+    pub fn subscribers(&self) -> &[Arc<SubscriberStats>] {
+        self.subscribed.as_ref().map_or(&[], Subscribed::stats)
+    }
+
+    /// Deregisters, unsubscribes, stops accepting, drains in-flight calls
+    /// within the drain time, closes, disconnects the broker, and runs the
+    /// stop hooks. Hook errors are logged.
     pub async fn stop(self) -> Result<Drained, ServiceError> {
         if let Err(e) = run_hooks("before_stop", self.before_stop).await {
             error!(error = %e, "stop continues despite the hook error");
@@ -165,7 +203,14 @@ impl Running {
         if let Err(e) = self.registry.deregister(&self.record).await {
             warn!(service = %self.record.name, error = %e, "deregistration failed; the entry expires with its TTL");
         }
+        let subscribed = self.subscribed.is_some();
+        if let Some(subscriptions) = self.subscribed {
+            subscriptions.unsubscribe().await;
+        }
         let drained = self.server.shutdown().await;
+        if subscribed && let Err(e) = self.broker.disconnect().await {
+            warn!(broker = self.broker.name(), error = %e, "cannot disconnect the broker");
+        }
         info!(service = %self.record.name, ?drained, "service stopped");
         if let Err(e) = run_hooks("after_stop", self.after_stop).await {
             error!(error = %e, "after_stop hook failed");

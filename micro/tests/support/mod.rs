@@ -56,7 +56,12 @@ impl RawConnection {
 
     /// Writes a POST with `headers` and `body` (Content-Length added).
     pub async fn post(&mut self, headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
-        self.send_raw(&request_bytes("POST", headers, body)).await;
+        self.post_to("/", headers, body).await
+    }
+
+    /// Writes a POST to `path` (with its query string).
+    pub async fn post_to(&mut self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
+        self.send_raw(&request_bytes_to("POST", path, headers, body)).await;
         self.read_response().await
     }
 
@@ -104,8 +109,13 @@ impl RawConnection {
 
 /// The bytes of an HTTP/1.1 request.
 pub fn request_bytes(method: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    request_bytes_to(method, "/", headers, body)
+}
+
+/// The bytes of an HTTP/1.1 request to `path`.
+pub fn request_bytes_to(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let mut out = format!(
-        "{method} / HTTP/1.1\r\nHost: micro.test\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: micro.test\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (name, value) in headers {

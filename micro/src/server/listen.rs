@@ -1,0 +1,192 @@
+//! Accepting connections: HTTP/1.1 and h2c on one port, every limit set,
+//! and a shutdown that stops accepting, drains within a deadline, then
+//! closes what is left. The RPC server and the HTTP broker both listen so.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::ServerOptions;
+
+/// The HTTP/2 connection window: what one connection may have in flight.
+const H2_CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
+/// The HTTP/2 stream window: what one stream may have in flight.
+const H2_STREAM_WINDOW: u32 = 1024 * 1024;
+
+/// The two ends of a connection.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Peer {
+    pub(crate) local: SocketAddr,
+    pub(crate) remote: SocketAddr,
+}
+
+/// A listener that is accepting connections.
+#[derive(Debug)]
+#[must_use = "dropping a RunningServer leaves it serving until the runtime stops; call shutdown()"]
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    stop: CancellationToken,
+    drain_timeout: Duration,
+    task: tokio::task::JoinHandle<Drained>,
+}
+
+/// How a shutdown went.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Drained {
+    /// Every connection finished its in-flight calls.
+    Clean,
+    /// The drain time ran out; this many connections were closed mid-call.
+    TimedOut(usize),
+}
+
+impl RunningServer {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, lets in-flight calls finish within the drain time,
+    /// then closes every connection.
+    pub async fn shutdown(self) -> Drained {
+        self.stop.cancel();
+        match self.task.await {
+            Ok(drained) => drained,
+            Err(e) => {
+                warn!(error = %e, "server task failed during shutdown");
+                Drained::TimedOut(0)
+            }
+        }
+    }
+
+    /// How long shutdown waits for in-flight calls.
+    pub fn drain_timeout(&self) -> Duration {
+        self.drain_timeout
+    }
+}
+
+/// Serves every connection `listener` accepts with `respond`.
+pub(crate) fn listen<F, Fut, B>(listener: TcpListener, options: &ServerOptions, respond: F) -> RunningServer
+where
+    F: Fn(Peer, http::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = http::Response<B>> + Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let local_addr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let stop = CancellationToken::new();
+    let builder = connection_builder(options);
+    let drain_timeout = options.drain_timeout;
+    let task = tokio::spawn(accept_loop(listener, builder, drain_timeout, respond, stop.clone()));
+    RunningServer {
+        local_addr,
+        stop,
+        drain_timeout,
+        task,
+    }
+}
+
+fn connection_builder(options: &ServerOptions) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout)
+        .max_headers(options.max_headers)
+        .title_case_headers(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(options.max_concurrent_streams)
+        .max_header_list_size(options.max_header_list_size)
+        // h2 allows unread small DATA frames up to half the connection
+        // window; streams whose reader pauses need room.
+        .initial_connection_window_size(H2_CONNECTION_WINDOW)
+        .initial_stream_window_size(H2_STREAM_WINDOW);
+    builder
+}
+
+async fn accept_loop<F, Fut, B>(
+    listener: TcpListener,
+    builder: auto::Builder<TokioExecutor>,
+    drain_timeout: Duration,
+    respond: F,
+    stop: CancellationToken,
+) -> Drained
+where
+    F: Fn(Peer, http::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = http::Response<B>> + Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+            // Reap finished connection tasks so the set stays small.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let (stream, remote) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some(peer) = peer_of(&stream, remote) else { continue };
+        let respond = respond.clone();
+        let service = service_fn(move |request| {
+            let answer = respond(peer, request);
+            async move { Ok::<_, Infallible>(answer.await) }
+        });
+        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let watched = graceful.watch(connection);
+        connections.spawn(async move {
+            if let Err(e) = watched.await {
+                debug!(%remote, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let open = connections.len();
+    info!(open, "stopped accepting; draining");
+    tokio::select! {
+        () = graceful.shutdown() => Drained::Clean,
+        () = tokio::time::sleep(drain_timeout) => {
+            while connections.try_join_next().is_some() {}
+            let left = connections.len();
+            warn!(left, "drain time ran out; closing the remaining connections");
+            connections.abort_all();
+            Drained::TimedOut(left)
+        }
+    }
+}
+
+fn peer_of(stream: &TcpStream, remote: SocketAddr) -> Option<Peer> {
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(%remote, error = %e, "cannot set TCP_NODELAY");
+    }
+    match stream.local_addr() {
+        Ok(local) => Some(Peer { local, remote }),
+        Err(e) => {
+            debug!(%remote, error = %e, "connection closed before it was served");
+            None
+        }
+    }
+}

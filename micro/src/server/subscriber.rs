@@ -1,0 +1,144 @@
+//! Subscribers on a broker: every `#[subscribe]` method of the served
+//! handlers becomes one subscription, whose deliveries are counted and whose
+//! failures (errors and panics) are logged without ending it.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use tracing::{info, warn};
+
+use super::handler::{Handler, SubscriberDescriptor};
+use super::transport::panicked;
+use crate::broker::{self, Broker, BrokerError, Event, SubscribeOptions, Subscription};
+use crate::codec::Codec;
+use crate::context::Context;
+use crate::error::{Error, SERVER_ID};
+use crate::metadata::Metadata;
+
+/// Deliveries to one subscriber so far.
+#[derive(Debug)]
+pub struct SubscriberStats {
+    descriptor: &'static SubscriberDescriptor,
+    handled: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl SubscriberStats {
+    /// The subscriber.
+    pub fn descriptor(&self) -> &'static SubscriberDescriptor {
+        self.descriptor
+    }
+
+    /// Messages its method handled without error.
+    pub fn handled(&self) -> u64 {
+        self.handled.load(Ordering::Relaxed)
+    }
+
+    /// Messages it failed: undecodable, or its method returned an error or panicked.
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
+/// The live subscriptions of a server.
+#[derive(Debug, Default)]
+pub(crate) struct Subscribed {
+    subscriptions: Vec<Subscription>,
+    stats: Vec<Arc<SubscriberStats>>,
+}
+
+impl Subscribed {
+    /// Subscribes every subscriber of `handlers`; on a failure, ends the
+    /// subscriptions made so far.
+    pub(crate) async fn subscribe<'h>(
+        broker: &dyn Broker,
+        handlers: impl IntoIterator<Item = &'h Arc<dyn Handler>>,
+    ) -> Result<Subscribed, BrokerError> {
+        let mut subscribed = Subscribed::default();
+        for handler in handlers {
+            for descriptor in handler.descriptor().subscribers() {
+                let stats = Arc::new(SubscriberStats {
+                    descriptor,
+                    handled: AtomicU64::new(0),
+                    failed: AtomicU64::new(0),
+                });
+                let options = SubscribeOptions {
+                    queue: descriptor.queue().map(str::to_owned),
+                };
+                let on_message = deliverer(Arc::clone(handler), Arc::clone(&stats));
+                match broker.subscribe(descriptor.topic(), on_message, options).await {
+                    Ok(subscription) => {
+                        info!(subscriber = descriptor.name(), topic = descriptor.topic(), queue = ?descriptor.queue(), broker = broker.name(), "subscribed");
+                        subscribed.subscriptions.push(subscription);
+                        subscribed.stats.push(stats);
+                    }
+                    Err(e) => {
+                        subscribed.unsubscribe().await;
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(subscribed)
+    }
+
+    /// The counters of every subscriber.
+    pub(crate) fn stats(&self) -> &[Arc<SubscriberStats>] {
+        &self.stats
+    }
+
+    /// Ends every subscription; failures are logged.
+    pub(crate) async fn unsubscribe(self) {
+        for subscription in self.subscriptions {
+            let topic = subscription.topic().to_owned();
+            if let Err(e) = subscription.unsubscribe().await {
+                warn!(%topic, error = %e, "cannot unsubscribe");
+            }
+        }
+    }
+}
+
+/// The broker handler of one subscriber: deliver, count, catch panics.
+fn deliverer(handler: Arc<dyn Handler>, stats: Arc<SubscriberStats>) -> broker::Handler {
+    Arc::new(move |event: Event| {
+        let handler = Arc::clone(&handler);
+        let stats = Arc::clone(&stats);
+        Box::pin(async move {
+            let descriptor = stats.descriptor;
+            let started = std::panic::catch_unwind(AssertUnwindSafe(|| handler.deliver(descriptor.method(), event)));
+            let outcome = match started {
+                Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
+                Err(panic) => Err(panic),
+            };
+            let result = outcome.unwrap_or_else(|panic| Err(panicked(descriptor.name(), panic.as_ref())));
+            match &result {
+                Ok(()) => stats.handled.fetch_add(1, Ordering::Relaxed),
+                Err(e) => {
+                    warn!(subscriber = descriptor.name(), topic = descriptor.topic(), error = %e, "subscriber failed; the subscription goes on");
+                    stats.failed.fetch_add(1, Ordering::Relaxed)
+                }
+            };
+            result
+        })
+    })
+}
+
+/// What a subscriber method gets from a message: its context (the headers
+/// as metadata), the codec its `Content-Type` names (JSON when it names
+/// none) and the body.
+pub(crate) fn open(event: Event, subscriber: &str) -> Result<(Context, Codec, Bytes), Error> {
+    let broker::Message { header, body } = event.message;
+    let codec = match header.get("Content-Type").filter(|c| !c.is_empty()) {
+        Some(content_type) => Codec::from_content_type(content_type).map_err(|e| e.into_error(SERVER_ID))?,
+        None => Codec::Json,
+    };
+    let mut metadata = Metadata::new();
+    for (key, value) in header {
+        metadata.insert(key, value);
+    }
+    let context = Context::for_request(metadata, None, None, subscriber.to_owned());
+    Ok((context, codec, body))
+}

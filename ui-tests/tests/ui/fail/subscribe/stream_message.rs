@@ -1,0 +1,19 @@
+use micro::prelude::*;
+
+#[derive(Serialize, Deserialize)]
+pub struct UserCreated {
+    pub id: u64,
+}
+
+pub struct Audit;
+
+#[micro::service]
+impl Audit {
+    #[subscribe(topic = "user.created")]
+    async fn on_created(&self, events: micro::stream::Receiver<UserCreated>) -> Result<()> {
+        drop(events);
+        Ok(())
+    }
+}
+
+fn main() {}

@@ -1,0 +1,20 @@
+use micro::prelude::*;
+
+#[derive(Serialize, Deserialize)]
+pub struct UserCreated {
+    pub id: u64,
+}
+
+pub struct Audit;
+
+#[micro::service]
+impl Audit {
+    #[subscribe(topic = "user.created")]
+    #[subscribe(topic = "user.deleted")]
+    async fn on_created(&self, event: UserCreated) -> Result<()> {
+        let _ = event.id;
+        Ok(())
+    }
+}
+
+fn main() {}
