@@ -4,6 +4,7 @@
 pub mod greeter;
 pub mod helloworld;
 pub mod live;
+pub mod users;
 
 /// Logs to stderr at `info`, or as `RUST_LOG` says.
 pub fn init_logging() {

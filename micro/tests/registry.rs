@@ -270,6 +270,24 @@ async fn processes_discover_each_other_and_goodbyes_remove_nodes_at_once() {
     assert!(child.process.wait().unwrap().success());
 }
 
+/// A browser that starts while the node's records are inside the
+/// one-second multicast rate limit (RFC 6762 §6: here, 1.6 s after start-up,
+/// half a second after the second announcement) gets no answer to its first
+/// query; its first lookup must still find the node, through the answer to
+/// the browse's second query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_browser_finds_a_node_that_registered_earlier() {
+    let name = unique("earlier");
+    let mut child = publisher(&name);
+    tokio::task::block_in_place(|| printed(&child, "REGISTERED"));
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let browser = MdnsRegistry::new();
+    let found = browser.get_service(&name).await.expect("found on the first lookup");
+    assert_eq!(found[0].nodes[0].id, node(&name, 7).id);
+    child.close_stdin();
+    assert!(child.process.wait().unwrap().success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_is_dropped_once_reported_unreachable() {
     let name = unique("killed");

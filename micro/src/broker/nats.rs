@@ -5,7 +5,9 @@
 //! same NATS server publish to micro subscribers and the reverse.
 //!
 //! Core NATS delivers at most once: a subscriber that is down misses the
-//! message. Each subscription handles its messages one at a time, in order.
+//! message. A publish returns once the server has the message (a flush, one
+//! round trip; concurrent publishes share it). Each subscription handles its
+//! messages one at a time, in order.
 
 use std::fmt;
 use std::sync::Arc;
@@ -159,13 +161,17 @@ impl Broker for NatsBroker {
                     limit,
                 });
             }
+            let failed = |e: &dyn fmt::Display| BrokerError::Delivery {
+                topic: topic.to_owned(),
+                message: e.to_string(),
+            };
             client
                 .publish(topic.to_owned(), Bytes::from(body))
                 .await
-                .map_err(|e| BrokerError::Delivery {
-                    topic: topic.to_owned(),
-                    message: e.to_string(),
-                })
+                .map_err(|e| failed(&e))?;
+            // Returning once the server has the message: a process may exit
+            // right after publishing, and the server's refusals surface here.
+            client.flush().await.map_err(|e| failed(&e))
         })
     }
 

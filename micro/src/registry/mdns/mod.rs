@@ -55,7 +55,11 @@ pub struct MdnsOptions {
     /// The UDP port (5353, as RFC 6762 says; another only for isolated tests).
     pub port: u16,
     /// How long a lookup right after start-up waits for answers before it
-    /// reports a service as not found.
+    /// reports a service as not found (default 1.5 s). A responder stays
+    /// silent to a query that comes within a second of its last multicast of
+    /// the same records (RFC 6762 §6), such as its own announcement; the
+    /// browse asks again a second after its first query, and this window
+    /// covers the answer to that second query.
     pub settle: Duration,
     /// Also answer and ask under Go Micro's own names
     /// (`<node-id>.<service>.micro.`), so Go Micro v5 services and micro
@@ -68,7 +72,7 @@ impl Default for MdnsOptions {
         MdnsOptions {
             interfaces: Vec::new(),
             port: MDNS_PORT,
-            settle: Duration::from_secs(1),
+            settle: Duration::from_millis(1500),
             go_compat: false,
         }
     }
