@@ -4,6 +4,8 @@
 //! block with [`#[micro::service]`](macro@service) and its methods with
 //! `#[endpoint]`, and get a service that curl, Go Micro clients and a
 //! generated typed Rust client can call, registered in service discovery.
+//! Methods marked [`#[subscribe(topic = "..")]`](macro@subscribe) receive the
+//! messages published to a topic through the [`broker`].
 //!
 //! ```no_run
 //! use micro::prelude::*;

@@ -130,6 +130,20 @@ impl Picky {
     }
 }
 
+/// Fails every message.
+struct Grumpy {
+    seen: Inbox,
+}
+
+#[micro::service]
+impl Grumpy {
+    #[subscribe(topic = "user.created")]
+    async fn on_created(&self, event: UserCreated) -> Result<()> {
+        self.seen.push(event.id, None);
+        Err(Error::internal_server_error("grumpy", "never happy"))
+    }
+}
+
 /// Publishes from inside an endpoint, so the caller's metadata travels on.
 struct Signup {
     client: Client,
@@ -206,62 +220,163 @@ fn envelope(header: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({ "Header": header, "Body": BASE64.encode(body) })).unwrap()
 }
 
+/// Registers, as Go Micro's HTTP broker would, a member of the `audit`
+/// queue group on `topic` at `address`.
+async fn register_member(registry: &Arc<dyn Registry>, id: &str, address: String) -> registry::Service {
+    let record = registry::Service {
+        name: "micro.http.broker".into(),
+        version: "audit".into(),
+        nodes: vec![registry::Node {
+            id: id.into(),
+            address,
+            metadata: BTreeMap::from([
+                ("secure".into(), "false".into()),
+                ("broker".into(), "http".into()),
+                ("topic".into(), "user.created".into()),
+            ]),
+        }],
+        ..Default::default()
+    };
+    registry.register(&record, RegisterOptions::default()).await.unwrap();
+    record
+}
+
+/// RELIABILITY R17: the default broker's semantics under load: 1,000
+/// messages, none lost, to a queue group and to broadcast subscribers.
 #[tokio::test]
-async fn a_queue_group_shares_messages_and_broadcast_subscribers_get_all() {
+async fn r17_http_broker_queue_broadcast_oversize_and_errors() {
+    use futures_util::StreamExt;
+
     let registry = memory_registry();
     let (a1, audit1) = audit(&registry, http_broker(&registry)).await;
     let (a2, audit2) = audit(&registry, http_broker(&registry)).await;
     let (n1, notify1) = notify(&registry, http_broker(&registry)).await;
     let (n2, notify2) = notify(&registry, http_broker(&registry)).await;
-    let client = publisher(&registry);
-    for id in 0..200 {
-        client.publish("user.created", user(id)).await.expect("published");
-    }
-    let all: Vec<u64> = (0..200).collect();
-    let mut audited = audit1.ids();
-    audited.extend(audit2.ids());
-    audited.sort_unstable();
-    assert_eq!(
-        audited, all,
-        "each message went to exactly one member of the queue group"
-    );
-    assert!(
-        audit1.len() > 20 && audit2.len() > 20,
-        "both members took a share: {} and {}",
-        audit1.len(),
-        audit2.len()
-    );
-    assert_eq!(notify1.sorted(), all, "a broadcast subscriber gets every message");
-    assert_eq!(notify2.sorted(), all, "a broadcast subscriber gets every message");
-    for running in [a1, a2, n1, n2] {
-        running.stop().await.unwrap();
-    }
-}
-
-#[tokio::test]
-async fn a_thousand_messages_none_lost() {
-    use futures_util::StreamExt;
-
-    let registry = memory_registry();
-    let (a, audited) = audit(&registry, http_broker(&registry)).await;
-    let (n, notified) = notify(&registry, http_broker(&registry)).await;
+    let grumpy_seen = Inbox::default();
+    let g = service("grumpy", &registry, http_broker(&registry))
+        .handle(Grumpy {
+            seen: grumpy_seen.clone(),
+        })
+        .start()
+        .await
+        .unwrap();
     let created = Publisher::<UserCreated>::new("user.created", publisher(&registry));
     let results: Vec<Result<()>> = futures_util::stream::iter(0..1000)
         .map(|id| {
             let created = created.clone();
             async move { created.publish(&user(id)).await }
         })
-        .buffer_unordered(32)
+        .buffer_unordered(16)
         .collect()
         .await;
-    assert!(results.iter().all(Result::is_ok), "every publish succeeded");
+    assert!(
+        results.iter().all(Result::is_ok),
+        "a failing subscriber does not fail the publish"
+    );
     let all: Vec<u64> = (0..1000).collect();
-    assert_eq!(audited.sorted(), all);
-    assert_eq!(notified.sorted(), all);
-    assert_eq!(n.subscribers()[0].handled(), 1000);
-    assert_eq!(n.subscribers()[0].failed(), 0);
-    a.stop().await.unwrap();
-    n.stop().await.unwrap();
+    let mut audited = audit1.ids();
+    audited.extend(audit2.ids());
+    audited.sort_unstable();
+    assert_eq!(audited, all, "queue: each message handled exactly once");
+    assert!(
+        audit1.len() > 100 && audit2.len() > 100,
+        "both members took a share: {} and {}",
+        audit1.len(),
+        audit2.len()
+    );
+    assert_eq!(notify1.sorted(), all, "no queue: every message");
+    assert_eq!(notify2.sorted(), all, "no queue: every message");
+    assert_eq!(grumpy_seen.len(), 1000, "the failing subscriber kept receiving");
+    assert_eq!(g.subscribers()[0].failed(), 1000);
+    assert_eq!((n1.subscribers()[0].handled(), n1.subscribers()[0].failed()), (1000, 0));
+
+    let big = UserCreated {
+        id: 5000,
+        name: "x".repeat(5 * 1024 * 1024),
+    };
+    let err = created.publish(&big).await.unwrap_err();
+    assert_eq!(err.code, 413, "{err}");
+    assert_eq!(
+        notify1.len() + notify2.len() + audit1.len() + audit2.len(),
+        3000,
+        "no subscriber invoked"
+    );
+    for running in [a1, a2, n1, n2, g] {
+        running.stop().await.unwrap();
+    }
+}
+
+/// At most once: a queue member that takes a message and dies before
+/// answering is not replaced by another member for that message; a member
+/// that refuses the connection never got it, and another member takes it.
+#[tokio::test]
+async fn a_queue_member_that_dies_mid_delivery_is_not_replaced() {
+    let registry = memory_registry();
+    let (running, audited) = audit(&registry, http_broker(&registry)).await;
+
+    // A member that reads each message whole, then drops the connection.
+    let crashing = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let member = register_member(
+        &registry,
+        "user.created-crashing",
+        crashing.local_addr().unwrap().to_string(),
+    )
+    .await;
+    let taken = Arc::new(Mutex::new(0usize));
+    let counter = Arc::clone(&taken);
+    let crasher = tokio::spawn(async move {
+        loop {
+            let (socket, _) = crashing.accept().await.unwrap();
+            let mut socket = BufReader::new(socket);
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if socket.read_line(&mut line).await.unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            if socket.read_exact(&mut body).await.is_ok() {
+                *counter.lock().unwrap() += 1;
+            }
+        }
+    });
+    let client = publisher(&registry);
+    let mut lost = Vec::new();
+    for id in 0..40 {
+        if client.publish("user.created", user(id)).await.is_err() {
+            lost.push(id);
+        }
+    }
+    assert!(!lost.is_empty(), "some messages went to the crashing member");
+    assert_eq!(
+        *taken.lock().unwrap(),
+        lost.len(),
+        "each failed publish reached the crashing member"
+    );
+    let handled = audited.ids();
+    assert!(
+        lost.iter().all(|id| !handled.contains(id)),
+        "never redelivered: {lost:?} vs {handled:?}"
+    );
+    assert_eq!(handled.len() + lost.len(), 40);
+    crasher.abort();
+    registry.deregister(&member).await.unwrap();
+
+    // A member whose port is closed: refused, so another member takes it.
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    register_member(&registry, "user.created-refusing", closed.to_string()).await;
+    for id in 100..120 {
+        client
+            .publish("user.created", user(id))
+            .await
+            .expect("delivered to the live member");
+    }
+    assert_eq!(audited.ids()[handled.len()..], (100..120).collect::<Vec<_>>()[..]);
+    running.stop().await.unwrap();
 }
 
 #[tokio::test]

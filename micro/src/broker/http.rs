@@ -13,9 +13,11 @@
 //! Differences from Go Micro, on purpose: bodies are limited (4 MiB, 413),
 //! a malformed message gets 400, a handler's error comes back as a 500 with
 //! the error JSON (Go answers 200 regardless; Go publishers ignore the
-//! answer either way), a queue member that cannot be reached is skipped for
-//! another member, and publishing waits for the deliveries instead of
-//! sending in the background.
+//! answer either way), a queue member that refuses the connection is skipped
+//! for another member, and publishing waits for the deliveries instead of
+//! sending in the background (Go keeps failed messages in memory and sends
+//! them again with the next publish to the topic; here the publisher gets
+//! the error instead, and nothing is delivered twice).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -278,7 +280,7 @@ impl HttpBroker {
     }
 
     /// POSTs the encoded message to one subscriber node.
-    async fn send(&self, node: &registry::Node, body: Bytes) -> Result<(), String> {
+    async fn send(&self, node: &registry::Node, body: Bytes) -> Result<(), Undelivered> {
         let scheme = if node.metadata.get("secure").is_some_and(|s| s == "true") {
             "https"
         } else {
@@ -290,14 +292,13 @@ impl HttpBroker {
             .uri(uri)
             .header(CONTENT_TYPE, "application/json")
             .body(Full::new(body))
-            .map_err(|e| format!("bad subscriber address {:?}: {e}", node.address))?;
+            .map_err(|e| Undelivered::unreached(format!("bad subscriber address {:?}: {e}", node.address)))?;
         let exchange = async {
-            let response = self
-                .inner
-                .client
-                .request(request)
-                .await
-                .map_err(|e| format!("{}: {e}", node.address))?;
+            let response = self.inner.client.request(request).await.map_err(|e| Undelivered {
+                // Only a refused connection proves the message never arrived.
+                reached: !e.is_connect(),
+                reason: format!("{}: {e}", node.address),
+            })?;
             let status = response.status();
             let body = response
                 .into_body()
@@ -305,26 +306,42 @@ impl HttpBroker {
                 .await
                 .map(|c| c.to_bytes())
                 .unwrap_or_default();
-            if status.is_success() {
-                Ok(())
-            } else if status == StatusCode::INTERNAL_SERVER_ERROR {
-                // The subscriber got the message; its handler failed.
-                debug!(node = %node.id, answer = %String::from_utf8_lossy(&body), "a subscriber's handler failed");
-                Ok(())
-            } else {
-                Err(format!(
+            let answer = || {
+                format!(
                     "{} answered {status}: {}",
                     node.address,
                     String::from_utf8_lossy(&body).trim()
-                ))
+                )
+            };
+            match status {
+                s if s.is_success() => Ok(()),
+                StatusCode::INTERNAL_SERVER_ERROR => {
+                    // The subscriber got the message; its handler failed.
+                    debug!(node = %node.id, answer = %String::from_utf8_lossy(&body), "a subscriber's handler failed");
+                    Ok(())
+                }
+                // The subscription is gone from that node: nothing ran.
+                StatusCode::NOT_FOUND => Err(Undelivered::unreached(answer())),
+                _ => Err(Undelivered {
+                    reached: true,
+                    reason: answer(),
+                }),
             }
         };
         tokio::time::timeout(self.inner.options.timeout, exchange)
             .await
-            .unwrap_or_else(|_| Err(format!("{} did not answer in time", node.address)))
+            .unwrap_or_else(|_| {
+                Err(Undelivered {
+                    reached: true,
+                    reason: format!("{} did not answer in time", node.address),
+                })
+            })
     }
 
-    /// Delivers to one node of a queue group, trying the others in turn.
+    /// Delivers to one node of a queue group. Another member is tried only
+    /// when the message provably did not reach the first (a refused
+    /// connection, or no such subscription there), so a message is never
+    /// handled twice.
     async fn send_to_one(&self, nodes: &[&registry::Node], body: &Bytes) -> Result<(), String> {
         let start = fastrand::usize(..nodes.len().max(1));
         let mut failures = Vec::new();
@@ -332,10 +349,26 @@ impl HttpBroker {
             let node = nodes[(start + i) % nodes.len()];
             match self.send(node, body.clone()).await {
                 Ok(()) => return Ok(()),
-                Err(e) => failures.push(e),
+                Err(e) if e.reached => {
+                    failures.push(e.reason);
+                    break;
+                }
+                Err(e) => failures.push(e.reason),
             }
         }
         Err(failures.join("; "))
+    }
+}
+
+/// Why a delivery failed, and whether the subscriber may have run.
+struct Undelivered {
+    reached: bool,
+    reason: String,
+}
+
+impl Undelivered {
+    fn unreached(reason: String) -> Self {
+        Undelivered { reached: false, reason }
     }
 }
 
@@ -458,7 +491,8 @@ impl Broker for HttpBroker {
                 if *version == BROADCAST_VERSION {
                     deliveries.extend(nodes.iter().map(|node| {
                         let body = body.clone();
-                        Box::pin(async move { self.send(node, body).await }) as BoxFuture<'_, Result<(), String>>
+                        Box::pin(async move { self.send(node, body).await.map_err(|e| e.reason) })
+                            as BoxFuture<'_, Result<(), String>>
                     }));
                 } else {
                     let body = body.clone();
