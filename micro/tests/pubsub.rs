@@ -220,12 +220,12 @@ fn envelope(header: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({ "Header": header, "Body": BASE64.encode(body) })).unwrap()
 }
 
-/// Registers, as Go Micro's HTTP broker would, a member of the `audit`
-/// queue group on `topic` at `address`.
-async fn register_member(registry: &Arc<dyn Registry>, id: &str, address: String) -> registry::Service {
+/// Registers what Go Micro's HTTP broker registers for a subscription to
+/// `user.created` in `version` (the queue, or `ff.http.broadcast`).
+async fn register_member(registry: &Arc<dyn Registry>, version: &str, id: &str, address: String) -> registry::Service {
     let record = registry::Service {
         name: "micro.http.broker".into(),
-        version: "audit".into(),
+        version: version.into(),
         nodes: vec![registry::Node {
             id: id.into(),
             address,
@@ -239,6 +239,28 @@ async fn register_member(registry: &Arc<dyn Registry>, id: &str, address: String
     };
     registry.register(&record, RegisterOptions::default()).await.unwrap();
     record
+}
+
+/// Reads one HTTP/1.1 request: its head lines and its body.
+async fn read_request(socket: &mut BufReader<tokio::net::TcpStream>) -> Option<(Vec<String>, Vec<u8>)> {
+    let mut head = Vec::new();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if socket.read_line(&mut line).await.ok()? == 0 {
+            return None;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().ok()?;
+        }
+        head.push(line.trim_end().to_owned());
+    }
+    let mut body = vec![0; length];
+    socket.read_exact(&mut body).await.ok()?;
+    Some((head, body))
 }
 
 /// RELIABILITY R17: the default broker's semantics under load: 1,000
@@ -318,6 +340,7 @@ async fn a_queue_member_that_dies_mid_delivery_is_not_replaced() {
     let crashing = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let member = register_member(
         &registry,
+        "audit",
         "user.created-crashing",
         crashing.local_addr().unwrap().to_string(),
     )
@@ -327,19 +350,7 @@ async fn a_queue_member_that_dies_mid_delivery_is_not_replaced() {
     let crasher = tokio::spawn(async move {
         loop {
             let (socket, _) = crashing.accept().await.unwrap();
-            let mut socket = BufReader::new(socket);
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if socket.read_line(&mut line).await.unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0; length];
-            if socket.read_exact(&mut body).await.is_ok() {
+            if read_request(&mut BufReader::new(socket)).await.is_some() {
                 *counter.lock().unwrap() += 1;
             }
         }
@@ -368,7 +379,7 @@ async fn a_queue_member_that_dies_mid_delivery_is_not_replaced() {
 
     // A member whose port is closed: refused, so another member takes it.
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
-    register_member(&registry, "user.created-refusing", closed.to_string()).await;
+    register_member(&registry, "audit", "user.created-refusing", closed.to_string()).await;
     for id in 100..120 {
         client
             .publish("user.created", user(id))
@@ -587,43 +598,12 @@ async fn a_micro_publisher_reaches_a_go_micro_subscriber() {
     // http broker registers for `Subscribe("user.created", h)`.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let id = "user.created-0b2f5e4c-2ad1-4b8e-9b0a-2c7f1c4f9e51";
-    let record = registry::Service {
-        name: "micro.http.broker".into(),
-        version: "ff.http.broadcast".into(),
-        nodes: vec![registry::Node {
-            id: id.into(),
-            address: listener.local_addr().unwrap().to_string(),
-            metadata: BTreeMap::from([
-                ("secure".into(), "false".into()),
-                ("broker".into(), "http".into()),
-                ("topic".into(), "user.created".into()),
-            ]),
-        }],
-        ..Default::default()
-    };
-    registry.register(&record, RegisterOptions::default()).await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    register_member(&registry, "ff.http.broadcast", id, address).await;
     let go = tokio::spawn(async move {
         let (socket, _) = listener.accept().await.unwrap();
         let mut socket = BufReader::new(socket);
-        let mut head = Vec::new();
-        loop {
-            let mut line = String::new();
-            socket.read_line(&mut line).await.unwrap();
-            if line == "\r\n" {
-                break;
-            }
-            head.push(line.trim_end().to_owned());
-        }
-        let length: usize = head
-            .iter()
-            .find_map(|h| {
-                h.to_ascii_lowercase()
-                    .strip_prefix("content-length: ")
-                    .map(|v| v.parse().unwrap())
-            })
-            .unwrap();
-        let mut body = vec![0; length];
-        socket.read_exact(&mut body).await.unwrap();
+        let (head, body) = read_request(&mut socket).await.expect("a request");
         socket
             .get_mut()
             .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
