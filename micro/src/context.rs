@@ -6,6 +6,7 @@
 //! is left of its deadline ([`Context::current`]).
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -23,7 +24,8 @@ tokio::task_local! {
 /// metadata and a deadline on ([`crate::client::CallOptions::context`]).
 #[derive(Clone, Default)]
 pub struct Context {
-    metadata: Metadata,
+    /// Shared: a context is cloned for the handler, its calls and its scope.
+    metadata: Arc<Metadata>,
     deadline: Option<Instant>,
     service: Option<String>,
     endpoint: Option<String>,
@@ -47,7 +49,7 @@ impl Context {
 
     /// Mutable access to the metadata.
     pub fn metadata_mut(&mut self) -> &mut Metadata {
-        &mut self.metadata
+        Arc::make_mut(&mut self.metadata)
     }
 
     /// One metadata value, in any letter case.
@@ -58,7 +60,7 @@ impl Context {
     /// Adds a metadata pair.
     #[must_use]
     pub fn with_metadata(mut self, key: impl AsRef<str>, value: impl Into<String>) -> Self {
-        self.metadata.insert(key, value);
+        self.metadata_mut().insert(key, value);
         self
     }
 
@@ -126,7 +128,7 @@ impl Context {
         endpoint: String,
     ) -> Self {
         Context {
-            metadata,
+            metadata: Arc::new(metadata),
             deadline,
             service,
             endpoint: Some(endpoint),

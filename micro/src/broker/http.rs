@@ -461,7 +461,7 @@ impl Broker for HttpBroker {
                     limit,
                 });
             }
-            let services = match self.inner.lookup.get_service(SERVICE_NAME).await {
+            let services = match self.inner.lookup.lookup(SERVICE_NAME).await {
                 Ok(services) => services,
                 Err(RegistryError::NotFound { .. }) => {
                     debug!(topic, "no subscriber at all; the message is dropped");
@@ -475,7 +475,7 @@ impl Broker for HttpBroker {
                 }
             };
             let mut groups: BTreeMap<&str, Vec<&registry::Node>> = BTreeMap::new();
-            for service in &services {
+            for service in services.iter() {
                 let nodes = service
                     .nodes
                     .iter()

@@ -408,7 +408,7 @@ impl Client {
         let services = self
             .inner
             .cache
-            .get_service(service)
+            .lookup(service)
             .await
             .map_err(|e| self.lookup_error(service, e))?;
         let Some((_, node)) = self.inner.selector.select(&services, &options.filters, tried) else {

@@ -33,7 +33,8 @@ pub struct CacheRegistry {
 
 #[derive(Debug)]
 struct Entry {
-    services: Vec<Service>,
+    /// Shared with the lookups in flight; a watch event copies on write.
+    services: Arc<Vec<Service>>,
     /// When to ask the registry again.
     refresh_at: Instant,
     watching: bool,
@@ -64,14 +65,23 @@ impl CacheRegistry {
     }
 
     /// The cached services, if the entry is current and has nodes.
-    fn cached(&self, name: &str) -> Option<Vec<Service>> {
+    fn cached(&self, name: &str) -> Option<Arc<Vec<Service>>> {
         let entries = self.entries();
         let entry = entries.get(name)?;
         let has_nodes = entry.services.iter().any(|s| !s.nodes.is_empty());
-        (has_nodes && Instant::now() < entry.refresh_at).then(|| entry.services.clone())
+        (has_nodes && Instant::now() < entry.refresh_at).then(|| Arc::clone(&entry.services))
     }
 
-    async fn fetch(&self, name: &str) -> Result<Vec<Service>, RegistryError> {
+    /// The versions of `name`, shared with the cache rather than copied: what
+    /// the client reads on every call.
+    pub(crate) async fn lookup(&self, name: &str) -> Result<Arc<Vec<Service>>, RegistryError> {
+        match self.cached(name) {
+            Some(services) => Ok(services),
+            None => self.fetch(name).await,
+        }
+    }
+
+    async fn fetch(&self, name: &str) -> Result<Arc<Vec<Service>>, RegistryError> {
         // Watch before reading, so no change between the read and the start
         // of the watch is missed; a change seen twice is applied twice harmlessly.
         let watcher = if self.is_watching(name) {
@@ -81,14 +91,15 @@ impl CacheRegistry {
         };
         match self.inner.get_service(name).await {
             Ok(services) => {
+                let services = Arc::new(services);
                 {
                     let mut entries = self.entries();
                     let entry = entries.entry(name.to_owned()).or_insert_with(|| Entry {
-                        services: Vec::new(),
+                        services: Arc::default(),
                         refresh_at: Instant::now(),
                         watching: false,
                     });
-                    entry.services.clone_from(&services);
+                    entry.services = Arc::clone(&services);
                     entry.refresh_at = Instant::now() + self.ttl;
                     if let Some(watcher) = watcher.filter(|_| !entry.watching) {
                         entry.watching = true;
@@ -107,7 +118,7 @@ impl CacheRegistry {
                     Some(entry) if entry.services.iter().any(|s| !s.nodes.is_empty()) => {
                         warn!(service = name, registry = self.inner.name(), %error, "registry unreachable; serving the last known nodes");
                         entry.refresh_at = Instant::now() + RETRY_AFTER_FAILURE;
-                        Ok(entry.services.clone())
+                        Ok(Arc::clone(&entry.services))
                     }
                     _ => Err(error),
                 }
@@ -136,7 +147,7 @@ impl CacheRegistry {
                 Ok(event) => {
                     let mut entries = self.entries();
                     let Some(entry) = entries.get_mut(name) else { return };
-                    apply(&mut entry.services, event);
+                    apply(Arc::make_mut(&mut entry.services), event);
                 }
                 Err(e) => {
                     debug!(service = name, error = %e, "watch failed; the cache refreshes on its TTL");
@@ -201,12 +212,7 @@ impl Registry for CacheRegistry {
     }
 
     fn get_service<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<Service>, RegistryError>> {
-        Box::pin(async move {
-            match self.cached(name) {
-                Some(services) => Ok(services),
-                None => self.fetch(name).await,
-            }
-        })
+        Box::pin(async move { self.lookup(name).await.map(|services| Vec::clone(&services)) })
     }
 
     fn list_services(&self) -> BoxFuture<'_, Result<Vec<Service>, RegistryError>> {
