@@ -278,3 +278,54 @@ pub async fn stream_rate(server: Server, address: SocketAddr, messages: u64) -> 
     }
     Ok(messages as f64 / started.elapsed().as_secs_f64())
 }
+
+/// The pub/sub comparison: `messages` published with `in_flight` at once
+/// through `server`'s broker, until its subscriber has counted them all;
+/// messages per second.
+pub async fn pubsub_rate(server: Server, address: SocketAddr, messages: u64, in_flight: usize) -> Result<f64, Error> {
+    use futures_util::StreamExt;
+    use micro::broker::{Broker, HttpBroker, NatsBroker};
+    use micro::registry::{MdnsRegistry, Registry};
+
+    use crate::echo::{CounterClient, EVENTS, Empty};
+
+    let registry: Arc<dyn Registry> = Arc::new(MdnsRegistry::new());
+    let broker: Arc<dyn Broker> = match server {
+        Server::CounterNats => Arc::new(NatsBroker::new(&crate::servers::nats_url()?)),
+        _ => Arc::new(HttpBroker::new(Arc::clone(&registry))),
+    };
+    let client = micro::Client::with_options(registry, micro::client::ClientOptions::default().broker(broker));
+    let counter = CounterClient::new("bench-counter", client.clone());
+    let received = || async { counter.received(Empty {}).address(address.to_string()).await };
+    let publisher = micro::client::Publisher::<Request>::new(EVENTS, client);
+    // Until the subscriber is found and answers: discovery is not measured.
+    let ready_by = Instant::now() + std::time::Duration::from_secs(10);
+    while received().await? == 0 {
+        if Instant::now() > ready_by {
+            return Err(format!("the {} subscriber got nothing in 10 s", server.name()).into());
+        }
+        publisher.publish(&request()).await?;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let before = received().await?;
+    let started = Instant::now();
+    let published: Vec<micro::Result<()>> = futures_util::stream::iter(0..messages)
+        .map(|_| {
+            let publisher = publisher.clone();
+            async move { publisher.publish(&request()).await }
+        })
+        .buffer_unordered(in_flight)
+        .collect()
+        .await;
+    if let Some(Err(e)) = published.into_iter().find(Result::is_err) {
+        return Err(e.into());
+    }
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    while received().await? < before + messages {
+        if Instant::now() > deadline {
+            return Err(format!("the {} subscriber lost messages", server.name()).into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    Ok(messages as f64 / started.elapsed().as_secs_f64())
+}

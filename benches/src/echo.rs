@@ -50,6 +50,35 @@ impl Helloworld {
     }
 }
 
+/// Counts the messages published to [`EVENTS`]: the pub/sub comparison.
+#[derive(Default)]
+pub struct Counter {
+    received: std::sync::atomic::AtomicU64,
+}
+
+/// The topic of the pub/sub comparison.
+pub const EVENTS: &str = "bench.events";
+
+#[micro::service]
+impl Counter {
+    /// Counts one message.
+    #[subscribe(topic = "bench.events")]
+    async fn on_event(&self, _event: Request) -> micro::Result<()> {
+        self.received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// How many messages arrived.
+    #[endpoint]
+    async fn received(&self, _req: Empty) -> micro::Result<u64> {
+        Ok(self.received.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+/// No fields.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Empty {}
+
 /// The tonic peer, generated from `proto/echo.proto`.
 pub mod grpc {
     #![allow(missing_docs, clippy::all, clippy::pedantic)]

@@ -38,6 +38,7 @@ struct Settings {
     seconds: f64,
     in_flight: usize,
     stream_messages: u64,
+    pubsub_messages: u64,
     out: String,
 }
 
@@ -50,6 +51,7 @@ impl Settings {
             seconds: 3.0,
             in_flight: 64,
             stream_messages: 50_000,
+            pubsub_messages: 20_000,
             out: "bench-results.md".to_owned(),
         };
         let mut args = args.iter();
@@ -62,6 +64,7 @@ impl Settings {
                     settings.calls = 200;
                     settings.seconds = 0.3;
                     settings.stream_messages = 1_000;
+                    settings.pubsub_messages = 500;
                 }
                 "--repeats" => settings.repeats = value()?.parse()?,
                 "--calls" => settings.calls = value()?.parse()?,
@@ -134,6 +137,14 @@ async fn run(settings: &Settings) -> Result<(), Error> {
     for server in Server::ALL {
         servers.insert(server.name(), spawn(server)?);
     }
+    // The NATS row needs a NATS server (`netns-run --services nats`).
+    let counters: Vec<Server> = Server::COUNTERS
+        .into_iter()
+        .filter(|s| *s != Server::CounterNats || servers::nats_url().is_ok())
+        .collect();
+    for server in &counters {
+        servers.insert(server.name(), spawn(*server)?);
+    }
     let mut callers = Vec::new();
     for stack in Stack::ALL {
         let address = servers[stack.server().name()].address;
@@ -141,6 +152,7 @@ async fn run(settings: &Settings) -> Result<(), Error> {
     }
     let mut samples: Vec<Samples> = Stack::ALL.iter().map(|_| Samples::default()).collect();
     let mut streams: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut pubsub: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let duration = Duration::from_secs_f64(settings.seconds);
     for repeat in 0..settings.repeats {
         eprintln!("repeat {} of {}", repeat + 1, settings.repeats);
@@ -168,8 +180,14 @@ async fn run(settings: &Settings) -> Result<(), Error> {
             eprintln!("  {:<26} {rate:>9.0} stream messages/s", server.name());
             streams.entry(server.name()).or_default().push(rate);
         }
+        for server in &counters {
+            let address = servers[server.name()].address;
+            let rate = clients::pubsub_rate(*server, address, settings.pubsub_messages, settings.in_flight).await?;
+            eprintln!("  {:<26} {rate:>9.0} published messages/s", server.name());
+            pubsub.entry(server.name()).or_default().push(rate);
+        }
     }
-    let report = report(settings, &mut samples, &mut streams, &servers);
+    let report = report(settings, &mut samples, &mut streams, &mut pubsub, &servers);
     println!("{report}");
     std::fs::write(&settings.out, &report)?;
     eprintln!("written to {}", settings.out);
@@ -180,6 +198,7 @@ fn report(
     settings: &Settings,
     samples: &mut [Samples],
     streams: &mut BTreeMap<&str, Vec<f64>>,
+    pubsub: &mut BTreeMap<&str, Vec<f64>>,
     servers: &BTreeMap<&str, Running>,
 ) -> String {
     let medians: Vec<(f64, f64, f64, f64)> = samples
@@ -236,6 +255,15 @@ fn report(
     for (name, rates) in streams.iter_mut() {
         let rate = measure::median(rates);
         let _ = writeln!(out, "| {name} | {rate:.0} | {:.2} |", rate / tonic);
+    }
+    let _ = writeln!(
+        out,
+        "\n## Pub/sub\n\n{} messages published with {} in flight, until a micro subscriber in another process has counted them all (at most once; none lost).\n",
+        settings.pubsub_messages, settings.in_flight
+    );
+    let _ = writeln!(out, "| broker | messages/s |\n|---|---:|");
+    for (name, rates) in pubsub.iter_mut() {
+        let _ = writeln!(out, "| micro, {name} | {:.0} |", measure::median(rates));
     }
     out
 }

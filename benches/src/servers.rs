@@ -29,11 +29,18 @@ pub enum Server {
     Tarpc,
     /// Length-prefixed JSON frames over TCP: the floor.
     Tcp,
+    /// A micro subscriber counting messages on the HTTP broker (mDNS registry).
+    CounterHttp,
+    /// A micro subscriber counting messages on NATS (`MICRO_TEST_NATS_URL`).
+    CounterNats,
 }
 
 impl Server {
     /// Every server.
     pub const ALL: [Server; 5] = [Server::Micro, Server::Hyper, Server::Tonic, Server::Tarpc, Server::Tcp];
+
+    /// The subscribers of the pub/sub comparison.
+    pub const COUNTERS: [Server; 2] = [Server::CounterHttp, Server::CounterNats];
 
     /// The name on the command line.
     pub fn name(self) -> &'static str {
@@ -43,12 +50,17 @@ impl Server {
             Server::Tonic => "tonic",
             Server::Tarpc => "tarpc",
             Server::Tcp => "tcp",
+            Server::CounterHttp => "http broker",
+            Server::CounterNats => "nats",
         }
     }
 
     /// The server named `name`.
     pub fn parse(name: &str) -> Option<Server> {
-        Server::ALL.into_iter().find(|s| s.name() == name)
+        Server::ALL
+            .into_iter()
+            .chain(Server::COUNTERS)
+            .find(|s| s.name() == name)
     }
 }
 
@@ -115,6 +127,18 @@ pub async fn serve(server: Server) -> Result<(), Box<dyn std::error::Error>> {
                 socket.set_nodelay(true)?;
                 tokio::spawn(tcp_connection(socket));
             }
+        }
+        Server::CounterHttp | Server::CounterNats => {
+            let mut service = micro::Service::new("bench-counter")
+                .flags(micro::Flags::none())
+                .address("127.0.0.1:0")
+                .handle(echo::Counter::default());
+            if server == Server::CounterNats {
+                service = service.broker(Arc::new(micro::broker::NatsBroker::new(&nats_url()?)));
+            }
+            let running = service.start().await?;
+            ready(running.local_addr());
+            std::future::pending::<()>().await;
         }
     }
     Ok(())
@@ -211,4 +235,9 @@ async fn tcp_connection(socket: TcpStream) {
             return;
         }
     }
+}
+
+/// The NATS server of the pub/sub comparison.
+pub fn nats_url() -> Result<String, String> {
+    std::env::var("MICRO_TEST_NATS_URL").map_err(|_| "MICRO_TEST_NATS_URL is not set".to_owned())
 }
