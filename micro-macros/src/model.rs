@@ -347,6 +347,37 @@ fn read_method<'s>(
     }
 }
 
+/// The return type, which must be a `Result` written out; `unit_only` is
+/// the message when its `Ok` type must be `()`.
+fn read_output(
+    sig: &syn::Signature,
+    role: Role,
+    unit_only: Option<&str>,
+    fail: &mut Fail<'_>,
+    errors: &mut Errors,
+) -> Option<Type> {
+    let (written_out, missing) = match role {
+        Role::Endpoint => (
+            "an endpoint returns a `Result` written out, such as `-> micro::Result<Response>` or `-> Result<Response, MyError>`, so that its response type can be named",
+            "an endpoint returns `Result<T, E>`: add a return type such as `-> micro::Result<Response>`",
+        ),
+        Role::Subscriber => (
+            "a subscriber returns a `Result` written out, such as `-> micro::Result<()>` or `-> Result<(), MyError>`",
+            "a subscriber returns `Result<(), E>`: add a return type such as `-> micro::Result<()>`",
+        ),
+    };
+    let ReturnType::Type(_, ty) = &sig.output else {
+        fail(errors, &sig.ident, missing);
+        return None;
+    };
+    match (result_ok_type(ty), unit_only) {
+        (None, _) => fail(errors, ty, written_out),
+        (Some(ok), Some(message)) if !is_unit(&ok) => fail(errors, ty, message),
+        _ => {}
+    }
+    Some((**ty).clone())
+}
+
 fn cfg_attrs(attrs: &[Attribute]) -> Vec<Attribute> {
     attrs.iter().filter(|a| a.path().is_ident("cfg")).cloned().collect()
 }
@@ -365,32 +396,13 @@ fn read_subscriber(
     };
     let (has_ctx, params) = read_method(sig, Role::Subscriber, &mut fail, errors);
     let message = read_message(sig, has_ctx, &params, &mut fail, errors);
-    let output = match &sig.output {
-        ReturnType::Type(_, ty) => {
-            match result_ok_type(ty) {
-                None => fail(
-                    errors,
-                    ty,
-                    "a subscriber returns a `Result` written out, such as `-> micro::Result<()>` or `-> Result<(), MyError>`",
-                ),
-                Some(ok) if !is_unit(&ok) => fail(
-                    errors,
-                    ty,
-                    "a subscriber returns `Result<()>`: a message has no caller to answer",
-                ),
-                Some(_) => {}
-            }
-            Some((**ty).clone())
-        }
-        ReturnType::Default => {
-            fail(
-                errors,
-                &sig.ident,
-                "a subscriber returns `Result<(), E>`: add a return type such as `-> micro::Result<()>`",
-            );
-            None
-        }
-    };
+    let output = read_output(
+        sig,
+        Role::Subscriber,
+        Some("a subscriber returns `Result<()>`: a message has no caller to answer"),
+        &mut fail,
+        errors,
+    );
     if !ok {
         return None;
     }
@@ -487,36 +499,10 @@ fn read_endpoint(
     };
     let (has_ctx, params) = read_method(sig, Role::Endpoint, &mut fail, errors);
     let shape = read_params(sig, has_ctx, &params, &mut fail, errors);
-    let output = match &sig.output {
-        ReturnType::Type(_, ty) => {
-            match result_ok_type(ty) {
-                None => fail(
-                    errors,
-                    ty,
-                    "an endpoint returns a `Result` written out, such as `-> micro::Result<Response>` or `-> Result<Response, MyError>`, so that its response type can be named",
-                ),
-                Some(ok) => {
-                    let streams_out = matches!(shape, Some((Shape::ServerStream | Shape::Bidi { .. }, ..)));
-                    if streams_out && !is_unit(&ok) {
-                        fail(
-                            errors,
-                            ty,
-                            "an endpoint that streams its responses sends them on the stream and returns `Result<()>`",
-                        );
-                    }
-                }
-            }
-            Some((**ty).clone())
-        }
-        ReturnType::Default => {
-            fail(
-                errors,
-                &sig.ident,
-                "an endpoint returns `Result<T, E>`: add a return type such as `-> micro::Result<Response>`",
-            );
-            None
-        }
-    };
+    let streams_out = matches!(shape, Some((Shape::ServerStream | Shape::Bidi { .. }, ..)));
+    let unit_only = streams_out
+        .then_some("an endpoint that streams its responses sends them on the stream and returns `Result<()>`");
+    let output = read_output(sig, Role::Endpoint, unit_only, &mut fail, errors);
     if !ok {
         return None;
     }

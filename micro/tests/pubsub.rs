@@ -15,6 +15,7 @@ use micro::client::{ClientOptions, Publisher};
 use micro::codec::Codec;
 use micro::prelude::*;
 use micro::registry::{self, MemoryRegistry, RegisterOptions, Registry, RegistryError};
+use micro::server::Handler;
 use micro::service::Running;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -183,23 +184,23 @@ fn publisher(registry: &Arc<dyn Registry>) -> Client {
     )
 }
 
-async fn audit(registry: &Arc<dyn Registry>, broker: Arc<dyn Broker>) -> (Running, Inbox) {
-    let inbox = Inbox::default();
-    let running = service("audit", registry, broker)
-        .handle(Audit { inbox: inbox.clone() })
+async fn start(name: &str, registry: &Arc<dyn Registry>, broker: Arc<dyn Broker>, handler: impl Handler) -> Running {
+    service(name, registry, broker)
+        .handle(handler)
         .start()
         .await
-        .expect("audit starts");
+        .unwrap_or_else(|e| panic!("{name} starts: {e}"))
+}
+
+async fn audit(registry: &Arc<dyn Registry>, broker: Arc<dyn Broker>) -> (Running, Inbox) {
+    let inbox = Inbox::default();
+    let running = start("audit", registry, broker, Audit { inbox: inbox.clone() }).await;
     (running, inbox)
 }
 
 async fn notify(registry: &Arc<dyn Registry>, broker: Arc<dyn Broker>) -> (Running, Inbox) {
     let inbox = Inbox::default();
-    let running = service("notify", registry, broker)
-        .handle(Notify { inbox: inbox.clone() })
-        .start()
-        .await
-        .expect("notify starts");
+    let running = start("notify", registry, broker, Notify { inbox: inbox.clone() }).await;
     (running, inbox)
 }
 
@@ -275,13 +276,10 @@ async fn r17_http_broker_queue_broadcast_oversize_and_errors() {
     let (n1, notify1) = notify(&registry, http_broker(&registry)).await;
     let (n2, notify2) = notify(&registry, http_broker(&registry)).await;
     let grumpy_seen = Inbox::default();
-    let g = service("grumpy", &registry, http_broker(&registry))
-        .handle(Grumpy {
-            seen: grumpy_seen.clone(),
-        })
-        .start()
-        .await
-        .unwrap();
+    let grumpy = Grumpy {
+        seen: grumpy_seen.clone(),
+    };
+    let g = start("grumpy", &registry, http_broker(&registry), grumpy).await;
     let created = Publisher::<UserCreated>::new("user.created", publisher(&registry));
     let results: Vec<Result<()>> = futures_util::stream::iter(0..1000)
         .map(|id| {
@@ -470,11 +468,13 @@ async fn bad_messages_are_rejected_and_the_subscriber_keeps_running() {
 async fn a_failing_or_panicking_handler_keeps_its_subscription() {
     let registry = memory_registry();
     let inbox = Inbox::default();
-    let running = service("picky", &registry, http_broker(&registry))
-        .handle(Picky { inbox: inbox.clone() })
-        .start()
-        .await
-        .unwrap();
+    let running = start(
+        "picky",
+        &registry,
+        http_broker(&registry),
+        Picky { inbox: inbox.clone() },
+    )
+    .await;
     let client = publisher(&registry);
     for id in 0..12 {
         client
@@ -766,11 +766,7 @@ mod nats {
     async fn nats_go_envelopes_are_read_and_bad_ones_skipped() {
         let registry = memory_registry();
         let inbox = Inbox::default();
-        let running = service("picky", &registry, nats())
-            .handle(Picky { inbox: inbox.clone() })
-            .start()
-            .await
-            .unwrap();
+        let running = start("picky", &registry, nats(), Picky { inbox: inbox.clone() }).await;
         publish_raw("picky", b"not json at all").await;
         publish_raw("picky", br#"{"Header":{},"Body":"%%%"}"#).await;
         publish_raw(

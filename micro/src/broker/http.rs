@@ -286,7 +286,11 @@ impl HttpBroker {
         } else {
             "http"
         };
-        let uri = format!("{scheme}://{}/?id={}", node.address, percent_encode(&node.id));
+        // Go's `url.Values{"id": ..}.Encode()`.
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("id", &node.id)
+            .finish();
+        let uri = format!("{scheme}://{}/?{query}", node.address);
         let request = http::Request::builder()
             .method(Method::POST)
             .uri(uri)
@@ -372,58 +376,9 @@ impl Undelivered {
     }
 }
 
-/// The `id` of a query string, percent-decoded.
+/// The `id` of a query string, as Go's `req.Form.Get("id")` reads it.
 fn query_id(query: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=')?;
-        (key == "id").then(|| percent_decode(value))
-    })
-}
-
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(query.as_bytes()).find_map(|(key, value)| (key == "id").then(|| value.into_owned()))
 }
 
 impl Broker for HttpBroker {
@@ -605,7 +560,12 @@ mod tests {
     #[test]
     fn ids_survive_the_query_string() {
         let id = "user.created-7 a/b";
-        assert_eq!(query_id(&format!("x=1&id={}", percent_encode(id))).as_deref(), Some(id));
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("x", "1")
+            .append_pair("id", id)
+            .finish();
+        assert_eq!(query, "x=1&id=user.created-7+a%2Fb", "as Go's url.Values encodes it");
+        assert_eq!(query_id(&query).as_deref(), Some(id));
         assert_eq!(query_id("id=a%2"), Some("a%2".to_owned()));
         assert_eq!(query_id("other=1"), None);
     }

@@ -2,16 +2,14 @@
 //! handlers becomes one subscription, whose deliveries are counted and whose
 //! failures (errors and panics) are logged without ending it.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use futures_util::FutureExt;
 use tracing::{info, warn};
 
 use super::handler::{Handler, SubscriberDescriptor};
-use super::transport::panicked;
+use super::transport::catching_panics;
 use crate::broker::{self, Broker, BrokerError, Event, SubscribeOptions, Subscription};
 use crate::codec::Codec;
 use crate::context::Context;
@@ -108,12 +106,7 @@ fn deliverer(handler: Arc<dyn Handler>, stats: Arc<SubscriberStats>) -> broker::
         let stats = Arc::clone(&stats);
         Box::pin(async move {
             let descriptor = stats.descriptor;
-            let started = std::panic::catch_unwind(AssertUnwindSafe(|| handler.deliver(descriptor.method(), event)));
-            let outcome = match started {
-                Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
-                Err(panic) => Err(panic),
-            };
-            let result = outcome.unwrap_or_else(|panic| Err(panicked(descriptor.name(), panic.as_ref())));
+            let result = catching_panics(descriptor.name(), || handler.deliver(descriptor.method(), event)).await;
             match &result {
                 Ok(()) => stats.handled.fetch_add(1, Ordering::Relaxed),
                 Err(e) => {

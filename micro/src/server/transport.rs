@@ -24,6 +24,7 @@ use super::Peer;
 use super::handler::{Handler, Request, Response};
 use super::router::Router;
 use super::stream;
+use crate::BoxFuture;
 use crate::codec::{Codec, jsonrpc};
 use crate::context::Context;
 use crate::error::{Error, SERVER_ID};
@@ -250,31 +251,32 @@ pub(super) async fn run(
     context: Context,
     deadline: Option<Instant>,
 ) -> Result<Response, Error> {
-    let started = std::panic::catch_unwind(AssertUnwindSafe(move || handler.call(request)));
-    let future = match started {
-        Ok(future) => future,
-        Err(panic) => return Err(panicked(endpoint, panic.as_ref())),
-    };
-    let guarded = context.scope(AssertUnwindSafe(future).catch_unwind());
-    let outcome = match deadline {
+    let guarded = context.scope(catching_panics(endpoint, move || handler.call(request)));
+    match deadline {
         None => guarded.await,
-        Some(deadline) => match tokio::time::timeout_at(deadline, guarded).await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                return Err(Error::timeout(
-                    SERVER_ID,
-                    format!("{endpoint} did not finish within the caller's deadline"),
-                ));
-            }
-        },
-    };
-    match outcome {
-        Ok(result) => result,
-        Err(panic) => Err(panicked(endpoint, panic.as_ref())),
+        Some(deadline) => tokio::time::timeout_at(deadline, guarded).await.unwrap_or_else(|_| {
+            Err(Error::timeout(
+                SERVER_ID,
+                format!("{endpoint} did not finish within the caller's deadline"),
+            ))
+        }),
     }
 }
 
-pub(super) fn panicked(endpoint: &str, panic: &(dyn std::any::Any + Send)) -> Error {
+/// Starts a handler's future and runs it, turning a panic in either step
+/// into a 500 error that names `what`.
+pub(super) async fn catching_panics<T>(
+    what: &str,
+    start: impl FnOnce() -> BoxFuture<'static, Result<T, Error>>,
+) -> Result<T, Error> {
+    let outcome = match std::panic::catch_unwind(AssertUnwindSafe(start)) {
+        Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
+        Err(panic) => Err(panic),
+    };
+    outcome.unwrap_or_else(|panic| Err(panicked(what, panic.as_ref())))
+}
+
+fn panicked(endpoint: &str, panic: &(dyn std::any::Any + Send)) -> Error {
     let message = panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
