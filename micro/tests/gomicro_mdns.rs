@@ -195,8 +195,10 @@ async fn micro_finds_go_micro_nodes_and_hears_their_announcements() {
     let server = {
         let (stop, txt, service_name, instance) =
             (Arc::clone(&stop), txt.clone(), service_name.clone(), instance.clone());
+        // Bound and joined before the lookup starts, so the query cannot
+        // come before the server listens.
+        let socket = go_server_socket();
         std::thread::spawn(move || {
-            let socket = go_server_socket();
             let mut buf = [0u8; 9000];
             while !stop.load(Ordering::SeqCst) {
                 let Ok((len, from)) = socket.recv_from(&mut buf) else {
