@@ -27,8 +27,8 @@ pub struct Context {
     /// Shared: a context is cloned for the handler, its calls and its scope.
     metadata: Arc<Metadata>,
     deadline: Option<Instant>,
-    service: Option<String>,
-    endpoint: Option<String>,
+    service: Option<Arc<str>>,
+    endpoint: Option<Arc<str>>,
 }
 
 impl Context {
@@ -124,8 +124,8 @@ impl Context {
     pub(crate) fn for_request(
         metadata: Metadata,
         deadline: Option<Instant>,
-        service: Option<String>,
-        endpoint: String,
+        service: Option<Arc<str>>,
+        endpoint: Arc<str>,
     ) -> Self {
         Context {
             metadata: Arc::new(metadata),

@@ -46,6 +46,7 @@ pub mod error;
 mod future;
 pub mod headers;
 pub mod metadata;
+pub mod mux;
 pub mod prelude;
 pub mod registry;
 pub mod selector;

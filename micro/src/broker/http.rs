@@ -187,10 +187,15 @@ impl HttpBroker {
         let advertised = crate::service::advertised_address(self.inner.options.advertise.as_deref(), bound);
         let options = ServerOptions::default().body_limit(self.inner.options.body_limit);
         let broker = self.clone();
-        let server = listen(listener, &options, move |peer, request| {
-            let broker = broker.clone();
-            async move { broker.deliver(peer, request).await }
-        });
+        let server = listen(
+            listener,
+            &options,
+            move |peer, request| {
+                let broker = broker.clone();
+                async move { broker.deliver(peer, request).await }
+            },
+            None,
+        );
         let renewal = CancellationToken::new();
         tokio::spawn(self.clone().renew(renewal.clone()));
         *listening = Some(Listening {

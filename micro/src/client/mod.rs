@@ -9,7 +9,7 @@ mod call;
 mod publish;
 pub mod retry;
 mod stream;
-mod transport;
+pub(crate) mod transport;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -29,12 +29,13 @@ pub use call::{Bidirectional, Call, CallOptions, ClientStreaming, Mode, ServerSt
 pub use publish::{Publish, Publisher};
 
 use self::retry::{Delivery, Failure, RetryPolicy, backoff};
-use self::transport::{HttpTransport, Inbound, TransportOptions};
+use self::transport::{Answer, HttpTransport, TransportOptions};
 use crate::broker::{Broker, HttpBroker};
 use crate::codec::{Codec, jsonrpc};
 use crate::context::Context;
 use crate::error::{CLIENT_ID, Error, Result};
 use crate::headers::names;
+use crate::mux::client::{MuxClient, MuxOptions, call_frame};
 use crate::registry::{CacheRegistry, MdnsRegistry, Node, Registry, RegistryError};
 use crate::selector::{Outcome, Selector, Strategy};
 
@@ -62,6 +63,9 @@ pub struct ClientOptions {
     pub response_limit: usize,
     /// Speak HTTP/2 (h2c) instead of HTTP/1.1.
     pub http2: bool,
+    /// Send unary calls over [mux](crate::mux) to nodes that serve it
+    /// (micro nodes); HTTP otherwise.
+    pub mux: bool,
     /// How nodes are picked.
     pub selector: Strategy,
     /// Which answered errors are retried (default: 408 only, as Go Micro).
@@ -82,6 +86,7 @@ impl Default for ClientOptions {
             codec: None,
             response_limit: 4 * 1024 * 1024,
             http2: false,
+            mux: true,
             selector: Strategy::Random,
             retry: retry::retry_on_timeout,
             broker: None,
@@ -146,6 +151,13 @@ impl ClientOptions {
         self
     }
 
+    /// Sets [`mux`](Self::mux).
+    #[must_use]
+    pub fn mux(mut self, enabled: bool) -> Self {
+        self.mux = enabled;
+        self
+    }
+
     /// Sets [`retry`](Self::retry).
     #[must_use]
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
@@ -180,6 +192,7 @@ struct Inner {
     cache: CacheRegistry,
     selector: Selector,
     transport: HttpTransport,
+    mux: MuxClient,
     sequence: AtomicU64,
     broker: OnceLock<Arc<dyn Broker>>,
 }
@@ -190,6 +203,8 @@ struct Target {
     /// The node id, or the address for fixed addresses.
     key: String,
     codec: Codec,
+    /// Whether the node serves mux.
+    mux: bool,
     /// The registry node, unless the address was fixed.
     node: Option<Node>,
 }
@@ -209,8 +224,14 @@ impl Client {
             response_limit: options.response_limit,
             http2: options.http2,
         });
+        let mux = MuxClient::new(MuxOptions {
+            connect_timeout: options.connect_timeout,
+            idle_timeout: options.pool_ttl,
+            response_limit: options.response_limit,
+        });
         Client {
             inner: Arc::new(Inner {
+                mux,
                 selector: Selector::new(options.selector),
                 cache: CacheRegistry::new(Arc::clone(&registry)),
                 options,
@@ -356,21 +377,25 @@ impl Client {
                     body
                 }
             };
-            let sequence = self.inner.sequence.fetch_add(1, Ordering::Relaxed);
-            let headers = request_headers(
-                service,
-                endpoint,
-                sequence,
-                target.codec,
-                Some(deadline),
-                context.as_ref(),
-                &options,
-            );
-            let outcome = self
-                .inner
-                .transport
-                .round_trip(&target.address, headers, body, deadline)
-                .await;
+            let outcome = if target.mux {
+                self.send_mux(service, endpoint, &target, deadline, context.as_ref(), &options, &body)
+                    .await
+            } else {
+                let sequence = self.inner.sequence.fetch_add(1, Ordering::Relaxed);
+                let headers = request_headers(
+                    service,
+                    endpoint,
+                    sequence,
+                    target.codec,
+                    Some(deadline),
+                    context.as_ref(),
+                    &options,
+                );
+                self.inner
+                    .transport
+                    .round_trip(&target.address, headers, body, deadline)
+                    .await
+            };
             let result = outcome.and_then(|inbound| decode_response(target.codec, inbound));
             self.mark(service, &target, result.as_ref().err());
             let failure = match result {
@@ -388,6 +413,33 @@ impl Client {
             .unwrap_or_else(|| Error::timeout(CLIENT_ID, "call timeout: the deadline passed before the first attempt")))
     }
 
+    /// One attempt over mux.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_mux(
+        &self,
+        service: &str,
+        endpoint: &str,
+        target: &Target,
+        deadline: Instant,
+        context: Option<&Context>,
+        options: &CallOptions,
+        body: &[u8],
+    ) -> std::result::Result<Answer, Failure> {
+        let forwarded = context.into_iter().flat_map(Context::forwarded_metadata);
+        let metadata = forwarded.chain(options.metadata.iter());
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let frame = call_frame(
+            service,
+            endpoint,
+            target.codec.content_type(),
+            Some(timeout),
+            metadata,
+            body,
+        )
+        .map_err(|error| Failure::new(error, Delivery::NotSent))?;
+        self.inner.mux.round_trip(&target.address, frame, deadline).await
+    }
+
     async fn resolve(&self, service: &str, options: &CallOptions, tried: &[String]) -> Result<Target> {
         let forced = options.codec.or(self.inner.options.codec);
         if !options.address.is_empty() {
@@ -402,6 +454,7 @@ impl Client {
                 key: address.clone(),
                 address,
                 codec: forced.unwrap_or(Codec::Json),
+                mux: false,
                 node: None,
             });
         }
@@ -422,10 +475,15 @@ impl Client {
                 ),
             ));
         };
+        let codec = forced.unwrap_or_else(|| codec_for(&node.metadata));
+        let (key, value) = crate::mux::NODE_KEY;
+        let mux =
+            self.inner.options.mux && codec != Codec::JsonRpc && node.metadata.get(key).is_some_and(|v| v == value);
         Ok(Target {
             address: node.address.clone(),
             key: node.id.clone(),
-            codec: forced.unwrap_or_else(|| codec_for(&node.metadata)),
+            codec,
+            mux,
             node: Some(node.clone()),
         })
     }
@@ -513,7 +571,7 @@ fn encode_request<Req: Serialize + ?Sized>(codec: Codec, endpoint: &str, request
     }
 }
 
-fn decode_response<Rsp: DeserializeOwned>(codec: Codec, inbound: Inbound) -> std::result::Result<Rsp, Failure> {
+fn decode_response<Rsp: DeserializeOwned>(codec: Codec, inbound: Answer) -> std::result::Result<Rsp, Failure> {
     let codec = inbound
         .content_type
         .as_deref()

@@ -43,7 +43,7 @@ pub(crate) struct HttpTransport {
 
 /// A response body and its content type.
 #[derive(Debug)]
-pub(crate) struct Inbound {
+pub(crate) struct Answer {
     pub(crate) content_type: Option<String>,
     pub(crate) body: Bytes,
 }
@@ -84,7 +84,7 @@ impl HttpTransport {
         headers: HeaderMap,
         body: Bytes,
         deadline: Instant,
-    ) -> Result<Inbound, Failure> {
+    ) -> Result<Answer, Failure> {
         let request = post(address, headers, Full::new(body))?;
         let exchange = async {
             let response = self
@@ -185,7 +185,7 @@ fn has_error(headers: &HeaderMap) -> bool {
     headers.contains_key(&names::ERROR[0]) || headers.contains_key(&names::ERROR[1])
 }
 
-async fn read_response(response: http::Response<hyper::body::Incoming>, limit: usize) -> Result<Inbound, Failure> {
+async fn read_response(response: http::Response<hyper::body::Incoming>, limit: usize) -> Result<Answer, Failure> {
     let status = response.status();
     let micro_error = response
         .headers()
@@ -223,7 +223,7 @@ async fn read_response(response: http::Response<hyper::body::Incoming>, limit: u
     if status != StatusCode::OK {
         return Err(Failure::new(status_error(status, &body), Delivery::Answered));
     }
-    Ok(Inbound { content_type, body })
+    Ok(Answer { content_type, body })
 }
 
 /// A non-200 answer: a Go Micro error JSON body, or the status and body text.

@@ -1,9 +1,11 @@
-//! Accepting connections: HTTP/1.1 and h2c on one port, every limit set,
-//! and a shutdown that stops accepting, drains within a deadline, then
-//! closes what is left. The RPC server and the HTTP broker both listen so.
+//! Accepting connections: HTTP/1.1, h2c and (for the RPC server) mux on one
+//! port, every limit set, and a shutdown that stops accepting, drains within
+//! a deadline, then closes what is left. The RPC server and the HTTP broker
+//! both listen so.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,6 +20,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::ServerOptions;
+use crate::BoxFuture;
+
+/// Serves a connection whose first byte is zero (a mux client), until the
+/// token says stop.
+pub(crate) type MuxServe = Arc<dyn Fn(TcpStream, Peer, CancellationToken) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// The HTTP/2 connection window: what one connection may have in flight.
 const H2_CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
@@ -75,8 +82,14 @@ impl RunningServer {
     }
 }
 
-/// Serves every connection `listener` accepts with `respond`.
-pub(crate) fn listen<F, Fut, B>(listener: TcpListener, options: &ServerOptions, respond: F) -> RunningServer
+/// Serves every connection `listener` accepts: HTTP requests with
+/// `respond`, mux connections with `mux` if given.
+pub(crate) fn listen<F, Fut, B>(
+    listener: TcpListener,
+    options: &ServerOptions,
+    respond: F,
+    mux: Option<MuxServe>,
+) -> RunningServer
 where
     F: Fn(Peer, http::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = http::Response<B>> + Send + 'static,
@@ -89,7 +102,14 @@ where
     let stop = CancellationToken::new();
     let builder = connection_builder(options);
     let drain_timeout = options.drain_timeout;
-    let task = tokio::spawn(accept_loop(listener, builder, drain_timeout, respond, stop.clone()));
+    let accept = Accept {
+        builder,
+        mux,
+        first_byte_timeout: options.header_read_timeout,
+        drain_timeout,
+        stop: stop.clone(),
+    };
+    let task = tokio::spawn(accept.run(listener, respond));
     RunningServer {
         local_addr,
         stop,
@@ -118,63 +138,94 @@ fn connection_builder(options: &ServerOptions) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-async fn accept_loop<F, Fut, B>(
-    listener: TcpListener,
+/// How an accepted connection is served, and when to stop.
+struct Accept {
     builder: auto::Builder<TokioExecutor>,
+    mux: Option<MuxServe>,
+    first_byte_timeout: Duration,
     drain_timeout: Duration,
-    respond: F,
     stop: CancellationToken,
-) -> Drained
-where
-    F: Fn(Peer, http::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = http::Response<B>> + Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let graceful = GracefulShutdown::new();
-    let mut connections = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            () = stop.cancelled() => break,
-            accepted = listener.accept() => accepted,
-            // Reap finished connection tasks so the set stays small.
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-        };
-        let (stream, remote) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Some(peer) = peer_of(&stream, remote) else { continue };
-        let respond = respond.clone();
-        let service = service_fn(move |request| {
-            let answer = respond(peer, request);
-            async move { Ok::<_, Infallible>(answer.await) }
-        });
-        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-        let watched = graceful.watch(connection);
-        connections.spawn(async move {
-            if let Err(e) = watched.await {
-                debug!(%remote, error = %e, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    let open = connections.len();
-    info!(open, "stopped accepting; draining");
-    tokio::select! {
-        () = graceful.shutdown() => Drained::Clean,
-        () = tokio::time::sleep(drain_timeout) => {
-            while connections.try_join_next().is_some() {}
-            let left = connections.len();
-            warn!(left, "drain time ran out; closing the remaining connections");
-            connections.abort_all();
-            Drained::TimedOut(left)
+}
+
+impl Accept {
+    async fn run<F, Fut, B>(self, listener: TcpListener, respond: F) -> Drained
+    where
+        F: Fn(Peer, http::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = http::Response<B>> + Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let graceful = GracefulShutdown::new();
+        let mut connections = JoinSet::new();
+        loop {
+            let accepted = tokio::select! {
+                () = self.stop.cancelled() => break,
+                accepted = listener.accept() => accepted,
+                // Reap finished connection tasks so the set stays small.
+                Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            };
+            let (stream, remote) = match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Some(peer) = peer_of(&stream, remote) else { continue };
+            let respond = respond.clone();
+            let service = service_fn(move |request| {
+                let answer = respond(peer, request);
+                async move { Ok::<_, Infallible>(answer.await) }
+            });
+            let builder = self.builder.clone();
+            let watcher = graceful.watcher();
+            let mux = self.mux.clone();
+            let stop = self.stop.clone();
+            let first_byte_timeout = self.first_byte_timeout;
+            connections.spawn(async move {
+                if let Some(mux) = mux {
+                    match first_byte(&stream, first_byte_timeout, &stop).await {
+                        Some(0) => return mux(stream, peer, stop).await,
+                        Some(_) => {}
+                        None => return,
+                    }
+                }
+                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                if let Err(e) = watcher.watch(connection).await {
+                    debug!(%remote, error = %e, "connection ended with an error");
+                }
+            });
         }
+        drop(listener);
+        let open = connections.len();
+        info!(open, "stopped accepting; draining");
+        let drained = async {
+            graceful.shutdown().await;
+            while connections.join_next().await.is_some() {}
+        };
+        if tokio::time::timeout(self.drain_timeout, drained).await.is_ok() {
+            return Drained::Clean;
+        }
+        while connections.try_join_next().is_some() {}
+        let left = connections.len();
+        warn!(left, "drain time ran out; closing the remaining connections");
+        connections.abort_all();
+        Drained::TimedOut(left)
+    }
+}
+
+/// The first byte the client sends, without taking it; `None` if it closes,
+/// sends nothing in time, or the server stops first.
+async fn first_byte(stream: &TcpStream, timeout: Duration, stop: &CancellationToken) -> Option<u8> {
+    let mut first = [0u8; 1];
+    tokio::select! {
+        () = stop.cancelled() => None,
+        peeked = tokio::time::timeout(timeout, stream.peek(&mut first)) => match peeked {
+            Ok(Ok(1)) => Some(first[0]),
+            _ => None,
+        },
     }
 }
 

@@ -1,6 +1,6 @@
 //! The RPC server: a router of handlers behind Go Micro's HTTP transport.
 //!
-//! One port serves HTTP/1.1 and h2c. Limits are set on purpose: request
+//! One port serves HTTP/1.1, h2c and [mux](crate::mux) (micro to micro). Limits are set on purpose: request
 //! bodies (4 MiB, 413 beyond), header read time (10 s, against slowloris),
 //! header count (100), h2 concurrent streams (200) and header list size
 //! (16 KiB). Shutdown stops accepting, lets in-flight calls finish within a
@@ -28,7 +28,8 @@ pub use self::listen::{Drained, RunningServer};
 pub(crate) use self::listen::{Peer, listen};
 pub use self::subscriber::SubscriberStats;
 pub(crate) use self::subscriber::{Subscribed, open as open_message};
-use self::transport::Shared;
+pub(crate) use self::transport::{Shared, Unary, dispatch};
+use crate::mux;
 
 /// Server limits and timeouts.
 #[derive(Clone, Debug)]
@@ -40,7 +41,8 @@ pub struct ServerOptions {
     pub header_read_timeout: Duration,
     /// The most headers a request may have (HTTP/1); more get 431.
     pub max_headers: usize,
-    /// Concurrent streams per HTTP/2 connection.
+    /// Concurrent streams per HTTP/2 connection, and concurrent calls per
+    /// mux connection.
     pub max_concurrent_streams: u32,
     /// The largest HTTP/2 header block.
     pub max_header_list_size: u32,
@@ -153,8 +155,19 @@ impl Server {
             router: self.router,
             body_limit: self.options.body_limit,
         });
-        listen::listen(listener, &self.options, move |peer, request| {
-            transport::serve(Arc::clone(&shared), peer, request)
-        })
+        let limits = mux::server::Limits {
+            preface_timeout: self.options.header_read_timeout,
+            in_flight: self.options.max_concurrent_streams as usize,
+        };
+        let mux_shared = Arc::clone(&shared);
+        let mux: listen::MuxServe = Arc::new(move |stream, peer, stop| {
+            Box::pin(mux::server::serve(stream, peer, Arc::clone(&mux_shared), limits, stop))
+        });
+        listen::listen(
+            listener,
+            &self.options,
+            move |peer, request| transport::serve(Arc::clone(&shared), peer, request),
+            Some(mux),
+        )
     }
 }

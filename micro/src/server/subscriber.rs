@@ -132,6 +132,6 @@ pub(crate) fn open(event: Event, subscriber: &str) -> Result<(Context, Codec, By
     for (key, value) in header {
         metadata.insert(key, value);
     }
-    let context = Context::for_request(metadata, None, None, subscriber.to_owned());
+    let context = Context::for_request(metadata, None, None, subscriber.into());
     Ok((context, codec, body))
 }

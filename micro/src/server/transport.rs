@@ -150,7 +150,12 @@ async fn call(shared: &Shared, peer: Peer, head: &Head, request: http::Request<I
             Err(e) => return Reply::error(e),
         };
         if descriptor.kind().is_stream() {
-            let context = Context::for_request(metadata, deadline, head.service.clone(), endpoint.clone());
+            let context = Context::for_request(
+                metadata,
+                deadline,
+                head.service.as_deref().map(Arc::from),
+                Arc::from(endpoint.as_str()),
+            );
             let opened = stream::open(
                 shared,
                 Arc::clone(handler),
@@ -187,25 +192,60 @@ async fn call(shared: &Shared, peer: Peer, head: &Head, request: http::Request<I
             "missing endpoint: set the Micro-Endpoint header to Service.Method, e.g. Helloworld.Greeting",
         ));
     };
-    let context = Context::for_request(metadata, deadline, head.service.clone(), endpoint.clone());
-    let result = match shared.router.route(&endpoint) {
-        Ok((handler, descriptor)) if !descriptor.kind().is_stream() => {
-            let request = Request::new(descriptor.method(), context.clone(), codec, body);
-            run(Arc::clone(handler), request, &endpoint, context, deadline)
-                .await
-                .map(|response| Payload::Full(response.into_body()))
-        }
-        Ok(_) => Err(Error::bad_request(
-            SERVER_ID,
-            format!("{endpoint} is a streaming endpoint: name it in the Micro-Endpoint header"),
-        )),
-        Err(e) => Err(e),
-    };
+    let result = dispatch(
+        shared,
+        Unary {
+            endpoint: endpoint.into(),
+            service: head.service.as_deref().map(Arc::from),
+            codec,
+            metadata,
+            deadline,
+            body,
+        },
+    )
+    .await;
     Reply {
         codec: Some(codec),
         jsonrpc_id,
-        result,
+        result: result.map(Payload::Full),
     }
+}
+
+/// A unary call however it arrived, decoded from its transport.
+pub(crate) struct Unary {
+    pub(crate) endpoint: Arc<str>,
+    pub(crate) service: Option<Arc<str>>,
+    pub(crate) codec: Codec,
+    pub(crate) metadata: Metadata,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) body: Bytes,
+}
+
+/// Routes a unary call and runs its handler: the encoded response or the error.
+pub(crate) async fn dispatch(shared: &Shared, call: Unary) -> Result<Bytes, Error> {
+    let Unary {
+        endpoint,
+        service,
+        codec,
+        metadata,
+        deadline,
+        body,
+    } = call;
+    let (handler, descriptor) = shared.router.route(&endpoint)?;
+    if descriptor.kind().is_stream() {
+        return Err(Error::bad_request(
+            SERVER_ID,
+            format!(
+                "{endpoint} is a streaming endpoint: open it as a stream over HTTP/2, naming it in the Micro-Endpoint header"
+            ),
+        ));
+    }
+    let handler = Arc::clone(handler);
+    let context = Context::for_request(metadata, deadline, service, Arc::clone(&endpoint));
+    let request = Request::new(descriptor.method(), context.clone(), codec, body);
+    run(handler, request, &endpoint, context, deadline)
+        .await
+        .map(Response::into_body)
 }
 
 /// Every request header as metadata, plus `Local` and `Remote` as Go Micro sets them.

@@ -571,6 +571,7 @@ pub(crate) fn node_metadata(user: &BTreeMap<String, String>, registry: &str, bro
         ("registry", registry),
         ("broker", broker),
         ("framework", "micro-rs"),
+        crate::mux::NODE_KEY,
     ] {
         metadata.entry(k.to_owned()).or_insert_with(|| v.to_owned());
     }

@@ -1,0 +1,344 @@
+//! The client side of mux: one connection per node, shared by every call to
+//! it; each call waits for the answer frame carrying its id.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
+use tracing::debug;
+
+use super::frame::{ERROR, FrameDecoder, FrameReader, FrameWriter, GOAWAY, Inbound, REPLY};
+use super::{PREFACE, write_frames};
+use crate::client::retry::{Delivery, Failure};
+use crate::client::transport::Answer;
+use crate::error::{CLIENT_ID, Error};
+
+/// Settings of the mux connections.
+#[derive(Clone, Debug)]
+pub(crate) struct MuxOptions {
+    pub(crate) connect_timeout: Duration,
+    /// A connection with no call for this long is closed.
+    pub(crate) idle_timeout: Duration,
+    pub(crate) response_limit: usize,
+}
+
+/// Mux connections by node address.
+#[derive(Debug)]
+pub(crate) struct MuxClient {
+    options: MuxOptions,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+}
+
+/// The connection to one address, and a lock so one caller connects.
+#[derive(Debug, Default)]
+struct Slot {
+    live: Mutex<Option<Connection>>,
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl Slot {
+    fn live(&self) -> Option<Connection> {
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.as_ref().filter(|c| c.is_open()).cloned()
+    }
+}
+
+impl MuxClient {
+    pub(crate) fn new(options: MuxOptions) -> Self {
+        MuxClient {
+            options,
+            slots: Mutex::default(),
+        }
+    }
+
+    /// Sends the call frame to `address` and waits for its answer until `deadline`.
+    pub(crate) async fn round_trip(
+        &self,
+        address: &str,
+        call: FrameWriter,
+        deadline: Instant,
+    ) -> Result<Answer, Failure> {
+        let connection = tokio::time::timeout_at(deadline, self.connection(address))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure::new(
+                    Error::timeout(
+                        CLIENT_ID,
+                        format!("call timeout: no connection to {address} within the deadline"),
+                    ),
+                    Delivery::NotSent,
+                ))
+            })?;
+        connection.call(address, call, deadline).await
+    }
+
+    async fn connection(&self, address: &str) -> Result<Connection, Failure> {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            match slots.get(address) {
+                Some(slot) => Arc::clone(slot),
+                None => Arc::clone(slots.entry(address.to_owned()).or_default()),
+            }
+        };
+        if let Some(connection) = slot.live() {
+            return Ok(connection);
+        }
+        let _connecting = slot.connecting.lock().await;
+        if let Some(connection) = slot.live() {
+            return Ok(connection);
+        }
+        let connection = Connection::open(address, &self.options).await?;
+        *slot.live.lock().unwrap_or_else(|p| p.into_inner()) = Some(connection.clone());
+        Ok(connection)
+    }
+}
+
+/// One connection; clones share it.
+#[derive(Clone, Debug)]
+struct Connection {
+    state: Arc<Mutex<State>>,
+}
+
+/// What the callers and the reading task share.
+#[derive(Debug)]
+struct State {
+    /// Where frames go; `None` once the connection takes no more calls.
+    out: Option<mpsc::UnboundedSender<Bytes>>,
+    next_id: u32,
+    pending: HashMap<u32, oneshot::Sender<Result<Answer, Failure>>>,
+}
+
+impl Connection {
+    async fn open(address: &str, options: &MuxOptions) -> Result<Connection, Failure> {
+        let refused = |detail: String| {
+            Failure::new(
+                Error::internal_server_error(CLIENT_ID, format!("connection error calling {address}: {detail}")),
+                Delivery::NotSent,
+            )
+        };
+        let stream = match tokio::time::timeout(options.connect_timeout, TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(refused(e.to_string())),
+            Err(_) => return Err(refused(format!("no connection within {:?}", options.connect_timeout))),
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            debug!(address, error = %e, "cannot set TCP_NODELAY");
+        }
+        let (reader, writer) = stream.into_split();
+        let (out, frames) = mpsc::unbounded_channel();
+        // Queued first, so it leads the first write.
+        let _ = out.send(Bytes::from_static(&PREFACE));
+        tokio::spawn(write_frames(frames, writer));
+        let state = Arc::new(Mutex::new(State {
+            out: Some(out),
+            next_id: 1,
+            pending: HashMap::new(),
+        }));
+        let decoder = FrameDecoder::new(options.response_limit);
+        tokio::spawn(read_answers(
+            FramedRead::new(reader, decoder),
+            Arc::clone(&state),
+            options.idle_timeout,
+            address.to_owned(),
+        ));
+        Ok(Connection { state })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn is_open(&self) -> bool {
+        self.lock().out.is_some()
+    }
+
+    async fn call(&self, address: &str, mut call: FrameWriter, deadline: Instant) -> Result<Answer, Failure> {
+        let (tx, rx) = oneshot::channel();
+        let id = {
+            let mut state = self.lock();
+            let id = state.next_id;
+            call.set_id(id);
+            // Ids go out in the order they are given, so GOAWAY's last id
+            // tells exactly which calls the server read.
+            let sent = state.out.as_ref().is_some_and(|out| out.send(call.finish()).is_ok());
+            if !sent {
+                return Err(Failure::new(
+                    Error::internal_server_error(
+                        CLIENT_ID,
+                        format!("connection to {address} closed before the call was sent"),
+                    ),
+                    Delivery::NotSent,
+                ));
+            }
+            state.next_id = id.wrapping_add(1).max(1);
+            state.pending.insert(id, tx);
+            id
+        };
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(lost(address)),
+            Err(_) => {
+                self.lock().pending.remove(&id);
+                Err(Failure::new(
+                    Error::timeout(
+                        CLIENT_ID,
+                        format!("call timeout: no answer from {address} within the deadline"),
+                    ),
+                    Delivery::Unknown,
+                ))
+            }
+        }
+    }
+}
+
+fn lost(address: &str) -> Failure {
+    Failure::new(
+        Error::internal_server_error(
+            CLIENT_ID,
+            format!("transport error calling {address}: connection closed"),
+        ),
+        Delivery::Unknown,
+    )
+}
+
+/// Hands each answer to its caller until the connection ends or stays idle.
+async fn read_answers(
+    mut frames: FramedRead<OwnedReadHalf, FrameDecoder>,
+    state: Arc<Mutex<State>>,
+    idle_timeout: Duration,
+    address: String,
+) {
+    let lock = || state.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let next = match tokio::time::timeout(idle_timeout, frames.next()).await {
+            Ok(next) => next,
+            Err(_) => {
+                let mut state = lock();
+                if state.pending.is_empty() {
+                    // Closing the sender ends the writer, which shuts the
+                    // connection down; the server closes its side.
+                    state.out = None;
+                }
+                continue;
+            }
+        };
+        let (id, answer) = match next {
+            Some(Ok(Inbound::Frame { id, kind, payload })) => match kind {
+                REPLY => (id, reply(payload, &address)),
+                ERROR => {
+                    let error = Error::parse(&String::from_utf8_lossy(&payload));
+                    (id, Err(Failure::new(error, Delivery::Answered)))
+                }
+                GOAWAY => {
+                    go_away(&mut lock(), id, &address);
+                    continue;
+                }
+                other => {
+                    debug!(address, kind = other, "unknown mux frame kind; ignored");
+                    continue;
+                }
+            },
+            Some(Ok(Inbound::TooLarge { id, len, .. })) => {
+                let error = Error::internal_server_error(
+                    CLIENT_ID,
+                    format!("response body is larger than the client's limit ({len} byte frame)"),
+                );
+                (id, Err(Failure::new(error, Delivery::Answered)))
+            }
+            Some(Err(e)) => {
+                debug!(address, error = %e, "mux connection failed");
+                break;
+            }
+            None => break,
+        };
+        if let Some(waiting) = lock().pending.remove(&id) {
+            let _ = waiting.send(answer);
+        }
+    }
+    let mut state = lock();
+    state.out = None;
+    for (_, waiting) in state.pending.drain() {
+        let _ = waiting.send(Err(lost(&address)));
+    }
+}
+
+/// The server stops: calls after `last` were never read, so they fail as
+/// not sent (safe to retry elsewhere); earlier ones still get answers.
+fn go_away(state: &mut State, last: u32, address: &str) {
+    state.out = None;
+    let unread: Vec<u32> = state.pending.keys().copied().filter(|id| *id > last).collect();
+    for id in unread {
+        if let Some(waiting) = state.pending.remove(&id) {
+            let error = Error::internal_server_error(
+                CLIENT_ID,
+                format!("{address} is shutting down and did not take the call"),
+            );
+            let _ = waiting.send(Err(Failure::new(error, Delivery::NotSent)));
+        }
+    }
+}
+
+fn reply(payload: Bytes, address: &str) -> Result<Answer, Failure> {
+    let mut reader = FrameReader::new(payload);
+    match reader.str() {
+        Ok(content_type) => Ok(Answer {
+            content_type: Some(content_type.as_str().to_owned()),
+            body: reader.rest(),
+        }),
+        Err(e) => Err(Failure::new(
+            Error::internal_server_error(CLIENT_ID, format!("{address} sent a {e}")),
+            Delivery::Answered,
+        )),
+    }
+}
+
+/// A call frame (its id set when sent); metadata pairs too long for a frame
+/// are left out, as the HTTP transport leaves out invalid headers.
+pub(crate) fn call_frame<'a>(
+    service: &str,
+    endpoint: &str,
+    content_type: &str,
+    timeout: Option<Duration>,
+    metadata: impl Iterator<Item = (&'a str, &'a str)>,
+    body: &[u8],
+) -> Result<FrameWriter, Error> {
+    let fits = |s: &str| s.len() <= usize::from(u16::MAX);
+    if !fits(service) || !fits(endpoint) {
+        return Err(Error::bad_request(
+            CLIENT_ID,
+            "service or endpoint name is longer than 64 KiB",
+        ));
+    }
+    let pairs: Vec<(&str, &str)> = metadata
+        .filter(|(k, v)| {
+            let ok = fits(k) && fits(v);
+            if !ok {
+                debug!(key = k, "metadata longer than 64 KiB is not sent");
+            }
+            ok
+        })
+        .take(usize::from(u16::MAX))
+        .collect();
+    let size = 8 + 8 + content_type.len() + service.len() + endpoint.len() + body.len();
+    let size = pairs.iter().fold(size, |n, (k, v)| n + 4 + k.len() + v.len());
+    let mut frame = FrameWriter::new(0, super::frame::CALL, size);
+    let nanos = timeout.map_or(0, |t| u64::try_from(t.as_nanos()).unwrap_or(u64::MAX).max(1));
+    frame.u64(nanos);
+    frame.str(content_type);
+    frame.str(service);
+    frame.str(endpoint);
+    frame.u16(u16::try_from(pairs.len()).unwrap_or(u16::MAX));
+    for (k, v) in pairs {
+        frame.str(k);
+        frame.str(v);
+    }
+    frame.bytes(body);
+    Ok(frame)
+}
