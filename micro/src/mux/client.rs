@@ -342,3 +342,79 @@ pub(crate) fn call_frame<'a>(
     frame.bytes(body);
     Ok(frame)
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::mux::frame::CALL;
+
+    fn options() -> MuxOptions {
+        MuxOptions {
+            connect_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(60),
+            response_limit: 1024,
+        }
+    }
+
+    /// Reads one frame's id and kind, skipping its payload.
+    async fn read_frame(stream: &mut TcpStream) -> (u32, u8) {
+        let mut head = [0u8; 9];
+        stream.read_exact(&mut head).await.unwrap();
+        let len = u32::from_be_bytes(head[0..4].try_into().unwrap()) as usize;
+        let mut payload = vec![0; len - 5];
+        stream.read_exact(&mut payload).await.unwrap();
+        (u32::from_be_bytes(head[4..8].try_into().unwrap()), head[8])
+    }
+
+    fn frame(id: u32, kind: u8) -> FrameWriter {
+        let mut w = FrameWriter::new(id, kind, 32);
+        if kind == REPLY {
+            w.str("application/json");
+            w.bytes(b"{}");
+        }
+        w
+    }
+
+    #[tokio::test]
+    async fn calls_the_server_did_not_read_before_goaway_fail_as_not_sent() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut preface = [0u8; 8];
+            stream.read_exact(&mut preface).await.unwrap();
+            assert_eq!(preface, PREFACE);
+            let (first, kind) = read_frame(&mut stream).await;
+            assert_eq!(kind, CALL);
+            let (second, _) = read_frame(&mut stream).await;
+            // Read both, but say only the first was taken: the second must
+            // come back as never sent, the first still gets its answer.
+            stream.write_all(&frame(first, GOAWAY).finish()).await.unwrap();
+            stream.write_all(&frame(first, REPLY).finish()).await.unwrap();
+            assert_ne!(first, second);
+        });
+        let client = Arc::new(MuxClient::new(options()));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let (a, b) = tokio::join!(
+            client.round_trip(&address, frame(0, CALL), deadline),
+            client.round_trip(&address, frame(0, CALL), deadline),
+        );
+        server.await.unwrap();
+        let outcomes = [a, b];
+        let answered = outcomes.iter().filter(|o| o.is_ok()).count();
+        let not_sent = outcomes
+            .iter()
+            .filter(|o| o.as_ref().is_err_and(|f| f.delivery == Delivery::NotSent))
+            .count();
+        assert_eq!((answered, not_sent), (1, 1));
+        // The connection takes no new calls; the next call reconnects.
+        let again = client.round_trip(&address, frame(0, CALL), deadline).await;
+        assert!(
+            again.is_err_and(|f| f.delivery == Delivery::NotSent),
+            "nobody listens any more"
+        );
+    }
+}
