@@ -30,6 +30,9 @@ pub enum Stack {
     MicroMsgpackH1,
     /// micro's typed client, MessagePack over h2c.
     MicroMsgpackH2c,
+    /// micro's typed client, MessagePack over mux (micro to micro, the default
+    /// between micro nodes).
+    MicroMsgpackMux,
     /// hyper's pooled client and server, JSON over HTTP/1.1, hand-written.
     HyperJsonH1,
     /// tonic unary gRPC.
@@ -42,10 +45,11 @@ pub enum Stack {
 
 impl Stack {
     /// Every stack, in table order.
-    pub const ALL: [Stack; 7] = [
+    pub const ALL: [Stack; 8] = [
         Stack::MicroJsonH1,
         Stack::MicroMsgpackH1,
         Stack::MicroMsgpackH2c,
+        Stack::MicroMsgpackMux,
         Stack::HyperJsonH1,
         Stack::Tonic,
         Stack::TarpcBincode,
@@ -58,6 +62,7 @@ impl Stack {
             Stack::MicroJsonH1 => "micro json http/1.1",
             Stack::MicroMsgpackH1 => "micro msgpack http/1.1",
             Stack::MicroMsgpackH2c => "micro msgpack h2c",
+            Stack::MicroMsgpackMux => "micro msgpack mux",
             Stack::HyperJsonH1 => "raw hyper json http/1.1",
             Stack::Tonic => "tonic grpc",
             Stack::TarpcBincode => "tarpc bincode",
@@ -68,7 +73,9 @@ impl Stack {
     /// The server it calls.
     pub fn server(self) -> Server {
         match self {
-            Stack::MicroJsonH1 | Stack::MicroMsgpackH1 | Stack::MicroMsgpackH2c => Server::Micro,
+            Stack::MicroJsonH1 | Stack::MicroMsgpackH1 | Stack::MicroMsgpackH2c | Stack::MicroMsgpackMux => {
+                Server::Micro
+            }
             Stack::HyperJsonH1 => Server::Hyper,
             Stack::Tonic => Server::Tonic,
             Stack::TarpcBincode => Server::Tarpc,
@@ -79,13 +86,15 @@ impl Stack {
     /// A connected caller.
     pub async fn connect(self, address: SocketAddr) -> Result<Caller, Error> {
         let caller = match self {
-            Stack::MicroJsonH1 | Stack::MicroMsgpackH1 | Stack::MicroMsgpackH2c => {
-                let (codec, http2) = match self {
-                    Stack::MicroJsonH1 => (micro::codec::Codec::Json, false),
-                    Stack::MicroMsgpackH1 => (micro::codec::Codec::Msgpack, false),
-                    _ => (micro::codec::Codec::Msgpack, true),
+            Stack::MicroJsonH1 | Stack::MicroMsgpackH1 | Stack::MicroMsgpackH2c | Stack::MicroMsgpackMux => {
+                use micro::codec::Codec;
+                let wire = match self {
+                    Stack::MicroJsonH1 => Wire::Http(Codec::Json, false),
+                    Stack::MicroMsgpackH1 => Wire::Http(Codec::Msgpack, false),
+                    Stack::MicroMsgpackH2c => Wire::Http(Codec::Msgpack, true),
+                    _ => Wire::Mux,
                 };
-                Caller::Micro(micro_client(address, codec, http2).await?)
+                Caller::Micro(micro_client(address, wire).await?)
             }
             Stack::HyperJsonH1 => {
                 let mut connector = HttpConnector::new();
@@ -115,21 +124,43 @@ impl Stack {
     }
 }
 
-async fn micro_client(address: SocketAddr, codec: micro::codec::Codec, http2: bool) -> Result<HelloworldClient, Error> {
+/// How micro's client reaches the server.
+#[derive(Clone, Copy, Debug)]
+pub enum Wire {
+    /// HTTP with this codec, h2c if set.
+    Http(micro::codec::Codec, bool),
+    /// mux with MessagePack, as between two micro nodes: the node's registry
+    /// record says it serves both.
+    Mux,
+}
+
+async fn micro_client(address: SocketAddr, wire: Wire) -> Result<HelloworldClient, Error> {
     use micro::registry::{MemoryRegistry, Node, RegisterOptions, Registry, Service};
     let registry: Arc<dyn Registry> = Arc::new(MemoryRegistry::new());
+    let (options, metadata) = match wire {
+        Wire::Http(codec, http2) => (
+            micro::client::ClientOptions::default().codec(codec).http2(http2),
+            BTreeMap::new(),
+        ),
+        Wire::Mux => (
+            micro::client::ClientOptions::default(),
+            BTreeMap::from([
+                ("mux".to_owned(), "1".to_owned()),
+                ("content-types".to_owned(), "application/msgpack".to_owned()),
+            ]),
+        ),
+    };
     let record = Service {
         name: "helloworld".into(),
         version: "latest".into(),
         nodes: vec![Node {
             id: "helloworld-1".into(),
             address: address.to_string(),
-            metadata: BTreeMap::new(),
+            metadata,
         }],
         ..Default::default()
     };
     registry.register(&record, RegisterOptions::default()).await?;
-    let options = micro::client::ClientOptions::default().codec(codec).http2(http2);
     Ok(HelloworldClient::new(
         "helloworld",
         micro::Client::with_options(registry, options),
@@ -236,7 +267,7 @@ pub async fn stream_rate(server: Server, address: SocketAddr, messages: u64) -> 
     let started;
     match server {
         Server::Micro => {
-            let client = micro_client(address, micro::codec::Codec::Msgpack, true).await?;
+            let client = micro_client(address, Wire::Http(micro::codec::Codec::Msgpack, true)).await?;
             let (tx, mut rx) = client.chat().await?.split();
             started = Instant::now();
             let sending = tokio::spawn(async move {

@@ -5,6 +5,7 @@
 //! cargo build --release --manifest-path benches/Cargo.toml
 //! ../shared/netns-run benches/target/release/harness            # full run
 //! ../shared/netns-run benches/target/release/harness --quick    # smoke run
+//! ../shared/netns-run benches/target/release/harness --only mux  # one stack, for a profiler
 //! ```
 //!
 //! Every server runs in a process of its own on a single-threaded tokio
@@ -40,6 +41,8 @@ struct Settings {
     stream_messages: u64,
     pubsub_messages: u64,
     out: String,
+    /// Measure only the unary stacks whose name contains this (for profiling).
+    only: Option<String>,
 }
 
 impl Settings {
@@ -53,6 +56,7 @@ impl Settings {
             stream_messages: 50_000,
             pubsub_messages: 20_000,
             out: "bench-results.md".to_owned(),
+            only: None,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -71,6 +75,7 @@ impl Settings {
                 "--seconds" => settings.seconds = value()?.parse()?,
                 "--in-flight" => settings.in_flight = value()?.parse()?,
                 "--out" => settings.out = value()?.clone(),
+                "--only" => settings.only = Some(value()?.clone()),
                 other => {
                     return Err(format!("unknown argument {other}; see the doc comment of benches/src/main.rs").into());
                 }
@@ -130,6 +135,7 @@ struct Samples {
     p99: Vec<f64>,
     rate: Vec<f64>,
     cpu_us: Vec<f64>,
+    client_cpu_us: Vec<f64>,
 }
 
 async fn run(settings: &Settings) -> Result<(), Error> {
@@ -159,20 +165,29 @@ async fn run(settings: &Settings) -> Result<(), Error> {
         for i in 0..callers.len() {
             let index = (i + repeat) % callers.len();
             let (stack, caller) = &callers[index];
+            if settings.only.as_ref().is_some_and(|only| !stack.name().contains(only.as_str())) {
+                continue;
+            }
             let server = &servers[stack.server().name()];
             let (p50, p99) = measure::latency(caller, settings.warmup, settings.calls).await?;
             let cpu_before = measure::cpu_time(server.child.id());
+            let client_before = measure::cpu_time(std::process::id());
             let (calls, rate) = measure::throughput(caller, settings.in_flight, duration).await?;
             let cpu = measure::cpu_time(server.child.id()).saturating_sub(cpu_before);
+            let client_cpu = measure::cpu_time(std::process::id()).saturating_sub(client_before);
             let sample = &mut samples[index];
             sample.p50.push(p50);
             sample.p99.push(p99);
             sample.rate.push(rate);
             sample.cpu_us.push(cpu.as_secs_f64() * 1e6 / calls.max(1) as f64);
+            sample.client_cpu_us.push(client_cpu.as_secs_f64() * 1e6 / calls.max(1) as f64);
             eprintln!(
                 "  {:<26} p50 {p50:>7.1} µs  p99 {p99:>7.1} µs  {rate:>9.0} calls/s",
                 stack.name()
             );
+        }
+        if settings.only.is_some() {
+            continue;
         }
         for server in [Server::Micro, Server::Tonic] {
             let address = servers[server.name()].address;
@@ -201,21 +216,22 @@ fn report(
     pubsub: &mut BTreeMap<&str, Vec<f64>>,
     servers: &BTreeMap<&str, Running>,
 ) -> String {
-    let medians: Vec<(f64, f64, f64, f64)> = samples
+    let medians: Vec<[f64; 5]> = samples
         .iter_mut()
         .map(|s| {
-            (
+            [
                 measure::median(&mut s.p50),
                 measure::median(&mut s.p99),
                 measure::median(&mut s.rate),
                 measure::median(&mut s.cpu_us),
-            )
+                measure::median(&mut s.client_cpu_us),
+            ]
         })
         .collect();
     let hyper = Stack::ALL
         .iter()
         .position(|s| *s == Stack::HyperJsonH1)
-        .map_or((f64::NAN, f64::NAN, f64::NAN, f64::NAN), |i| medians[i]);
+        .map_or([f64::NAN; 5], |i| medians[i]);
     let mut out = String::new();
     let _ = writeln!(out, "## Unary echo\n");
     let _ = writeln!(
@@ -230,19 +246,19 @@ fn report(
     );
     let _ = writeln!(
         out,
-        "| stack | p50 µs | p99 µs | calls/s | calls/s ÷ hyper | p50 ÷ hyper | server CPU µs/call | server peak RSS MiB |"
+        "| stack | p50 µs | p99 µs | calls/s | calls/s ÷ hyper | p50 ÷ hyper | server CPU µs/call | client CPU µs/call | server peak RSS MiB |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
-    for (stack, (p50, p99, rate, cpu)) in Stack::ALL.iter().zip(&medians) {
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (stack, [p50, p99, rate, cpu, client_cpu]) in Stack::ALL.iter().zip(&medians) {
         let rss = servers
             .get(stack.server().name())
             .map_or(f64::NAN, |s| measure::peak_rss_mib(s.child.id()));
         let _ = writeln!(
             out,
-            "| {} | {p50:.1} | {p99:.1} | {rate:.0} | {:.2} | {:.2} | {cpu:.1} | {rss:.1} |",
+            "| {} | {p50:.1} | {p99:.1} | {rate:.0} | {:.2} | {:.2} | {cpu:.1} | {client_cpu:.1} | {rss:.1} |",
             stack.name(),
-            rate / hyper.2,
-            p50 / hyper.0,
+            rate / hyper[2],
+            p50 / hyper[0],
         );
     }
     let tonic = streams.get_mut("tonic").map_or(f64::NAN, |v| measure::median(v));

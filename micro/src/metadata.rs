@@ -102,7 +102,7 @@ pub(crate) fn canonical_key(key: &str) -> String {
     let valid = key
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    if !valid {
+    if !valid || is_canonical(key) {
         return key.to_owned();
     }
     let mut out = String::with_capacity(key.len());
@@ -116,6 +116,21 @@ pub(crate) fn canonical_key(key: &str) -> String {
         upper = c == '-';
     }
     out
+}
+
+/// Whether `key` is in canonical form already (the common case: keys that
+/// come from metadata or from Go Micro).
+fn is_canonical(key: &str) -> bool {
+    let mut upper = true;
+    key.bytes().all(|b| {
+        let ok = if upper {
+            !b.is_ascii_lowercase()
+        } else {
+            !b.is_ascii_uppercase()
+        };
+        upper = b == b'-';
+        ok
+    })
 }
 
 #[cfg(test)]

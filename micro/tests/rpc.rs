@@ -469,14 +469,15 @@ async fn connection_refused_is_retried_on_another_node() {
 #[tokio::test]
 async fn h2c_and_http1_share_one_port() {
     let running = start().await;
-    let options = micro::client::ClientOptions::default().http2(true);
-    let h2 = Client::with_options(Arc::clone(running.client().registry()), options);
+    let registry = Arc::clone(running.client().registry());
+    let options = micro::client::ClientOptions::default().mux(false);
+    let h2 = Client::with_options(Arc::clone(&registry), options.clone().http2(true));
     let rsp = EchoClient::new("echo", h2)
         .hello(Hello { name: "h2".into() })
         .await
         .unwrap();
     assert_eq!(rsp.message, "Hello h2");
-    let rsp = EchoClient::new("echo", running.client())
+    let rsp = EchoClient::new("echo", Client::with_options(registry, options))
         .hello(Hello { name: "h1".into() })
         .await
         .unwrap();

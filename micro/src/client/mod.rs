@@ -36,7 +36,7 @@ use crate::context::Context;
 use crate::error::{CLIENT_ID, Error, Result};
 use crate::headers::names;
 use crate::mux::client::{MuxClient, MuxOptions, call_frame};
-use crate::registry::{CacheRegistry, MdnsRegistry, Node, Registry, RegistryError};
+use crate::registry::{CacheRegistry, MdnsRegistry, Node, Registry, RegistryError, Service};
 use crate::selector::{Outcome, Selector, Strategy};
 
 /// Node metadata key listing the content types a node serves.
@@ -199,14 +199,49 @@ struct Inner {
 
 /// Where one attempt goes.
 struct Target {
-    address: String,
-    /// The node id, or the address for fixed addresses.
-    key: String,
+    place: Place,
     codec: Codec,
     /// Whether the node serves mux.
     mux: bool,
+}
+
+/// A fixed address, or a registry node (found in the shared lookup result,
+/// not copied).
+enum Place {
+    Fixed(String),
+    Node {
+        services: Arc<Vec<Service>>,
+        service: usize,
+        node: usize,
+    },
+}
+
+impl Target {
     /// The registry node, unless the address was fixed.
-    node: Option<Node>,
+    fn node(&self) -> Option<&Node> {
+        match &self.place {
+            Place::Fixed(_) => None,
+            Place::Node {
+                services,
+                service,
+                node,
+            } => Some(&services[*service].nodes[*node]),
+        }
+    }
+
+    /// `host:port`.
+    fn address(&self) -> &str {
+        match (&self.place, self.node()) {
+            (Place::Fixed(address), _) => address,
+            (_, Some(node)) => &node.address,
+            (_, None) => "",
+        }
+    }
+
+    /// The node id, or the address for fixed addresses.
+    fn key(&self) -> &str {
+        self.node().map_or_else(|| self.address(), |node| node.id.as_str())
+    }
 }
 
 impl Client {
@@ -393,7 +428,7 @@ impl Client {
                 );
                 self.inner
                     .transport
-                    .round_trip(&target.address, headers, body, deadline)
+                    .round_trip(target.address(), headers, body, deadline)
                     .await
             };
             let result = outcome.and_then(|inbound| decode_response(target.codec, inbound));
@@ -402,11 +437,11 @@ impl Client {
                 Ok(response) => return Ok(response),
                 Err(failure) => failure,
             };
-            debug!(attempt, node = %target.key, address = %target.address, code = failure.error.code, detail = %failure.error.detail, "attempt failed");
+            debug!(attempt, node = %target.key(), address = %target.address(), code = failure.error.code, detail = %failure.error.detail, "attempt failed");
             if !failure.retryable(options.idempotent, policy) || Instant::now() >= deadline {
                 return Err(failure.error);
             }
-            tried.push(target.key);
+            tried.push(target.key().to_owned());
             last = Some(failure.error);
         }
         Err(last
@@ -437,7 +472,7 @@ impl Client {
             body,
         )
         .map_err(|error| Failure::new(error, Delivery::NotSent))?;
-        self.inner.mux.round_trip(&target.address, frame, deadline).await
+        self.inner.mux.round_trip(target.address(), frame, deadline).await
     }
 
     async fn resolve(&self, service: &str, options: &CallOptions, tried: &[String]) -> Result<Target> {
@@ -451,11 +486,9 @@ impl Client {
             };
             let address = pool[fastrand::usize(..pool.len())].clone();
             return Ok(Target {
-                key: address.clone(),
-                address,
+                place: Place::Fixed(address),
                 codec: forced.unwrap_or(Codec::Json),
                 mux: false,
-                node: None,
             });
         }
         let services = self
@@ -464,7 +497,7 @@ impl Client {
             .lookup(service)
             .await
             .map_err(|e| self.lookup_error(service, e))?;
-        let Some((_, node)) = self.inner.selector.select(&services, &options.filters, tried) else {
+        let Some((picked_service, node)) = self.inner.selector.select(&services, &options.filters, tried) else {
             let filters: Vec<String> = options.filters.iter().map(ToString::to_string).collect();
             return Err(Error::internal_server_error(
                 CLIENT_ID,
@@ -479,19 +512,29 @@ impl Client {
         let (key, value) = crate::mux::NODE_KEY;
         let mux =
             self.inner.options.mux && codec != Codec::JsonRpc && node.metadata.get(key).is_some_and(|v| v == value);
+        let service = services.iter().position(|s| std::ptr::eq(s, picked_service));
+        let node = service.and_then(|i| services[i].nodes.iter().position(|n| std::ptr::eq(n, node)));
+        let (Some(service), Some(node)) = (service, node) else {
+            return Err(Error::internal_server_error(
+                CLIENT_ID,
+                "the selector picked a node outside the lookup",
+            ));
+        };
         Ok(Target {
-            address: node.address.clone(),
-            key: node.id.clone(),
+            place: Place::Node {
+                services,
+                service,
+                node,
+            },
             codec,
             mux,
-            node: Some(node.clone()),
         })
     }
 
     /// Tells the selector (and, for refused connections, the registry) how
     /// the attempt on `target` went.
     fn mark(&self, service: &str, target: &Target, failure: Option<&Failure>) {
-        let Some(node) = &target.node else { return };
+        let Some(node) = target.node() else { return };
         let outcome = match failure {
             None => Outcome::Answered,
             Some(f) => match f.delivery {
@@ -572,11 +615,7 @@ fn encode_request<Req: Serialize + ?Sized>(codec: Codec, endpoint: &str, request
 }
 
 fn decode_response<Rsp: DeserializeOwned>(codec: Codec, inbound: Answer) -> std::result::Result<Rsp, Failure> {
-    let codec = inbound
-        .content_type
-        .as_deref()
-        .and_then(|ct| Codec::from_content_type(ct).ok())
-        .unwrap_or(codec);
+    let codec = inbound.codec.unwrap_or(codec);
     let decoded = match codec {
         Codec::JsonRpc => match jsonrpc::decode_response(&inbound.body) {
             Ok(Ok(result)) => Codec::Json.decode(&result),

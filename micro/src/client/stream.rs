@@ -69,7 +69,7 @@ impl Client {
             let opened = self
                 .inner
                 .transport
-                .open_stream(&target.address, headers, ChannelBody::new(rx), open_by)
+                .open_stream(target.address(), headers, ChannelBody::new(rx), open_by)
                 .await;
             self.mark(service, &target, opened.as_ref().err());
             match opened {
@@ -78,7 +78,7 @@ impl Client {
                     return Ok((Sender::new(tx, target.codec), Receiver::new(reader, target.codec)));
                 }
                 Err(failure) => {
-                    debug!(attempt, node = %target.key, code = failure.error.code, detail = %failure.error.detail, "stream did not open");
+                    debug!(attempt, node = %target.key(), code = failure.error.code, detail = %failure.error.detail, "stream did not open");
                     let wait = backoff(attempt + 1);
                     let retry =
                         failure.delivery == Delivery::NotSent && attempt < retries && Instant::now() + wait < open_by;
@@ -86,7 +86,7 @@ impl Client {
                         return Err(failure.error);
                     }
                     tokio::time::sleep(wait).await;
-                    tried.push(target.key);
+                    tried.push(target.key().to_owned());
                     attempt += 1;
                 }
             }

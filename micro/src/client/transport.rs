@@ -15,6 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
 use super::retry::{Delivery, Failure};
+use crate::codec::Codec;
 use crate::error::{CLIENT_ID, Error};
 use crate::headers::names;
 use crate::stream::frame::ChannelBody;
@@ -41,10 +42,11 @@ pub(crate) struct HttpTransport {
     response_limit: usize,
 }
 
-/// A response body and its content type.
+/// A response body and its codec.
 #[derive(Debug)]
 pub(crate) struct Answer {
-    pub(crate) content_type: Option<String>,
+    /// The codec its content type names, if it names one micro knows.
+    pub(crate) codec: Option<Codec>,
     pub(crate) body: Bytes,
 }
 
@@ -194,11 +196,11 @@ async fn read_response(response: http::Response<hyper::body::Incoming>, limit: u
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())
         .map(Error::parse);
-    let content_type = response
+    let codec = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+        .and_then(|ct| Codec::from_content_type(ct).ok());
     if let Some(error) = micro_error {
         return Err(Failure::new(error, Delivery::Answered));
     }
@@ -223,7 +225,7 @@ async fn read_response(response: http::Response<hyper::body::Incoming>, limit: u
     if status != StatusCode::OK {
         return Err(Failure::new(status_error(status, &body), Delivery::Answered));
     }
-    Ok(Answer { content_type, body })
+    Ok(Answer { codec, body })
 }
 
 /// A non-200 answer: a Go Micro error JSON body, or the status and body text.

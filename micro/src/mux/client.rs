@@ -18,6 +18,7 @@ use super::frame::{ERROR, FrameDecoder, FrameReader, FrameWriter, GOAWAY, Inboun
 use super::{PREFACE, write_frames};
 use crate::client::retry::{Delivery, Failure};
 use crate::client::transport::Answer;
+use crate::codec::Codec;
 use crate::error::{CLIENT_ID, Error};
 
 /// Settings of the mux connections.
@@ -289,7 +290,7 @@ fn reply(payload: Bytes, address: &str) -> Result<Answer, Failure> {
     let mut reader = FrameReader::new(payload);
     match reader.str() {
         Ok(content_type) => Ok(Answer {
-            content_type: Some(content_type.as_str().to_owned()),
+            codec: Codec::from_content_type(content_type.as_str()).ok(),
             body: reader.rest(),
         }),
         Err(e) => Err(Failure::new(

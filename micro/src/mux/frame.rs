@@ -29,6 +29,9 @@ pub(crate) const GOAWAY: u8 = 4;
 /// `length`, `id` and `kind`.
 const HEAD: usize = 4 + 4 + 1;
 
+/// Payloads up to this size are copied out of the read buffer.
+const COPY_BELOW: usize = 4096;
+
 /// Room allowed beyond the body limit for a call's header fields.
 pub(crate) const HEADER_ALLOWANCE: usize = 64 * 1024;
 
@@ -94,13 +97,18 @@ impl Decoder for FrameDecoder {
             src.reserve(HEAD + payload_len - src.len());
             return Ok(None);
         }
-        let mut frame = src.split_to(HEAD + payload_len);
-        frame.advance(HEAD);
-        Ok(Some(Inbound::Frame {
-            id,
-            kind,
-            payload: frame.freeze(),
-        }))
+        // Small payloads are copied out, so the read buffer is never shared
+        // and is reused instead of reallocated; large ones are split off.
+        let payload = if payload_len <= COPY_BELOW {
+            let payload = Bytes::copy_from_slice(&src[HEAD..HEAD + payload_len]);
+            src.advance(HEAD + payload_len);
+            payload
+        } else {
+            let mut frame = src.split_to(HEAD + payload_len);
+            frame.advance(HEAD);
+            frame.freeze()
+        };
+        Ok(Some(Inbound::Frame { id, kind, payload }))
     }
 }
 

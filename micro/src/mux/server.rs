@@ -4,8 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::StreamExt;
+use std::task::Poll;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{FutureExt, StreamExt};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
@@ -54,76 +56,135 @@ pub(crate) async fn serve(
     let (out, frames) = mpsc::unbounded_channel();
     let writing = tokio::spawn(write_frames(frames, writer));
     let mut calls = FramedRead::new(reader, FrameDecoder::new(shared.body_limit + HEADER_ALLOWANCE));
-    let slots = Arc::new(Semaphore::new(limits.in_flight));
-    let addresses = Addresses {
-        local: peer.local.to_string(),
-        remote: peer.remote.to_string(),
+    let mut connection = Connection {
+        slots: Arc::new(Semaphore::new(limits.in_flight)),
+        addresses: Arc::new(Addresses {
+            local: peer.local.to_string(),
+            remote: peer.remote.to_string(),
+        }),
+        shared,
+        out,
+        batch: BytesMut::new(),
+        last: 0,
     };
-    let mut last = 0;
-    loop {
-        let slot = tokio::select! {
+    'reading: loop {
+        let mut next = tokio::select! {
             () = stop.cancelled() => break,
-            slot = Arc::clone(&slots).acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
+            next = calls.next() => Some(next),
         };
-        let next = tokio::select! {
-            () = stop.cancelled() => break,
-            next = calls.next() => next,
-        };
-        let (id, kind, payload) = match next {
-            Some(Ok(Inbound::Frame { id, kind, payload })) => (id, kind, payload),
-            Some(Ok(Inbound::TooLarge { id, len, .. })) => {
-                last = id;
-                let limit = shared.body_limit;
+        // Take every frame already read; answers that are ready at once go
+        // out together.
+        while let Some(frame) = next {
+            let keep_reading = match frame {
+                Some(Ok(inbound)) => connection.take(inbound).await,
+                Some(Err(e)) => {
+                    debug!(remote = %peer.remote, error = %e, "mux connection sent a malformed frame; closing it");
+                    false
+                }
+                None => false,
+            };
+            if !keep_reading {
+                connection.flush();
+                break 'reading;
+            }
+            if connection.batch.len() >= FLUSH_AT {
+                connection.flush();
+            }
+            next = calls.next().now_or_never();
+        }
+        connection.flush();
+    }
+    if stop.is_cancelled() {
+        let _ = connection
+            .out
+            .send(FrameWriter::new(connection.last, GOAWAY, 0).finish());
+    }
+    // Every running call holds a slot: having them all means all answered.
+    let all = u32::try_from(limits.in_flight).unwrap_or(u32::MAX);
+    let _ = connection.slots.acquire_many(all).await;
+    drop(connection);
+    let _ = writing.await;
+}
+
+/// Answers waiting to be written are handed to the writer beyond this size.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// The state of one connection's reading side.
+struct Connection {
+    shared: Arc<Shared>,
+    addresses: Arc<Addresses>,
+    /// Calls running on their own task, each holding a slot.
+    slots: Arc<Semaphore>,
+    out: mpsc::UnboundedSender<Bytes>,
+    /// Answers not yet handed to the writer.
+    batch: BytesMut,
+    /// The id of the last call read.
+    last: u32,
+}
+
+impl Connection {
+    /// Handles one frame; a call that finishes on its first poll is answered
+    /// in place, one that waits runs on a task of its own.
+    async fn take(&mut self, inbound: Inbound) -> bool {
+        let (id, kind, payload) = match inbound {
+            Inbound::Frame { id, kind, payload } => (id, kind, payload),
+            Inbound::TooLarge { id, len } => {
+                self.last = id;
+                let limit = self.shared.body_limit;
                 let error = Error::payload_too_large(
                     SERVER_ID,
                     format!("request body is larger than the server's limit of {limit} bytes ({len} byte frame)"),
                 );
-                let _ = out.send(error_frame(id, &error));
-                continue;
+                self.batch.extend_from_slice(&error_frame(id, &error));
+                return true;
             }
-            Some(Err(e)) => {
-                debug!(remote = %peer.remote, error = %e, "mux connection sent a malformed frame; closing it");
-                break;
-            }
-            None => break,
         };
-        last = id;
+        self.last = id;
         if kind != CALL {
             let error = Error::bad_request(SERVER_ID, format!("mux frame kind {kind} is not a call"));
-            let _ = out.send(error_frame(id, &error));
-            continue;
+            self.batch.extend_from_slice(&error_frame(id, &error));
+            return true;
         }
-        let shared = Arc::clone(&shared);
-        let out = out.clone();
-        let addresses = addresses.clone();
+        // Beyond the limit of running calls, reading waits.
+        let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else {
+            return false;
+        };
+        let mut call = Box::pin(answer(
+            Arc::clone(&self.shared),
+            Arc::clone(&self.addresses),
+            id,
+            payload,
+        ));
+        let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
+        if let Poll::Ready(frame) = first {
+            self.batch.extend_from_slice(&frame);
+            return true;
+        }
+        let out = self.out.clone();
         tokio::spawn(async move {
-            let frame = answer(&shared, &addresses, id, payload).await;
+            let frame = call.await;
             let _ = out.send(frame);
             drop(slot);
         });
+        true
     }
-    if stop.is_cancelled() {
-        let _ = out.send(FrameWriter::new(last, GOAWAY, 0).finish());
+
+    /// Hands the waiting answers to the writer.
+    fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            let _ = self.out.send(self.batch.split().freeze());
+        }
     }
-    // Every running call holds a slot: having them all means all answered.
-    let all = u32::try_from(limits.in_flight).unwrap_or(u32::MAX);
-    let _ = slots.acquire_many(all).await;
-    drop(out);
-    let _ = writing.await;
 }
 
 /// The connection's two addresses, as metadata values.
-#[derive(Clone)]
 struct Addresses {
     local: String,
     remote: String,
 }
 
 /// Runs one call and encodes its answer.
-async fn answer(shared: &Shared, addresses: &Addresses, id: u32, payload: Bytes) -> Bytes {
+async fn answer(shared: Arc<Shared>, addresses: Arc<Addresses>, id: u32, payload: Bytes) -> Bytes {
     let mut reader = FrameReader::new(payload);
     let head = match CallHead::read(&mut reader) {
         Ok(head) => head,
@@ -158,7 +219,7 @@ async fn answer(shared: &Shared, addresses: &Addresses, id: u32, payload: Bytes)
         deadline: head.timeout.and_then(|t| Instant::now().checked_add(t)),
         body: reader.rest(),
     };
-    match dispatch(shared, call).await {
+    match dispatch(&shared, call).await {
         Ok(body) => {
             let content_type = codec.content_type();
             let mut frame = FrameWriter::new(id, REPLY, 2 + content_type.len() + body.len());
