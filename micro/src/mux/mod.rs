@@ -2,10 +2,12 @@
 //!
 //! A micro server answers HTTP/1.1, h2c and mux on one port: a connection
 //! whose first byte is zero (no HTTP request starts so) and that opens with
-//! [`PREFACE`] speaks mux. Nodes say so in the registry (node metadata
-//! `mux=1`), and micro clients then send unary calls over one connection per
-//! node: many calls in flight at once, each a frame tagged with its
-//! id, and every frame waiting in the queue written with one system call.
+//! the preface `\0MICROM1` speaks mux. Nodes say so in the registry (node
+//! metadata `mux=1`), and micro clients then send unary calls over one
+//! connection per node: many calls in flight at once, each a frame tagged
+//! with its id, and every frame waiting in the queue written with one system
+//! call. Calls that finish on their first poll are answered in place, without
+//! a task of their own.
 //! Go Micro and curl never see it; they keep speaking HTTP to the same port.
 //!
 //! A call carries what the HTTP transport carries (endpoint, codec, deadline,

@@ -1,9 +1,9 @@
 //! The RPC server: a router of handlers behind Go Micro's HTTP transport.
 //!
-//! One port serves HTTP/1.1, h2c and [mux](crate::mux) (micro to micro). Limits are set on purpose: request
-//! bodies (4 MiB, 413 beyond), header read time (10 s, against slowloris),
-//! header count (100), h2 concurrent streams (200) and header list size
-//! (16 KiB). Shutdown stops accepting, lets in-flight calls finish within a
+//! One port serves HTTP/1.1, h2c and [`mux`] (micro to micro). Limits are
+//! set on purpose: request bodies (4 MiB, 413 beyond), header read time
+//! (10 s, against slowloris), header count (100), h2 concurrent streams and
+//! mux calls per connection (200) and header list size (16 KiB). Shutdown stops accepting, lets in-flight calls finish within a
 //! bounded drain time, then closes what is left.
 
 mod handler;
