@@ -273,6 +273,12 @@ async fn bad_frames_get_errors_and_the_connection_keeps_serving() {
     assert_eq!((id, kind, error(&payload).code), (7, 3, 413));
     let (id, kind, _) = mux.read().await.unwrap();
     assert_eq!((id, kind), (8, 2));
+    // Just over the limit, within the frame's allowance for header fields: 413 too.
+    let mut over = br#"{"millis":0,"tag":1,"pad":""#.to_vec();
+    over.resize(limit + 1, b'x');
+    mux.call(9, "Sleeper.Nap", &[], &over).await;
+    let (id, kind, payload) = mux.read().await.unwrap();
+    assert_eq!((id, kind, error(&payload).code), (9, 3, 413));
     running.stop().await.unwrap();
 }
 

@@ -210,6 +210,15 @@ async fn answer(shared: Arc<Shared>, addresses: Arc<Addresses>, id: u32, payload
     metadata.insert(headers::ENDPOINT, head.endpoint.as_str());
     metadata.insert(headers::LOCAL, addresses.local.clone());
     metadata.insert(headers::REMOTE, addresses.remote.clone());
+    let body = reader.rest();
+    if body.len() > shared.body_limit {
+        let limit = shared.body_limit;
+        let error = Error::payload_too_large(
+            SERVER_ID,
+            format!("request body is larger than the server's limit of {limit} bytes"),
+        );
+        return error_frame(id, &error);
+    }
     let service = Some(head.service.as_str()).filter(|s| !s.is_empty()).map(Arc::from);
     let call = Unary {
         endpoint: Arc::from(head.endpoint.as_str()),
@@ -217,7 +226,7 @@ async fn answer(shared: Arc<Shared>, addresses: Arc<Addresses>, id: u32, payload
         codec,
         metadata,
         deadline: head.timeout.and_then(|t| Instant::now().checked_add(t)),
-        body: reader.rest(),
+        body,
     };
     match dispatch(&shared, call).await {
         Ok(body) => {
