@@ -165,7 +165,11 @@ async fn run(settings: &Settings) -> Result<(), Error> {
         for i in 0..callers.len() {
             let index = (i + repeat) % callers.len();
             let (stack, caller) = &callers[index];
-            if settings.only.as_ref().is_some_and(|only| !stack.name().contains(only.as_str())) {
+            if settings
+                .only
+                .as_ref()
+                .is_some_and(|only| !stack.name().contains(only.as_str()))
+            {
                 continue;
             }
             let server = &servers[stack.server().name()];
@@ -180,7 +184,9 @@ async fn run(settings: &Settings) -> Result<(), Error> {
             sample.p99.push(p99);
             sample.rate.push(rate);
             sample.cpu_us.push(cpu.as_secs_f64() * 1e6 / calls.max(1) as f64);
-            sample.client_cpu_us.push(client_cpu.as_secs_f64() * 1e6 / calls.max(1) as f64);
+            sample
+                .client_cpu_us
+                .push(client_cpu.as_secs_f64() * 1e6 / calls.max(1) as f64);
             eprintln!(
                 "  {:<26} p50 {p50:>7.1} µs  p99 {p99:>7.1} µs  {rate:>9.0} calls/s",
                 stack.name()
