@@ -125,6 +125,10 @@ async fn probe(options: ServerOptions) -> (Running, Arc<State>) {
     start_probe(options, Arc::new(MemoryRegistry::new()), "probe-1").await
 }
 
+/// Held by the test that measures this process's memory and by the tests
+/// that allocate the most, so the measurement sees only its own test.
+static MEMORY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     status
@@ -143,6 +147,7 @@ const JSON: (&str, &str) = ("Content-Type", "application/json");
 /// R02: 20 concurrent 10 MiB uploads against the 4 MiB limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_uploads_are_refused_without_buffering_them() {
+    let _alone = MEMORY.lock().await;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let (running, state) = probe(ServerOptions::default()).await;
@@ -273,6 +278,7 @@ async fn header_floods_are_refused() {
 /// R04: slowloris connections are cut off; a well-behaved client is unaffected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_connections_are_closed_and_file_descriptors_return() {
+    let _alone = MEMORY.lock().await;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let (running, _) = probe(ServerOptions::default().header_read_timeout(Duration::from_secs(2))).await;
@@ -330,6 +336,7 @@ async fn slowloris_connections_are_closed_and_file_descriptors_return() {
 /// R05: a flood of streams reset right after opening cannot pin the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rapid_reset_flood_is_contained() {
+    let _alone = MEMORY.lock().await;
     let (running, state) = probe(ServerOptions::default()).await;
     let addr = running.local_addr();
     let flood = tokio::spawn(async move {
@@ -386,6 +393,7 @@ async fn rapid_reset_flood_is_contained() {
 /// connection, run at most 200 at a time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2_and_mux_concurrency_is_capped_by_max_concurrent_streams() {
+    let _alone = MEMORY.lock().await;
     for (wire, options) in [
         ("h2c", micro::client::ClientOptions::default().http2(true).mux(false)),
         ("mux", micro::client::ClientOptions::default()),
