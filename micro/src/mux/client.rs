@@ -143,13 +143,14 @@ impl Connection {
             pending: HashMap::new(),
         }));
         let decoder = FrameDecoder::new(options.response_limit);
+        let connection = Connection { state };
         tokio::spawn(read_answers(
             FramedRead::new(reader, decoder),
-            Arc::clone(&state),
+            connection.clone(),
             options.idle_timeout,
             address.to_owned(),
         ));
-        Ok(Connection { state })
+        Ok(connection)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -212,11 +213,11 @@ fn lost(address: &str) -> Failure {
 /// Hands each answer to its caller until the connection ends or stays idle.
 async fn read_answers(
     mut frames: FramedRead<OwnedReadHalf, FrameDecoder>,
-    state: Arc<Mutex<State>>,
+    connection: Connection,
     idle_timeout: Duration,
     address: String,
 ) {
-    let lock = || state.lock().unwrap_or_else(|p| p.into_inner());
+    let lock = || connection.lock();
     loop {
         let next = match tokio::time::timeout(idle_timeout, frames.next()).await {
             Ok(next) => next,

@@ -24,7 +24,7 @@ use crate::codec::Codec;
 use crate::error::{Error, SERVER_ID};
 use crate::headers;
 use crate::metadata::Metadata;
-use crate::server::{Peer, Shared, Unary, dispatch};
+use crate::server::{Peer, Shared, Unary, body_too_large, dispatch};
 
 /// Limits of a mux connection.
 #[derive(Clone, Copy, Debug)]
@@ -128,13 +128,9 @@ impl Connection {
     async fn take(&mut self, inbound: Inbound) -> bool {
         let (id, kind, payload) = match inbound {
             Inbound::Frame { id, kind, payload } => (id, kind, payload),
-            Inbound::TooLarge { id, len } => {
+            Inbound::TooLarge { id, .. } => {
                 self.last = id;
-                let limit = self.shared.body_limit;
-                let error = Error::payload_too_large(
-                    SERVER_ID,
-                    format!("request body is larger than the server's limit of {limit} bytes ({len} byte frame)"),
-                );
+                let error = body_too_large(self.shared.body_limit);
                 self.batch.extend_from_slice(&error_frame(id, &error));
                 return true;
             }
@@ -212,12 +208,7 @@ async fn answer(shared: Arc<Shared>, addresses: Arc<Addresses>, id: u32, payload
     metadata.insert(headers::REMOTE, addresses.remote.clone());
     let body = reader.rest();
     if body.len() > shared.body_limit {
-        let limit = shared.body_limit;
-        let error = Error::payload_too_large(
-            SERVER_ID,
-            format!("request body is larger than the server's limit of {limit} bytes"),
-        );
-        return error_frame(id, &error);
+        return error_frame(id, &body_too_large(shared.body_limit));
     }
     let service = Some(head.service.as_str()).filter(|s| !s.is_empty()).map(Arc::from);
     let call = Unary {

@@ -261,13 +261,16 @@ fn metadata(map: &HeaderMap, peer: Peer) -> Metadata {
     md
 }
 
+/// The error for a request body over the server's `limit`, on any transport.
+pub(crate) fn body_too_large(limit: usize) -> Error {
+    Error::payload_too_large(
+        SERVER_ID,
+        format!("request body is larger than the server's limit of {limit} bytes"),
+    )
+}
+
 async fn read_body(request: http::Request<Incoming>, limit: usize) -> Result<Bytes, Error> {
-    let too_large = || {
-        Error::payload_too_large(
-            SERVER_ID,
-            format!("request body is larger than the server's limit of {limit} bytes"),
-        )
-    };
+    let too_large = || body_too_large(limit);
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
