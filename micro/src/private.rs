@@ -68,7 +68,7 @@ where
     Box::pin(async move {
         let response = endpoint(context, message).await.into_result()?;
         let body = codec.encode(&response).map_err(|e| e.into_error(SERVER_ID))?;
-        Ok(Response::new(codec, body))
+        Ok(Response::new(codec, body.into()))
     })
 }
 

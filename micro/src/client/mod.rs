@@ -610,7 +610,7 @@ fn encode_request<Req: Serialize + ?Sized>(codec: Codec, endpoint: &str, request
     let body = codec.encode(request).map_err(|e| e.into_error(CLIENT_ID))?;
     match codec {
         Codec::JsonRpc => jsonrpc::encode_request(endpoint, 0, &body).map_err(|e| e.into_error(CLIENT_ID)),
-        _ => Ok(body),
+        _ => Ok(Bytes::from(body)),
     }
 }
 

@@ -15,7 +15,6 @@ mod raw;
 
 use std::fmt;
 
-use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -70,18 +69,37 @@ impl Codec {
     }
 
     /// Encodes a value. JSON ends with a newline, as Go's `json.Encoder` writes it.
-    pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Bytes, CodecError> {
-        let encoded = match self {
+    pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, CodecError> {
+        match self {
+            Codec::Bytes => raw::to_bytes(value).map_err(|e| self.encode_error(e)),
             Codec::Json | Codec::JsonRpc => {
                 let mut buf = Vec::with_capacity(128);
                 serde_json::to_writer(&mut buf, value).map_err(|e| self.encode_error(e))?;
                 buf.push(b'\n');
-                buf
+                Ok(buf)
             }
-            Codec::Msgpack => rmp_serde::to_vec_named(value).map_err(|e| self.encode_error(e))?,
-            Codec::Bytes => raw::to_bytes(value).map_err(|e| self.encode_error(e))?,
-        };
-        Ok(Bytes::from(encoded))
+            Codec::Msgpack => {
+                let mut buf = Vec::with_capacity(128);
+                self.encode_into(&mut buf, value).map(|()| buf)
+            }
+        }
+    }
+
+    /// Encodes a value at the end of `buf`, as [`Codec::encode`] would, so a
+    /// transport can write a message straight into its frame.
+    pub fn encode_into<T: Serialize + ?Sized>(self, buf: &mut Vec<u8>, value: &T) -> Result<(), CodecError> {
+        match self {
+            Codec::Json | Codec::JsonRpc => {
+                serde_json::to_writer(&mut *buf, value).map_err(|e| self.encode_error(e))?;
+                buf.push(b'\n');
+            }
+            Codec::Msgpack => {
+                let mut serializer = rmp_serde::Serializer::new(&mut *buf).with_struct_map();
+                value.serialize(&mut serializer).map_err(|e| self.encode_error(e))?;
+            }
+            Codec::Bytes => buf.extend(raw::to_bytes(value).map_err(|e| self.encode_error(e))?),
+        }
+        Ok(())
     }
 
     /// Decodes a value.
@@ -114,6 +132,7 @@ impl Codec {
             })
     }
 
+    #[cold]
     fn encode_error(self, e: impl fmt::Display) -> CodecError {
         CodecError::Encode {
             content_type: self.content_type(),
@@ -121,6 +140,7 @@ impl Codec {
         }
     }
 
+    #[cold]
     fn decode_error(self, e: impl fmt::Display) -> CodecError {
         CodecError::Decode {
             content_type: self.content_type(),
