@@ -218,7 +218,14 @@ async fn read_answers(
     address: String,
 ) {
     let lock = || connection.lock();
+    let mut handed = 0;
     loop {
+        // Let the callers just answered run (and send their next calls)
+        // while more answers wait in the read buffer.
+        if handed >= super::PIPELINE {
+            handed = 0;
+            tokio::task::yield_now().await;
+        }
         let next = match tokio::time::timeout(idle_timeout, frames.next()).await {
             Ok(next) => next,
             Err(_) => {
@@ -263,6 +270,7 @@ async fn read_answers(
         if let Some(waiting) = lock().pending.remove(&id) {
             let _ = waiting.send(answer);
         }
+        handed += 1;
     }
     let mut state = lock();
     state.out = None;

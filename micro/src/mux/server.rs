@@ -65,6 +65,7 @@ pub(crate) async fn serve(
         shared,
         out,
         batch: BytesMut::new(),
+        answered: 0,
         last: 0,
     };
     'reading: loop {
@@ -87,8 +88,11 @@ pub(crate) async fn serve(
                 connection.flush();
                 break 'reading;
             }
-            if connection.batch.len() >= FLUSH_AT {
+            if connection.answered >= super::PIPELINE || connection.batch.len() >= FLUSH_AT {
                 connection.flush();
+                // Let the writer send these while the rest are worked on, so
+                // the client starts on them meanwhile.
+                tokio::task::yield_now().await;
             }
             next = calls.next().now_or_never();
         }
@@ -118,6 +122,8 @@ struct Connection {
     out: mpsc::UnboundedSender<Bytes>,
     /// Answers not yet handed to the writer.
     batch: BytesMut,
+    /// How many answers `batch` holds.
+    answered: usize,
     /// The id of the last call read.
     last: u32,
 }
@@ -131,14 +137,14 @@ impl Connection {
             Inbound::TooLarge { id, .. } => {
                 self.last = id;
                 let error = body_too_large(self.shared.body_limit);
-                self.batch.extend_from_slice(&error_frame(id, &error));
+                self.push(&error_frame(id, &error));
                 return true;
             }
         };
         self.last = id;
         if kind != CALL {
             let error = Error::bad_request(SERVER_ID, format!("mux frame kind {kind} is not a call"));
-            self.batch.extend_from_slice(&error_frame(id, &error));
+            self.push(&error_frame(id, &error));
             return true;
         }
         // Beyond the limit of running calls, reading waits.
@@ -153,7 +159,7 @@ impl Connection {
         ));
         let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
         if let Poll::Ready(frame) = first {
-            self.batch.extend_from_slice(&frame);
+            self.push(&frame);
             return true;
         }
         let out = self.out.clone();
@@ -165,11 +171,17 @@ impl Connection {
         true
     }
 
+    fn push(&mut self, frame: &[u8]) {
+        self.batch.extend_from_slice(frame);
+        self.answered += 1;
+    }
+
     /// Hands the waiting answers to the writer.
     fn flush(&mut self) {
         if !self.batch.is_empty() {
             let _ = self.out.send(self.batch.split().freeze());
         }
+        self.answered = 0;
     }
 }
 
