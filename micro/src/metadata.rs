@@ -3,6 +3,7 @@
 //! Keys are case-insensitive and stored in HTTP's canonical form
 //! (`x-user-id` becomes `X-User-Id`), as Go Micro stores them.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -15,7 +16,7 @@ use std::fmt;
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Metadata {
-    entries: BTreeMap<String, String>,
+    entries: BTreeMap<Cow<'static, str>, String>,
 }
 
 impl Metadata {
@@ -39,7 +40,7 @@ impl Metadata {
 
     /// Removes `key` and returns its value.
     pub fn remove(&mut self, key: &str) -> Option<String> {
-        self.entries.remove(&canonical_key(key))
+        self.entries.remove(&*canonical_key(key))
     }
 
     /// Whether `key` is present.
@@ -49,7 +50,7 @@ impl Metadata {
 
     /// The pairs, ordered by key.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.entries.iter().map(|(k, v)| (&**k, v.as_str()))
     }
 
     /// The number of pairs.
@@ -65,7 +66,7 @@ impl Metadata {
     /// Adds every pair of `other`, replacing values of equal keys.
     pub fn extend(&mut self, other: &Metadata) {
         for (k, v) in other.iter() {
-            self.entries.insert(k.to_owned(), v.to_owned());
+            self.entries.insert(Cow::Owned(k.to_owned()), v.to_owned());
         }
     }
 }
@@ -95,15 +96,37 @@ impl<'a> IntoIterator for &'a Metadata {
     }
 }
 
+/// Keys every call carries, in canonical form: found here, they cost no
+/// allocation.
+const KNOWN: &[&str] = &[
+    "Accept",
+    "Accept-Encoding",
+    "Content-Length",
+    "Content-Type",
+    "Host",
+    "Local",
+    "Micro-Endpoint",
+    "Micro-Id",
+    "Micro-Method",
+    "Micro-Service",
+    "Micro-Topic",
+    "Remote",
+    "Timeout",
+    "User-Agent",
+];
+
 /// Go's `http.CanonicalHeaderKey`: the first letter and every letter after a
 /// hyphen upper case, the rest lower case. Keys holding a byte that is not a
 /// header token byte are returned as they are, as Go does.
-pub(crate) fn canonical_key(key: &str) -> String {
+pub(crate) fn canonical_key(key: &str) -> Cow<'static, str> {
+    if let Some(known) = KNOWN.iter().find(|k| k.eq_ignore_ascii_case(key)) {
+        return Cow::Borrowed(known);
+    }
     let valid = key
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     if !valid || is_canonical(key) {
-        return key.to_owned();
+        return Cow::Owned(key.to_owned());
     }
     let mut out = String::with_capacity(key.len());
     let mut upper = true;
@@ -115,7 +138,7 @@ pub(crate) fn canonical_key(key: &str) -> String {
         });
         upper = c == '-';
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Whether `key` is in canonical form already (the common case: keys that

@@ -228,7 +228,7 @@ impl HttpBroker {
     /// Serves one delivery: `POST /?id=<subscriber>` with a message. A
     /// message the broker cannot take gets its error's status; one the
     /// subscriber failed gets 500 with the subscriber's error.
-    async fn deliver(&self, _peer: Peer, request: http::Request<Incoming>) -> http::Response<Full<Bytes>> {
+    async fn deliver(&self, _peer: Arc<Peer>, request: http::Request<Incoming>) -> http::Response<Full<Bytes>> {
         let (status, error) = match self.receive(request).await {
             Ok(Ok(())) => return http::Response::new(Full::new(Bytes::new())),
             Ok(Err(failed)) => (StatusCode::INTERNAL_SERVER_ERROR, failed),

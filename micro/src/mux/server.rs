@@ -39,7 +39,7 @@ pub(crate) struct Limits {
 /// it, it breaks, or `stop` fires; then finishes the calls it read.
 pub(crate) async fn serve(
     mut stream: TcpStream,
-    peer: Peer,
+    peer: Arc<Peer>,
     shared: Arc<Shared>,
     limits: Limits,
     stop: CancellationToken,
@@ -58,10 +58,7 @@ pub(crate) async fn serve(
     let mut calls = FramedRead::new(reader, FrameDecoder::new(shared.body_limit + HEADER_ALLOWANCE));
     let mut connection = Connection {
         slots: Arc::new(Semaphore::new(limits.in_flight)),
-        addresses: Arc::new(Addresses {
-            local: peer.local.to_string(),
-            remote: peer.remote.to_string(),
-        }),
+        peer: Arc::clone(&peer),
         shared,
         out,
         batch: BytesMut::new(),
@@ -116,7 +113,7 @@ const FLUSH_AT: usize = 64 * 1024;
 /// The state of one connection's reading side.
 struct Connection {
     shared: Arc<Shared>,
-    addresses: Arc<Addresses>,
+    peer: Arc<Peer>,
     /// Calls running on their own task, each holding a slot.
     slots: Arc<Semaphore>,
     out: mpsc::UnboundedSender<Bytes>,
@@ -151,12 +148,7 @@ impl Connection {
         let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else {
             return false;
         };
-        let mut call = Box::pin(answer(
-            Arc::clone(&self.shared),
-            Arc::clone(&self.addresses),
-            id,
-            payload,
-        ));
+        let mut call = Box::pin(answer(Arc::clone(&self.shared), Arc::clone(&self.peer), id, payload));
         let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
         if let Poll::Ready(frame) = first {
             self.push(&frame);
@@ -185,14 +177,8 @@ impl Connection {
     }
 }
 
-/// The connection's two addresses, as metadata values.
-struct Addresses {
-    local: String,
-    remote: String,
-}
-
 /// Runs one call and encodes its answer.
-async fn answer(shared: Arc<Shared>, addresses: Arc<Addresses>, id: u32, payload: Bytes) -> Bytes {
+async fn answer(shared: Arc<Shared>, peer: Arc<Peer>, id: u32, payload: Bytes) -> Bytes {
     let mut reader = FrameReader::new(payload);
     let head = match CallHead::read(&mut reader) {
         Ok(head) => head,
@@ -216,8 +202,8 @@ async fn answer(shared: Arc<Shared>, addresses: Arc<Addresses>, id: u32, payload
         metadata.insert(headers::SERVICE, head.service.as_str());
     }
     metadata.insert(headers::ENDPOINT, head.endpoint.as_str());
-    metadata.insert(headers::LOCAL, addresses.local.clone());
-    metadata.insert(headers::REMOTE, addresses.remote.clone());
+    metadata.insert(headers::LOCAL, peer.local.as_str());
+    metadata.insert(headers::REMOTE, peer.remote.as_str());
     let body = reader.rest();
     if body.len() > shared.body_limit {
         return error_frame(id, &body_too_large(shared.body_limit));

@@ -24,18 +24,19 @@ use crate::BoxFuture;
 
 /// Serves a connection whose first byte is zero (a mux client), until the
 /// token says stop.
-pub(crate) type MuxServe = Arc<dyn Fn(TcpStream, Peer, CancellationToken) -> BoxFuture<'static, ()> + Send + Sync>;
+pub(crate) type MuxServe = Arc<dyn Fn(TcpStream, Arc<Peer>, CancellationToken) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// The HTTP/2 connection window: what one connection may have in flight.
 const H2_CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
 /// The HTTP/2 stream window: what one stream may have in flight.
 const H2_STREAM_WINDOW: u32 = 1024 * 1024;
 
-/// The two ends of a connection.
-#[derive(Clone, Copy, Debug)]
+/// The two ends of a connection, written once as the `Local` and `Remote`
+/// metadata values every call on it carries.
+#[derive(Debug)]
 pub(crate) struct Peer {
-    pub(crate) local: SocketAddr,
-    pub(crate) remote: SocketAddr,
+    pub(crate) local: String,
+    pub(crate) remote: String,
 }
 
 /// A listener that is accepting connections.
@@ -91,7 +92,7 @@ pub(crate) fn listen<F, Fut, B>(
     mux: Option<MuxServe>,
 ) -> RunningServer
 where
-    F: Fn(Peer, http::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(Arc<Peer>, http::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = http::Response<B>> + Send + 'static,
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -150,7 +151,7 @@ struct Accept {
 impl Accept {
     async fn run<F, Fut, B>(self, listener: TcpListener, respond: F) -> Drained
     where
-        F: Fn(Peer, http::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        F: Fn(Arc<Peer>, http::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = http::Response<B>> + Send + 'static,
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -175,8 +176,9 @@ impl Accept {
             };
             let Some(peer) = peer_of(&stream, remote) else { continue };
             let respond = respond.clone();
+            let serving = Arc::clone(&peer);
             let service = service_fn(move |request| {
-                let answer = respond(peer, request);
+                let answer = respond(Arc::clone(&serving), request);
                 async move { Ok::<_, Infallible>(answer.await) }
             });
             let builder = self.builder.clone();
@@ -229,12 +231,15 @@ async fn first_byte(stream: &TcpStream, timeout: Duration, stop: &CancellationTo
     }
 }
 
-fn peer_of(stream: &TcpStream, remote: SocketAddr) -> Option<Peer> {
+fn peer_of(stream: &TcpStream, remote: SocketAddr) -> Option<Arc<Peer>> {
     if let Err(e) = stream.set_nodelay(true) {
         debug!(%remote, error = %e, "cannot set TCP_NODELAY");
     }
     match stream.local_addr() {
-        Ok(local) => Some(Peer { local, remote }),
+        Ok(local) => Some(Arc::new(Peer {
+            local: local.to_string(),
+            remote: remote.to_string(),
+        })),
         Err(e) => {
             debug!(%remote, error = %e, "connection closed before it was served");
             None

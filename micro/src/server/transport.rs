@@ -42,30 +42,41 @@ pub(crate) struct Shared {
 /// The call-level headers of a request.
 #[derive(Debug, Default)]
 struct Head {
-    id: Option<String>,
-    service: Option<String>,
-    endpoint: Option<String>,
-    method: Option<String>,
-    content_type: Option<String>,
+    id: Option<HeaderValue>,
+    service: Option<Field>,
+    endpoint: Option<Field>,
+    method: Option<HeaderValue>,
+    content_type: Option<HeaderValue>,
     timeout: Option<Duration>,
+}
+
+/// A call header's value, as it came (to echo it back) and as text.
+#[derive(Clone, Debug)]
+struct Field {
+    raw: HeaderValue,
+    text: Arc<str>,
+}
+
+impl Field {
+    fn new(raw: &HeaderValue) -> Option<Field> {
+        let text = raw.to_str().ok().filter(|v| !v.is_empty())?;
+        Some(Field {
+            text: Arc::from(text),
+            raw: raw.clone(),
+        })
+    }
 }
 
 impl Head {
     fn read(map: &HeaderMap) -> Head {
-        let get = |[plain, prefixed]: &[HeaderName; 2]| -> Option<String> {
-            let value = map.get(plain).or_else(|| map.get(prefixed))?;
-            value.to_str().ok().filter(|v| !v.is_empty()).map(str::to_owned)
-        };
-        let method = get(&names::METHOD);
+        let get = |[plain, prefixed]: &[HeaderName; 2]| map.get(plain).or_else(|| map.get(prefixed));
+        let method = get(&names::METHOD).filter(|v| !v.is_empty());
         Head {
-            id: get(&names::ID),
-            service: get(&names::SERVICE),
-            endpoint: get(&names::ENDPOINT).or_else(|| method.clone()),
-            method,
-            content_type: map
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+            id: get(&names::ID).filter(|v| !v.is_empty()).cloned(),
+            service: get(&names::SERVICE).and_then(Field::new),
+            endpoint: get(&names::ENDPOINT).or(method).and_then(Field::new),
+            method: method.cloned(),
+            content_type: map.get(header::CONTENT_TYPE).cloned(),
             // Go Micro ignores a Timeout it cannot parse; so do we.
             timeout: map
                 .get(names::TIMEOUT)
@@ -73,6 +84,14 @@ impl Head {
                 .and_then(|t| t.parse::<u64>().ok())
                 .map(Duration::from_nanos),
         }
+    }
+
+    fn endpoint(&self) -> Option<&str> {
+        self.endpoint.as_ref().map(|f| &*f.text)
+    }
+
+    fn service(&self) -> Option<Arc<str>> {
+        self.service.as_ref().map(|f| Arc::clone(&f.text))
     }
 
     /// Go Micro clients always send `Micro-Id` and need errors as 200 + `Micro-Error`.
@@ -111,18 +130,18 @@ impl Reply {
 /// Serves one HTTP request; never fails: every problem becomes a Go Micro error.
 pub(crate) async fn serve(
     shared: Arc<Shared>,
-    peer: Peer,
+    peer: Arc<Peer>,
     request: http::Request<Incoming>,
 ) -> http::Response<ResponseBody> {
     let head = Head::read(request.headers());
     let reply = call(&shared, peer, &head, request).await;
     if let Err(err) = &reply.result {
-        debug!(endpoint = head.endpoint.as_deref().unwrap_or(""), code = err.code, detail = %err.detail, "call failed");
+        debug!(endpoint = head.endpoint().unwrap_or(""), code = err.code, detail = %err.detail, "call failed");
     }
     write_reply(&head, reply)
 }
 
-async fn call(shared: &Shared, peer: Peer, head: &Head, request: http::Request<Incoming>) -> Reply {
+async fn call(shared: &Shared, peer: Arc<Peer>, head: &Head, request: http::Request<Incoming>) -> Reply {
     if request.method() != Method::POST {
         return Reply::error(Error::method_not_allowed(
             SERVER_ID,
@@ -132,30 +151,25 @@ async fn call(shared: &Shared, peer: Peer, head: &Head, request: http::Request<I
             ),
         ));
     }
-    let codec = match head.content_type.as_deref() {
+    let codec = match &head.content_type {
         // Go Micro defaults to protobuf; micro's handlers are serde types, so
         // a body without a content type is read as JSON.
         None => Codec::Json,
-        Some(ct) => match Codec::from_content_type(ct) {
+        Some(ct) => match Codec::from_content_type(ct.to_str().unwrap_or_default()) {
             Ok(codec) => codec,
             Err(e) => return Reply::error(e.into_error(SERVER_ID)),
         },
     };
     let deadline = head.timeout.and_then(|t| Instant::now().checked_add(t));
-    let metadata = metadata(request.headers(), peer);
+    let metadata = metadata(request.headers(), &peer);
     // Route before reading the body, unless only a JSON-RPC envelope names the endpoint.
     if let Some(endpoint) = &head.endpoint {
-        let (handler, descriptor) = match shared.router.route(endpoint) {
+        let (handler, descriptor) = match shared.router.route(&endpoint.text) {
             Ok(found) => found,
             Err(e) => return Reply::error(e),
         };
         if descriptor.kind().is_stream() {
-            let context = Context::for_request(
-                metadata,
-                deadline,
-                head.service.as_deref().map(Arc::from),
-                Arc::from(endpoint.as_str()),
-            );
+            let context = Context::for_request(metadata, deadline, head.service(), Arc::clone(&endpoint.text));
             let opened = stream::open(
                 shared,
                 Arc::clone(handler),
@@ -179,12 +193,12 @@ async fn call(shared: &Shared, peer: Peer, head: &Head, request: http::Request<I
     let (endpoint, body, jsonrpc_id) = match codec {
         Codec::JsonRpc => match jsonrpc::decode_request(&body) {
             Ok(envelope) => {
-                let endpoint = head.endpoint.clone().unwrap_or(envelope.method);
+                let endpoint = head.endpoint().map_or_else(|| Arc::from(envelope.method), Arc::from);
                 (Some(endpoint), envelope.params, Some(envelope.id))
             }
             Err(e) => return Reply::error(e.into_error(SERVER_ID)),
         },
-        _ => (head.endpoint.clone(), body, None),
+        _ => (head.endpoint.as_ref().map(|f| Arc::clone(&f.text)), body, None),
     };
     let Some(endpoint) = endpoint else {
         return Reply::error(Error::bad_request(
@@ -195,8 +209,8 @@ async fn call(shared: &Shared, peer: Peer, head: &Head, request: http::Request<I
     let result = dispatch(
         shared,
         Unary {
-            endpoint: endpoint.into(),
-            service: head.service.as_deref().map(Arc::from),
+            endpoint,
+            service: head.service(),
             codec,
             metadata,
             deadline,
@@ -249,15 +263,15 @@ pub(crate) async fn dispatch(shared: &Shared, call: Unary) -> Result<Bytes, Erro
 }
 
 /// Every request header as metadata, plus `Local` and `Remote` as Go Micro sets them.
-fn metadata(map: &HeaderMap, peer: Peer) -> Metadata {
+fn metadata(map: &HeaderMap, peer: &Peer) -> Metadata {
     let mut md = Metadata::new();
     for (name, value) in map {
         if let Ok(value) = value.to_str() {
             md.insert(name.as_str(), value);
         }
     }
-    md.insert(headers::LOCAL, peer.local.to_string());
-    md.insert(headers::REMOTE, peer.remote.to_string());
+    md.insert(headers::LOCAL, peer.local.as_str());
+    md.insert(headers::REMOTE, peer.remote.as_str());
     md
 }
 
@@ -333,13 +347,13 @@ fn write_reply(head: &Head, reply: Reply) -> http::Response<ResponseBody> {
     let mut response = http::Response::new(Either::Left(Full::new(Bytes::new())));
     let headers = response.headers_mut();
     for (names, value) in [
-        (names::ID, &head.id),
-        (names::SERVICE, &head.service),
-        (names::ENDPOINT, &head.endpoint),
-        (names::METHOD, &head.method),
+        (names::ID, head.id.as_ref()),
+        (names::SERVICE, head.service.as_ref().map(|f| &f.raw)),
+        (names::ENDPOINT, head.endpoint.as_ref().map(|f| &f.raw)),
+        (names::METHOD, head.method.as_ref()),
     ] {
-        if let Some(value) = value.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
-            insert_pair(headers, names, value);
+        if let Some(value) = value {
+            insert_pair(headers, names, value.clone());
         }
     }
     let Reply {
@@ -408,7 +422,7 @@ mod tests {
     #[test]
     fn go_micro_clients_get_200_and_plain_callers_the_code() {
         let go = Head {
-            id: Some("1".into()),
+            id: Some(HeaderValue::from_static("1")),
             ..Head::default()
         };
         let err = Error::not_found("x", "y");
@@ -423,8 +437,8 @@ mod tests {
         map.insert("micro-method", HeaderValue::from_static("A.B"));
         map.insert("timeout", HeaderValue::from_static("1500000000"));
         let head = Head::read(&map);
-        assert_eq!(head.id.as_deref(), Some("7"));
-        assert_eq!(head.endpoint.as_deref(), Some("A.B"));
+        assert_eq!(head.id, Some(HeaderValue::from_static("7")));
+        assert_eq!(head.endpoint(), Some("A.B"));
         assert_eq!(head.timeout, Some(Duration::from_millis(1500)));
     }
 }
