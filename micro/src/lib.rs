@@ -45,6 +45,7 @@ pub mod context;
 pub mod error;
 mod future;
 pub mod headers;
+mod local;
 pub mod metadata;
 pub mod mux;
 pub mod prelude;

@@ -26,6 +26,7 @@ pub use crate::server::{
 pub use crate::stream::{Kind, Receiver, Sender, Stream};
 
 use crate::error::SERVER_ID;
+use crate::server::handler::Message;
 
 /// What an endpoint returns: `Result<T, E>` with a serializable `T` and an
 /// error that converts into [`Error`].
@@ -60,13 +61,21 @@ where
     F: FnOnce(Context, Req) -> Fut + Send + 'static,
     Fut: Future<Output = Out> + Send + 'static,
 {
-    let (context, codec, body) = request.into_parts();
-    let message = match codec.decode_request::<Req>(&body) {
+    let (context, codec, message) = request.into_message();
+    let in_process = matches!(message, Message::Value(_));
+    let decoded = match message {
+        Message::Body(body) => codec.decode_request::<Req>(&body),
+        Message::Value(value) => crate::local::take::<Req>(value, codec),
+    };
+    let message = match decoded {
         Ok(message) => message,
         Err(e) => return Box::pin(std::future::ready(Err(e.into_error(SERVER_ID)))),
     };
     Box::pin(async move {
         let response = endpoint(context, message).await.into_result()?;
+        if in_process {
+            return Ok(Response::local(codec, Box::new(response)));
+        }
         let body = codec.encode(&response).map_err(|e| e.into_error(SERVER_ID))?;
         Ok(Response::new(codec, body.into()))
     })

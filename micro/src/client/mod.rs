@@ -35,9 +35,13 @@ use crate::codec::{Codec, jsonrpc};
 use crate::context::Context;
 use crate::error::{CLIENT_ID, Error, Result};
 use crate::headers::names;
+use crate::local::LocalCall;
+use crate::metadata::Metadata;
 use crate::mux::client::{MuxClient, MuxOptions, call_frame};
 use crate::registry::{CacheRegistry, MdnsRegistry, Node, Registry, RegistryError, Service};
 use crate::selector::{Outcome, Selector, Strategy};
+use crate::server::Shared;
+use crate::server::handler::Message;
 
 /// Node metadata key listing the content types a node serves.
 pub(crate) const CONTENT_TYPES_KEY: &str = "content-types";
@@ -66,6 +70,11 @@ pub struct ClientOptions {
     /// Send unary calls over [mux](crate::mux) to nodes that serve it
     /// (micro nodes); HTTP otherwise.
     pub mux: bool,
+    /// Run calls to a node served by this same process in place: the handler
+    /// gets the request value itself, and the response comes back as a
+    /// value, neither encoded when both sides use the same types (see
+    /// [`local_calls`](Self::local_calls)).
+    pub local_calls: bool,
     /// How nodes are picked.
     pub selector: Strategy,
     /// Which answered errors are retried (default: 408 only, as Go Micro).
@@ -87,6 +96,7 @@ impl Default for ClientOptions {
             response_limit: 4 * 1024 * 1024,
             http2: false,
             mux: true,
+            local_calls: false,
             selector: Strategy::Random,
             retry: retry::retry_on_timeout,
             broker: None,
@@ -155,6 +165,25 @@ impl ClientOptions {
     #[must_use]
     pub fn mux(mut self, enabled: bool) -> Self {
         self.mux = enabled;
+        self
+    }
+
+    /// Sets [`local_calls`](Self::local_calls).
+    ///
+    /// A call whose picked node is a server running in this process skips
+    /// the network: the handler runs on the caller's task with the request
+    /// value, under the call's deadline, and its response value comes back.
+    /// A side whose Rust type differs from the other's gets its value through
+    /// the node's codec, as over the wire. What differs from a network call:
+    /// the handler's metadata is the caller's alone (no `Content-Type`,
+    /// `Micro-*`, `Local` or `Remote`; [`Context::service`] and
+    /// [`Context::endpoint`] are set), no body size limit applies since
+    /// nothing is encoded, and the call is not retried, since the answer
+    /// came from the handler itself. Off by default, so that a process
+    /// running client and server together still exercises the wire.
+    #[must_use]
+    pub fn local_calls(mut self, enabled: bool) -> Self {
+        self.local_calls = enabled;
         self
     }
 
@@ -374,8 +403,8 @@ impl Client {
         options: CallOptions,
     ) -> Result<Rsp>
     where
-        Req: Serialize,
-        Rsp: DeserializeOwned,
+        Req: Serialize + Send + 'static,
+        Rsp: DeserializeOwned + 'static,
     {
         let span = debug_span!("rpc.call", service, endpoint);
         self.attempts(service, endpoint, request, options)
@@ -385,8 +414,8 @@ impl Client {
 
     async fn attempts<Req, Rsp>(&self, service: &str, endpoint: &str, request: Req, options: CallOptions) -> Result<Rsp>
     where
-        Req: Serialize,
-        Rsp: DeserializeOwned,
+        Req: Serialize + Send + 'static,
+        Rsp: DeserializeOwned + 'static,
     {
         let context = options.context.clone().or_else(Context::current);
         let deadline = deadline_of(&self.inner.options, &options, context.as_ref());
@@ -395,6 +424,7 @@ impl Client {
         let mut tried: Vec<String> = Vec::new();
         let mut encoded: Option<(Codec, Bytes)> = None;
         let mut last: Option<Error> = None;
+        let mut request = Some(request);
         for attempt in 0..=retries {
             if attempt > 0 {
                 let wait = backoff(attempt);
@@ -404,10 +434,26 @@ impl Client {
                 tokio::time::sleep(wait).await;
             }
             let target = self.resolve(service, &options, &tried).await?;
+            if let Some(shared) = self.local_server(&target)
+                && let Some(value) = request.take()
+            {
+                let call = LocalCall {
+                    service,
+                    endpoint,
+                    codec: target.codec,
+                    metadata: outbound_metadata(context.as_ref(), &options),
+                    deadline,
+                    request: Box::new(value),
+                };
+                let result = call_local(&shared, call).await;
+                self.mark(service, &target, result.as_ref().err());
+                return result.map_err(|failure| failure.error);
+            }
+            let Some(request) = request.as_ref() else { break };
             let body = match &encoded {
                 Some((codec, body)) if *codec == target.codec => body.clone(),
                 _ => {
-                    let body = encode_request(target.codec, endpoint, &request)?;
+                    let body = encode_request(target.codec, endpoint, request)?;
                     encoded = Some((target.codec, body.clone()));
                     body
                 }
@@ -446,6 +492,14 @@ impl Client {
         }
         Err(last
             .unwrap_or_else(|| Error::timeout(CLIENT_ID, "call timeout: the deadline passed before the first attempt")))
+    }
+
+    /// This process's server of the picked node, when calls to it run in place.
+    fn local_server(&self, target: &Target) -> Option<Arc<Shared>> {
+        if !self.inner.options.local_calls {
+            return None;
+        }
+        crate::local::find(target.address())
     }
 
     /// One attempt over mux.
@@ -612,6 +666,33 @@ fn encode_request<Req: Serialize + ?Sized>(codec: Codec, endpoint: &str, request
         Codec::JsonRpc => jsonrpc::encode_request(endpoint, 0, &body).map_err(|e| e.into_error(CLIENT_ID)),
         _ => Ok(Bytes::from(body)),
     }
+}
+
+/// The metadata a call carries: what the context forwards, then the call's own.
+fn outbound_metadata(context: Option<&Context>, options: &CallOptions) -> Metadata {
+    let mut metadata: Metadata = context.into_iter().flat_map(Context::forwarded_metadata).collect();
+    metadata.extend(&options.metadata);
+    metadata
+}
+
+/// Runs a call on this process's server; its answer is the handler's.
+async fn call_local<Rsp: DeserializeOwned + 'static>(
+    shared: &Shared,
+    call: LocalCall<'_>,
+) -> std::result::Result<Rsp, Failure> {
+    let codec = call.codec;
+    let answered = |error| Failure::new(error, Delivery::Answered);
+    let response = crate::local::call(shared, call).await.map_err(answered)?;
+    let decoded = match response.into_message() {
+        Message::Value(value) => crate::local::take::<Rsp>(value, codec),
+        Message::Body(body) => codec.decode(&body),
+    };
+    decoded.map_err(|e| {
+        answered(Error::internal_server_error(
+            CLIENT_ID,
+            format!("cannot decode the response: {e}"),
+        ))
+    })
 }
 
 fn decode_response<Rsp: DeserializeOwned>(codec: Codec, inbound: Answer) -> std::result::Result<Rsp, Failure> {

@@ -15,7 +15,8 @@ use crate::broker::Event;
 use crate::codec::Codec;
 use crate::context::Context;
 use crate::error::Error;
-use crate::registry::{self, Value};
+use crate::local::Value;
+use crate::registry;
 use crate::stream::Kind;
 use crate::stream::frame::{FrameReader, FrameSender};
 
@@ -56,6 +57,8 @@ pub struct Request {
     codec: Codec,
     body: Bytes,
     stream: Option<StreamParts>,
+    /// The request value of an in-process call, not encoded.
+    value: Option<Box<dyn Value>>,
 }
 
 /// The two directions of a streaming call.
@@ -73,6 +76,19 @@ impl Request {
             codec,
             body,
             stream: None,
+            value: None,
+        }
+    }
+
+    /// A request of an in-process call, carrying the caller's value.
+    pub(crate) fn local(method: &str, context: Context, codec: Codec, value: Box<dyn Value>) -> Self {
+        Request {
+            method: method.into(),
+            context,
+            codec,
+            body: Bytes::new(),
+            stream: None,
+            value: Some(value),
         }
     }
 
@@ -84,6 +100,7 @@ impl Request {
             codec,
             body: Bytes::new(),
             stream: Some(stream),
+            value: None,
         }
     }
 
@@ -117,6 +134,21 @@ impl Request {
     pub fn into_parts(self) -> (Context, Codec, Bytes) {
         (self.context, self.codec, self.body)
     }
+
+    /// Context, codec, and the body or the caller's value.
+    pub(crate) fn into_message(self) -> (Context, Codec, Message) {
+        let message = match self.value {
+            Some(value) => Message::Value(value),
+            None => Message::Body(self.body),
+        };
+        (self.context, self.codec, message)
+    }
+}
+
+/// A request or response: encoded, or the value itself in an in-process call.
+pub(crate) enum Message {
+    Body(Bytes),
+    Value(Box<dyn Value>),
 }
 
 impl fmt::Debug for Request {
@@ -125,21 +157,35 @@ impl fmt::Debug for Request {
             .field("method", &self.method)
             .field("codec", &self.codec)
             .field("body_len", &self.body.len())
+            .field("in_process", &self.value.is_some())
             .finish()
     }
 }
 
-/// An encoded response.
-#[derive(Clone, Debug)]
+/// A handler's response: encoded, or in an in-process call the value itself.
 pub struct Response {
     codec: Codec,
     body: Bytes,
+    value: Option<Box<dyn Value>>,
 }
 
 impl Response {
     /// A response body encoded with `codec`.
     pub fn new(codec: Codec, body: Bytes) -> Self {
-        Response { codec, body }
+        Response {
+            codec,
+            body,
+            value: None,
+        }
+    }
+
+    /// The response value of an in-process call, not encoded.
+    pub(crate) fn local(codec: Codec, value: Box<dyn Value>) -> Self {
+        Response {
+            codec,
+            body: Bytes::new(),
+            value: Some(value),
+        }
     }
 
     /// The codec the body is encoded with.
@@ -147,14 +193,38 @@ impl Response {
         self.codec
     }
 
-    /// The encoded body.
+    /// The encoded body (empty for the response of an in-process call).
     pub fn body(&self) -> &Bytes {
         &self.body
     }
 
-    /// The encoded body, owned.
-    pub fn into_body(self) -> Bytes {
-        self.body
+    /// The encoded body, owned; a value not encoded yet is encoded now.
+    pub fn into_body(self) -> Result<Bytes, Error> {
+        match self.value {
+            None => Ok(self.body),
+            Some(value) => value
+                .encode(self.codec)
+                .map(Bytes::from)
+                .map_err(|e| e.into_error(crate::error::SERVER_ID)),
+        }
+    }
+
+    /// The body, or the value of an in-process call.
+    pub(crate) fn into_message(self) -> Message {
+        match self.value {
+            Some(value) => Message::Value(value),
+            None => Message::Body(self.body),
+        }
+    }
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("codec", &self.codec)
+            .field("body_len", &self.body.len())
+            .field("in_process", &self.value.is_some())
+            .finish()
     }
 }
 
@@ -227,7 +297,7 @@ pub struct SubscriberDescriptor {
     topic: &'static str,
     queue: Option<&'static str>,
     docs: &'static str,
-    message: fn() -> Value,
+    message: fn() -> registry::Value,
 }
 
 impl SubscriberDescriptor {
@@ -238,7 +308,7 @@ impl SubscriberDescriptor {
         topic: &'static str,
         queue: Option<&'static str>,
         docs: &'static str,
-        message: fn() -> Value,
+        message: fn() -> registry::Value,
     ) -> Self {
         SubscriberDescriptor {
             name,
@@ -276,7 +346,7 @@ impl SubscriberDescriptor {
     }
 
     /// The message's shape.
-    pub fn message(&self) -> Value {
+    pub fn message(&self) -> registry::Value {
         (self.message)()
     }
 
@@ -318,8 +388,8 @@ pub struct EndpointDescriptor {
     name: &'static str,
     method: &'static str,
     docs: &'static str,
-    request: fn() -> Value,
-    response: fn() -> Value,
+    request: fn() -> registry::Value,
+    response: fn() -> registry::Value,
     idempotent: bool,
     kind: Kind,
 }
@@ -330,8 +400,8 @@ impl EndpointDescriptor {
         name: &'static str,
         method: &'static str,
         docs: &'static str,
-        request: fn() -> Value,
-        response: fn() -> Value,
+        request: fn() -> registry::Value,
+        response: fn() -> registry::Value,
         idempotent: bool,
         kind: Kind,
     ) -> Self {
@@ -362,12 +432,12 @@ impl EndpointDescriptor {
     }
 
     /// The request's shape.
-    pub fn request(&self) -> Value {
+    pub fn request(&self) -> registry::Value {
         (self.request)()
     }
 
     /// The response's shape.
-    pub fn response(&self) -> Value {
+    pub fn response(&self) -> registry::Value {
         (self.response)()
     }
 

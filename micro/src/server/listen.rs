@@ -64,6 +64,11 @@ impl RunningServer {
         self.local_addr
     }
 
+    /// The token that stops the server.
+    pub(crate) fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
     /// Stops accepting, lets in-flight calls finish within the drain time,
     /// then closes every connection.
     pub async fn shutdown(self) -> Drained {

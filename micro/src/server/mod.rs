@@ -6,7 +6,7 @@
 //! mux calls per connection (200) and header list size (16 KiB). Shutdown stops accepting, lets in-flight calls finish within a
 //! bounded drain time, then closes what is left.
 
-mod handler;
+pub(crate) mod handler;
 mod listen;
 mod router;
 mod stream;
@@ -28,7 +28,7 @@ pub use self::listen::{Drained, RunningServer};
 pub(crate) use self::listen::{Peer, listen};
 pub use self::subscriber::SubscriberStats;
 pub(crate) use self::subscriber::{Subscribed, open as open_message};
-pub(crate) use self::transport::{Shared, Unary, body_too_large, dispatch};
+pub(crate) use self::transport::{Shared, Unary, body_too_large, dispatch, run};
 use crate::mux;
 
 /// Server limits and timeouts.
@@ -163,11 +163,14 @@ impl Server {
         let mux: listen::MuxServe = Arc::new(move |stream, peer, stop| {
             Box::pin(mux::server::serve(stream, peer, Arc::clone(&mux_shared), limits, stop))
         });
-        listen::listen(
+        let local = Arc::clone(&shared);
+        let running = listen::listen(
             listener,
             &self.options,
             move |peer, request| transport::serve(Arc::clone(&shared), peer, request),
             Some(mux),
-        )
+        );
+        crate::local::register(running.local_addr().to_string(), &local, running.stop_token());
+        running
     }
 }

@@ -257,9 +257,7 @@ pub(crate) async fn dispatch(shared: &Shared, call: Unary) -> Result<Bytes, Erro
     let handler = Arc::clone(handler);
     let context = Context::for_request(metadata, deadline, service, Arc::clone(&endpoint));
     let request = Request::new(descriptor.method(), context.clone(), codec, body);
-    run(handler, request, &endpoint, context, deadline)
-        .await
-        .map(Response::into_body)
+    run(handler, request, &endpoint, context, deadline).await?.into_body()
 }
 
 /// Every request header as metadata, plus `Local` and `Remote` as Go Micro sets them.
@@ -301,7 +299,7 @@ async fn read_body(request: http::Request<Incoming>, limit: usize) -> Result<Byt
 }
 
 /// Runs the handler inside its context, under its deadline, catching panics.
-pub(super) async fn run(
+pub(crate) async fn run(
     handler: Arc<dyn Handler>,
     request: Request,
     endpoint: &str,

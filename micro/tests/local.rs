@@ -1,0 +1,178 @@
+//! In-process calls (`ClientOptions::local_calls`): a client calling a node
+//! served by its own process hands the request value to the handler, and
+//! nothing is encoded when both sides use the same types.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use micro::Flags;
+use micro::client::ClientOptions;
+use micro::prelude::*;
+use micro::registry::{MemoryRegistry, RegisterOptions, Registry};
+use micro::service::Running;
+use serde::Serializer;
+
+/// How many times a `Counted` value was serialized.
+static SERIALIZED: AtomicUsize = AtomicUsize::new(0);
+
+/// A request that counts its serializations.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+struct Counted {
+    name: String,
+}
+
+impl Serialize for Counted {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        SERIALIZED.fetch_add(1, Ordering::SeqCst);
+        #[derive(Serialize)]
+        struct Plain<'a> {
+            name: &'a str,
+        }
+        Plain { name: &self.name }.serialize(serializer)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Echoed {
+    name: String,
+    endpoint: Option<String>,
+    user: Option<String>,
+    micro_id: Option<String>,
+}
+
+/// The same shapes as `Counted` and `Echoed`, as another crate might declare them.
+#[derive(Debug, Serialize)]
+struct TheirRequest {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct TheirResponse {
+    name: String,
+    endpoint: Option<String>,
+}
+
+struct Echo;
+
+#[micro::service]
+impl Echo {
+    #[endpoint]
+    async fn echo(&self, ctx: &Context, req: Counted) -> Result<Echoed> {
+        Ok(Echoed {
+            name: req.name,
+            endpoint: ctx.endpoint().map(str::to_owned),
+            user: ctx.get("X-User").map(str::to_owned),
+            micro_id: ctx.get("Micro-Id").map(str::to_owned),
+        })
+    }
+
+    #[endpoint]
+    async fn slow(&self, req: Counted) -> Result<Echoed> {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        Err(Error::internal_server_error(
+            "echo",
+            format!("{} should have timed out", req.name),
+        ))
+    }
+
+    #[endpoint]
+    async fn refuse(&self, _req: Counted) -> Result<Echoed> {
+        Err(Error::forbidden("echo", "not you"))
+    }
+}
+
+async fn start() -> (Running, Arc<dyn Registry>) {
+    let registry: Arc<dyn Registry> = Arc::new(MemoryRegistry::new());
+    let running = Service::new("echo")
+        .flags(Flags::none())
+        .address("127.0.0.1:0")
+        .registry(Arc::clone(&registry))
+        .handle(Echo)
+        .start()
+        .await
+        .unwrap();
+    (running, registry)
+}
+
+fn client(registry: &Arc<dyn Registry>, local: bool) -> Client {
+    Client::with_options(Arc::clone(registry), ClientOptions::default().local_calls(local))
+}
+
+/// One test, so that the serialization counter sees only its own calls.
+#[tokio::test]
+async fn local_calls_skip_the_wire_and_the_codec_when_types_match() {
+    let (running, registry) = start().await;
+    let request = Counted { name: "alice".into() };
+
+    // Over the wire the request is serialized, and the transport's metadata is seen.
+    let wire = EchoClient::new("echo", client(&registry, false));
+    let before = SERIALIZED.load(Ordering::SeqCst);
+    let rsp = wire.echo(request.clone()).metadata("X-User", "u1").await.unwrap();
+    assert!(
+        SERIALIZED.load(Ordering::SeqCst) > before,
+        "the wire call serialized the request"
+    );
+    assert_eq!(rsp.user.as_deref(), Some("u1"));
+
+    // In place: same answer, nothing serialized, no transport headers.
+    let local = EchoClient::new("echo", client(&registry, true));
+    let before = SERIALIZED.load(Ordering::SeqCst);
+    let rsp = local.echo(request.clone()).metadata("X-User", "u2").await.unwrap();
+    assert_eq!(
+        SERIALIZED.load(Ordering::SeqCst),
+        before,
+        "an in-process call encodes nothing"
+    );
+    assert_eq!(
+        rsp,
+        Echoed {
+            name: "alice".into(),
+            endpoint: Some("Echo.Echo".into()),
+            user: Some("u2".into()),
+            micro_id: None,
+        }
+    );
+
+    // Types that differ on either side go through the codec and still arrive.
+    let rsp: TheirResponse = client(&registry, true)
+        .call("echo", "Echo.Echo", TheirRequest { name: "bob".into() })
+        .await
+        .unwrap();
+    assert_eq!(rsp.name, "bob");
+    assert_eq!(rsp.endpoint.as_deref(), Some("Echo.Echo"));
+
+    // Errors keep their code; the deadline holds; unknown endpoints are 404.
+    let err = local.refuse(request.clone()).await.unwrap_err();
+    assert_eq!((err.code, err.detail.as_str()), (403, "not you"));
+    let started = std::time::Instant::now();
+    let err = local
+        .slow(request.clone())
+        .timeout(Duration::from_millis(100))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, 408, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let err = client(&registry, true)
+        .call::<_, Echoed>("echo", "Echo.Missing", request.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, 404, "{err}");
+
+    // Once the server stops, calls no longer run in place: the registry
+    // still lists the node, and the network call to it fails.
+    let record = registry.get_service("echo").await.unwrap().remove(0);
+    running.stop().await.unwrap();
+    registry.register(&record, RegisterOptions::default()).await.unwrap();
+    let err = EchoClient::new(
+        "echo",
+        Client::with_options(
+            Arc::clone(&registry),
+            ClientOptions::default().local_calls(true).retries(0),
+        ),
+    )
+    .echo(request)
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, 500, "a stopped server is not called in place: {err}");
+}
