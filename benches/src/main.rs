@@ -16,6 +16,7 @@
 
 mod clients;
 mod echo;
+mod inprocess;
 mod measure;
 mod servers;
 
@@ -208,7 +209,46 @@ async fn run(settings: &Settings) -> Result<(), Error> {
             pubsub.entry(server.name()).or_default().push(rate);
         }
     }
-    let report = report(settings, &mut samples, &mut streams, &mut pubsub, &servers);
+    let in_process = if settings
+        .only
+        .as_ref()
+        .is_none_or(|only| "in-process".contains(only.as_str()))
+    {
+        let calls = u32::try_from(settings.calls * 20).unwrap_or(u32::MAX);
+        let measured = inprocess::measure(calls, settings.repeats.max(1)).await?;
+        eprintln!(
+            "  in-process: direct {:.0} ns, micro local {:.0} ns, micro mux {:.0} ns per call",
+            measured.direct_ns, measured.local_ns, measured.mux_ns
+        );
+        Some(measured)
+    } else {
+        None
+    };
+    let mut report = report(settings, &mut samples, &mut streams, &mut pubsub, &servers);
+    if let Some(measured) = in_process {
+        let _ = writeln!(
+            report,
+            "
+## In-process call
+
+Client and handler in one process, one call at a time; {} calls per round, median of {} rounds.
+",
+            settings.calls * 20,
+            settings.repeats.max(1)
+        );
+        let _ = writeln!(report, "| way | ns/call |\n|---|---:|");
+        let _ = writeln!(
+            report,
+            "| the endpoint's body as a plain function | {:.0} |",
+            measured.direct_ns
+        );
+        let _ = writeln!(report, "| micro, `local_calls(true)` | {:.0} |", measured.local_ns);
+        let _ = writeln!(
+            report,
+            "| micro over mux to the same process | {:.0} |",
+            measured.mux_ns
+        );
+    }
     println!("{report}");
     std::fs::write(&settings.out, &report)?;
     eprintln!("written to {}", settings.out);
