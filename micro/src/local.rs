@@ -16,15 +16,10 @@ use std::sync::{Arc, Mutex, Weak};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::{Codec, CodecError};
-use crate::context::Context;
-use crate::error::{Error, SERVER_ID};
-use crate::metadata::Metadata;
-use crate::server::handler::{Request, Response};
-use crate::server::{Shared, run};
+use crate::server::Shared;
 
 /// A request or response value that can still be encoded if the other side
 /// wants a different type.
@@ -87,38 +82,6 @@ pub(crate) fn register(address: String, shared: &Arc<Shared>, stop: Cancellation
 pub(crate) fn find(address: &str) -> Option<Arc<Shared>> {
     let servers = SERVERS.lock().unwrap_or_else(|p| p.into_inner());
     servers.as_ref()?.get(address)?.live()
-}
-
-/// One call to run in this process.
-pub(crate) struct LocalCall<'a> {
-    pub(crate) service: &'a str,
-    pub(crate) endpoint: &'a str,
-    /// The codec used if a side's type differs.
-    pub(crate) codec: Codec,
-    pub(crate) metadata: Metadata,
-    pub(crate) deadline: Instant,
-    pub(crate) request: Box<dyn Value>,
-}
-
-/// Runs the handler of `call.endpoint` on this process's server, under the
-/// deadline, as the server would for a call from the network.
-pub(crate) async fn call(shared: &Shared, call: LocalCall<'_>) -> Result<Response, Error> {
-    let (handler, descriptor) = shared.router.route(call.endpoint)?;
-    if descriptor.kind().is_stream() {
-        return Err(Error::bad_request(
-            SERVER_ID,
-            format!("{} is a streaming endpoint: open it as a stream", call.endpoint),
-        ));
-    }
-    let handler = Arc::clone(handler);
-    let context = Context::for_request(
-        call.metadata,
-        Some(call.deadline),
-        Some(Arc::from(call.service)),
-        Arc::from(call.endpoint),
-    );
-    let request = Request::local(descriptor.method(), context.clone(), call.codec, call.request);
-    run(handler, request, call.endpoint, context, Some(call.deadline)).await
 }
 
 #[cfg(test)]

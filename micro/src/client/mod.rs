@@ -35,7 +35,6 @@ use crate::codec::{Codec, jsonrpc};
 use crate::context::Context;
 use crate::error::{CLIENT_ID, Error, Result};
 use crate::headers::names;
-use crate::local::LocalCall;
 use crate::metadata::Metadata;
 use crate::mux::client::{MuxClient, MuxOptions, call_frame};
 use crate::registry::{CacheRegistry, MdnsRegistry, Node, Registry, RegistryError, Service};
@@ -437,13 +436,13 @@ impl Client {
             if let Some(shared) = self.local_server(&target)
                 && let Some(value) = request.take()
             {
-                let call = LocalCall {
-                    service,
-                    endpoint,
+                let call = crate::server::Unary {
+                    endpoint: Arc::from(endpoint),
+                    service: Some(Arc::from(service)),
                     codec: target.codec,
                     metadata: outbound_metadata(context.as_ref(), &options),
-                    deadline,
-                    request: Box::new(value),
+                    deadline: Some(deadline),
+                    message: Message::Value(Box::new(value)),
                 };
                 let result = call_local(&shared, call).await;
                 self.mark(service, &target, result.as_ref().err());
@@ -678,11 +677,11 @@ fn outbound_metadata(context: Option<&Context>, options: &CallOptions) -> Metada
 /// Runs a call on this process's server; its answer is the handler's.
 async fn call_local<Rsp: DeserializeOwned + 'static>(
     shared: &Shared,
-    call: LocalCall<'_>,
+    call: crate::server::Unary,
 ) -> std::result::Result<Rsp, Failure> {
     let codec = call.codec;
     let answered = |error| Failure::new(error, Delivery::Answered);
-    let response = crate::local::call(shared, call).await.map_err(answered)?;
+    let response = crate::server::respond(shared, call).await.map_err(answered)?;
     let decoded = match response.into_message() {
         Message::Value(value) => crate::local::take::<Rsp>(value, codec),
         Message::Body(body) => codec.decode(&body),

@@ -70,36 +70,23 @@ impl Codec {
 
     /// Encodes a value. JSON ends with a newline, as Go's `json.Encoder` writes it.
     pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, CodecError> {
+        if self == Codec::Bytes {
+            return raw::to_bytes(value).map_err(|e| self.encode_error(e));
+        }
+        // Start from the size serde_json starts from.
+        let mut buf = Vec::with_capacity(128);
         match self {
-            Codec::Bytes => raw::to_bytes(value).map_err(|e| self.encode_error(e)),
             Codec::Json | Codec::JsonRpc => {
-                let mut buf = Vec::with_capacity(128);
                 serde_json::to_writer(&mut buf, value).map_err(|e| self.encode_error(e))?;
                 buf.push(b'\n');
-                Ok(buf)
             }
             Codec::Msgpack => {
-                let mut buf = Vec::with_capacity(128);
-                self.encode_into(&mut buf, value).map(|()| buf)
-            }
-        }
-    }
-
-    /// Encodes a value at the end of `buf`, as [`Codec::encode`] would, so a
-    /// transport can write a message straight into its frame.
-    pub fn encode_into<T: Serialize + ?Sized>(self, buf: &mut Vec<u8>, value: &T) -> Result<(), CodecError> {
-        match self {
-            Codec::Json | Codec::JsonRpc => {
-                serde_json::to_writer(&mut *buf, value).map_err(|e| self.encode_error(e))?;
-                buf.push(b'\n');
-            }
-            Codec::Msgpack => {
-                let mut serializer = rmp_serde::Serializer::new(&mut *buf).with_struct_map();
+                let mut serializer = rmp_serde::Serializer::new(&mut buf).with_struct_map();
                 value.serialize(&mut serializer).map_err(|e| self.encode_error(e))?;
             }
-            Codec::Bytes => buf.extend(raw::to_bytes(value).map_err(|e| self.encode_error(e))?),
+            Codec::Bytes => {}
         }
-        Ok(())
+        Ok(buf)
     }
 
     /// Decodes a value.

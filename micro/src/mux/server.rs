@@ -24,6 +24,7 @@ use crate::codec::Codec;
 use crate::error::{Error, SERVER_ID};
 use crate::headers;
 use crate::metadata::Metadata;
+use crate::server::handler::Message;
 use crate::server::{Peer, Shared, Unary, body_too_large, dispatch};
 
 /// Limits of a mux connection.
@@ -215,7 +216,7 @@ async fn answer(shared: Arc<Shared>, peer: Arc<Peer>, id: u32, payload: Bytes) -
         codec,
         metadata,
         deadline: head.timeout.and_then(|t| Instant::now().checked_add(t)),
-        body,
+        message: Message::Body(body),
     };
     match dispatch(&shared, call).await {
         Ok(body) => {

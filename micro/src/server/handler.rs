@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use tracing::warn;
+
 use crate::BoxFuture;
 use crate::broker::Event;
 use crate::codec::Codec;
@@ -55,10 +57,8 @@ pub struct Request {
     method: Box<str>,
     context: Context,
     codec: Codec,
-    body: Bytes,
+    message: Message,
     stream: Option<StreamParts>,
-    /// The request value of an in-process call, not encoded.
-    value: Option<Box<dyn Value>>,
 }
 
 /// The two directions of a streaming call.
@@ -74,21 +74,20 @@ impl Request {
             method: method.into(),
             context,
             codec,
-            body,
+            message: Message::Body(body),
             stream: None,
-            value: None,
         }
     }
 
-    /// A request of an in-process call, carrying the caller's value.
-    pub(crate) fn local(method: &str, context: Context, codec: Codec, value: Box<dyn Value>) -> Self {
+    /// A request carrying `message`: an encoded body, or in an in-process
+    /// call the caller's value.
+    pub(crate) fn with_message(method: &str, context: Context, codec: Codec, message: Message) -> Self {
         Request {
             method: method.into(),
             context,
             codec,
-            body: Bytes::new(),
+            message,
             stream: None,
-            value: Some(value),
         }
     }
 
@@ -98,9 +97,8 @@ impl Request {
             method: method.into(),
             context,
             codec,
-            body: Bytes::new(),
+            message: Message::Body(Bytes::new()),
             stream: Some(stream),
-            value: None,
         }
     }
 
@@ -125,23 +123,25 @@ impl Request {
         self.codec
     }
 
-    /// The encoded body.
+    /// The encoded body; empty in an in-process call, whose request is not
+    /// encoded (see [`into_parts`](Self::into_parts)).
     pub fn body(&self) -> &Bytes {
-        &self.body
+        self.message.body()
     }
 
-    /// Context, codec and body.
+    /// Context, codec and body; the request of an in-process call is
+    /// encoded now.
     pub fn into_parts(self) -> (Context, Codec, Bytes) {
-        (self.context, self.codec, self.body)
+        let body = self.message.into_body(self.codec).unwrap_or_else(|e| {
+            warn!(error = %e, "the request of an in-process call cannot be encoded; the handler gets an empty body");
+            Bytes::new()
+        });
+        (self.context, self.codec, body)
     }
 
     /// Context, codec, and the body or the caller's value.
     pub(crate) fn into_message(self) -> (Context, Codec, Message) {
-        let message = match self.value {
-            Some(value) => Message::Value(value),
-            None => Message::Body(self.body),
-        };
-        (self.context, self.codec, message)
+        (self.context, self.codec, self.message)
     }
 }
 
@@ -151,13 +151,33 @@ pub(crate) enum Message {
     Value(Box<dyn Value>),
 }
 
+impl Message {
+    fn body(&self) -> &Bytes {
+        static NOT_ENCODED: Bytes = Bytes::new();
+        match self {
+            Message::Body(body) => body,
+            Message::Value(_) => &NOT_ENCODED,
+        }
+    }
+
+    fn into_body(self, codec: Codec) -> Result<Bytes, Error> {
+        match self {
+            Message::Body(body) => Ok(body),
+            Message::Value(value) => value
+                .encode(codec)
+                .map(Bytes::from)
+                .map_err(|e| e.into_error(crate::error::SERVER_ID)),
+        }
+    }
+}
+
 impl fmt::Debug for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Request")
             .field("method", &self.method)
             .field("codec", &self.codec)
-            .field("body_len", &self.body.len())
-            .field("in_process", &self.value.is_some())
+            .field("body_len", &self.body().len())
+            .field("in_process", &matches!(self.message, Message::Value(_)))
             .finish()
     }
 }
@@ -165,8 +185,7 @@ impl fmt::Debug for Request {
 /// A handler's response: encoded, or in an in-process call the value itself.
 pub struct Response {
     codec: Codec,
-    body: Bytes,
-    value: Option<Box<dyn Value>>,
+    message: Message,
 }
 
 impl Response {
@@ -174,8 +193,7 @@ impl Response {
     pub fn new(codec: Codec, body: Bytes) -> Self {
         Response {
             codec,
-            body,
-            value: None,
+            message: Message::Body(body),
         }
     }
 
@@ -183,8 +201,7 @@ impl Response {
     pub(crate) fn local(codec: Codec, value: Box<dyn Value>) -> Self {
         Response {
             codec,
-            body: Bytes::new(),
-            value: Some(value),
+            message: Message::Value(value),
         }
     }
 
@@ -193,28 +210,20 @@ impl Response {
         self.codec
     }
 
-    /// The encoded body (empty for the response of an in-process call).
+    /// The encoded body; empty in an in-process call, whose response is not
+    /// encoded (see [`into_body`](Self::into_body)).
     pub fn body(&self) -> &Bytes {
-        &self.body
+        self.message.body()
     }
 
     /// The encoded body, owned; a value not encoded yet is encoded now.
     pub fn into_body(self) -> Result<Bytes, Error> {
-        match self.value {
-            None => Ok(self.body),
-            Some(value) => value
-                .encode(self.codec)
-                .map(Bytes::from)
-                .map_err(|e| e.into_error(crate::error::SERVER_ID)),
-        }
+        self.message.into_body(self.codec)
     }
 
     /// The body, or the value of an in-process call.
     pub(crate) fn into_message(self) -> Message {
-        match self.value {
-            Some(value) => Message::Value(value),
-            None => Message::Body(self.body),
-        }
+        self.message
     }
 }
 
@@ -222,8 +231,8 @@ impl fmt::Debug for Response {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Response")
             .field("codec", &self.codec)
-            .field("body_len", &self.body.len())
-            .field("in_process", &self.value.is_some())
+            .field("body_len", &self.body().len())
+            .field("in_process", &matches!(self.message, Message::Value(_)))
             .finish()
     }
 }
@@ -511,4 +520,21 @@ pub fn compiled_services() -> impl Iterator<Item = &'static ServiceDescriptor> {
     inventory::iter::<CompiledService>
         .into_iter()
         .map(CompiledService::descriptor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_in_process_value_is_encoded_when_a_body_is_asked_for() {
+        let value: Box<dyn Value> = Box::new(("alice".to_owned(), 7u8));
+        let request = Request::with_message("Greeting", Context::new(), Codec::Json, Message::Value(value));
+        assert!(request.body().is_empty(), "not encoded until asked");
+        let (_, codec, body) = request.into_parts();
+        assert_eq!((codec, &body[..]), (Codec::Json, &b"[\"alice\",7]\n"[..]));
+
+        let response = Response::local(Codec::Json, Box::new("hi".to_owned()));
+        assert_eq!(&response.into_body().unwrap()[..], b"\"hi\"\n");
+    }
 }

@@ -28,7 +28,7 @@ pub use self::listen::{Drained, RunningServer};
 pub(crate) use self::listen::{Peer, listen};
 pub use self::subscriber::SubscriberStats;
 pub(crate) use self::subscriber::{Subscribed, open as open_message};
-pub(crate) use self::transport::{Shared, Unary, body_too_large, dispatch, run};
+pub(crate) use self::transport::{Shared, Unary, body_too_large, dispatch, respond};
 use crate::mux;
 
 /// Server limits and timeouts.

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use tracing::{debug, error, warn};
 
 use super::Peer;
-use super::handler::{Handler, Request, Response};
+use super::handler::{Handler, Message, Request, Response};
 use super::router::Router;
 use super::stream;
 use crate::BoxFuture;
@@ -134,14 +134,14 @@ pub(crate) async fn serve(
     request: http::Request<Incoming>,
 ) -> http::Response<ResponseBody> {
     let head = Head::read(request.headers());
-    let reply = call(&shared, peer, &head, request).await;
+    let reply = call(&shared, &peer, &head, request).await;
     if let Err(err) = &reply.result {
         debug!(endpoint = head.endpoint().unwrap_or(""), code = err.code, detail = %err.detail, "call failed");
     }
     write_reply(&head, reply)
 }
 
-async fn call(shared: &Shared, peer: Arc<Peer>, head: &Head, request: http::Request<Incoming>) -> Reply {
+async fn call(shared: &Shared, peer: &Peer, head: &Head, request: http::Request<Incoming>) -> Reply {
     if request.method() != Method::POST {
         return Reply::error(Error::method_not_allowed(
             SERVER_ID,
@@ -161,7 +161,7 @@ async fn call(shared: &Shared, peer: Arc<Peer>, head: &Head, request: http::Requ
         },
     };
     let deadline = head.timeout.and_then(|t| Instant::now().checked_add(t));
-    let metadata = metadata(request.headers(), &peer);
+    let metadata = metadata(request.headers(), peer);
     // Route before reading the body, unless only a JSON-RPC envelope names the endpoint.
     if let Some(endpoint) = &head.endpoint {
         let (handler, descriptor) = match shared.router.route(&endpoint.text) {
@@ -214,7 +214,7 @@ async fn call(shared: &Shared, peer: Arc<Peer>, head: &Head, request: http::Requ
             codec,
             metadata,
             deadline,
-            body,
+            message: Message::Body(body),
         },
     )
     .await;
@@ -232,18 +232,24 @@ pub(crate) struct Unary {
     pub(crate) codec: Codec,
     pub(crate) metadata: Metadata,
     pub(crate) deadline: Option<Instant>,
-    pub(crate) body: Bytes,
+    /// The encoded body, or in an in-process call the caller's value.
+    pub(crate) message: Message,
 }
 
 /// Routes a unary call and runs its handler: the encoded response or the error.
 pub(crate) async fn dispatch(shared: &Shared, call: Unary) -> Result<Bytes, Error> {
+    respond(shared, call).await?.into_body()
+}
+
+/// Routes a unary call and runs its handler: the handler's response or the error.
+pub(crate) async fn respond(shared: &Shared, call: Unary) -> Result<Response, Error> {
     let Unary {
         endpoint,
         service,
         codec,
         metadata,
         deadline,
-        body,
+        message,
     } = call;
     let (handler, descriptor) = shared.router.route(&endpoint)?;
     if descriptor.kind().is_stream() {
@@ -256,8 +262,8 @@ pub(crate) async fn dispatch(shared: &Shared, call: Unary) -> Result<Bytes, Erro
     }
     let handler = Arc::clone(handler);
     let context = Context::for_request(metadata, deadline, service, Arc::clone(&endpoint));
-    let request = Request::new(descriptor.method(), context.clone(), codec, body);
-    run(handler, request, &endpoint, context, deadline).await?.into_body()
+    let request = Request::with_message(descriptor.method(), context.clone(), codec, message);
+    run(handler, request, &endpoint, context, deadline).await
 }
 
 /// Every request header as metadata, plus `Local` and `Remote` as Go Micro sets them.
@@ -299,7 +305,7 @@ async fn read_body(request: http::Request<Incoming>, limit: usize) -> Result<Byt
 }
 
 /// Runs the handler inside its context, under its deadline, catching panics.
-pub(crate) async fn run(
+pub(super) async fn run(
     handler: Arc<dyn Handler>,
     request: Request,
     endpoint: &str,
