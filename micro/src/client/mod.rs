@@ -6,6 +6,7 @@
 //! kept for a minute.
 
 mod call;
+mod pool;
 mod publish;
 pub mod retry;
 mod stream;

@@ -1,12 +1,14 @@
 //! Go Micro's HTTP transport, client side: one `POST /` per call on a pooled
-//! keep-alive connection.
+//! keep-alive connection (HTTP/1.1, see [`pool`](super::pool)), or on one
+//! multiplexed h2c connection per node.
 
 use std::error::Error as StdError;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap};
-use http::{Method, StatusCode};
+use http::response::Parts;
+use http::{Method, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client as HyperClient;
@@ -14,6 +16,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
+use super::pool::{Checkout, Pool};
 use super::retry::{Delivery, Failure};
 use crate::codec::Codec;
 use crate::error::{CLIENT_ID, Error};
@@ -35,11 +38,20 @@ pub(crate) struct TransportOptions {
 
 /// A pooled HTTP client speaking Go Micro's transport, and an HTTP/2 one
 /// for streams.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct HttpTransport {
-    client: HyperClient<HttpConnector, Full<Bytes>>,
+    calls: Calls,
     streams: HyperClient<HttpConnector, ChannelBody>,
     response_limit: usize,
+}
+
+/// How unary calls travel.
+#[derive(Debug)]
+enum Calls {
+    /// One call at a time per pooled connection.
+    Http1(Pool),
+    /// Every call to a node on one h2c connection.
+    Http2(HyperClient<HttpConnector, Full<Bytes>>),
 }
 
 /// A response body and its codec.
@@ -55,13 +67,18 @@ impl HttpTransport {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(options.connect_timeout));
-        let client = HyperClient::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(options.pool_ttl)
-            .pool_max_idle_per_host(options.pool_size)
-            .http2_only(options.http2)
-            .build(connector.clone());
+        let calls = if options.http2 {
+            Calls::Http2(
+                HyperClient::builder(TokioExecutor::new())
+                    .pool_timer(TokioTimer::new())
+                    .timer(TokioTimer::new())
+                    .pool_idle_timeout(options.pool_ttl)
+                    .http2_only(true)
+                    .build(connector.clone()),
+            )
+        } else {
+            Calls::Http1(Pool::new(options.connect_timeout, options.pool_size, options.pool_ttl))
+        };
         // Streams share one HTTP/2 connection per node; pings find dead peers.
         let streams = HyperClient::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
@@ -73,7 +90,7 @@ impl HttpTransport {
             .http2_keep_alive_while_idle(false)
             .build(connector);
         HttpTransport {
-            client,
+            calls,
             streams,
             response_limit: options.response_limit,
         }
@@ -87,14 +104,18 @@ impl HttpTransport {
         body: Bytes,
         deadline: Instant,
     ) -> Result<Answer, Failure> {
-        let request = post(address, headers, Full::new(body))?;
         let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| transport_failure(address, &e))?;
-            read_response(response, self.response_limit).await
+            match &self.calls {
+                Calls::Http1(pool) => self.over_http1(pool, address, headers, body).await,
+                Calls::Http2(client) => {
+                    let request = post(address, headers, Full::new(body))?;
+                    let response = client
+                        .request(request)
+                        .await
+                        .map_err(|e| transport_failure(address, &e))?;
+                    read_response(response, self.response_limit).await
+                }
+            }
         };
         tokio::time::timeout_at(deadline, exchange).await.unwrap_or_else(|_| {
             Err(Failure::new(
@@ -105,6 +126,36 @@ impl HttpTransport {
                 Delivery::Unknown,
             ))
         })
+    }
+
+    /// One call on a pooled HTTP/1.1 connection, which goes back to the pool
+    /// once the answer is read in full.
+    async fn over_http1(&self, pool: &Pool, address: &str, headers: HeaderMap, body: Bytes) -> Result<Answer, Failure> {
+        let mut request = http::Request::new(Full::new(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = Uri::from_static("/");
+        *request.headers_mut() = headers;
+        let Checkout { mut connection, reused } = pool.checkout(address).await?;
+        request.headers_mut().insert(header::HOST, connection.host.clone());
+        let response = match connection.sender.try_send_request(request).await {
+            Ok(response) => response,
+            // A reused connection the peer had closed: the request never left,
+            // so it goes out on a new one.
+            Err(mut e) => match e.take_message() {
+                Some(request) if reused => {
+                    connection = pool.connect(address).await?;
+                    connection
+                        .sender
+                        .try_send_request(request)
+                        .await
+                        .map_err(|e| send_failure(address, e))?
+                }
+                _ => return Err(send_failure(address, e)),
+            },
+        };
+        let (parts, body) = read_body(response, self.response_limit).await?;
+        pool.put(address, connection);
+        answer(&parts, body)
     }
 
     /// Sends a stream's headers and body to `address`; gives the response
@@ -165,6 +216,22 @@ fn post<B>(address: &str, headers: HeaderMap, body: B) -> Result<http::Request<B
     Ok(request)
 }
 
+/// A failure to send on a connection: a request that came back never left.
+fn send_failure(address: &str, e: hyper::client::conn::TrySendError<http::Request<Full<Bytes>>>) -> Failure {
+    let delivery = if e.message().is_some() {
+        Delivery::NotSent
+    } else {
+        Delivery::Unknown
+    };
+    Failure::new(
+        Error::internal_server_error(
+            CLIENT_ID,
+            format!("transport error calling {address}: {}", chain(e.error())),
+        ),
+        delivery,
+    )
+}
+
 /// A failure of the HTTP client: a connect error never reached the server.
 fn transport_failure(address: &str, e: &hyper_util::client::legacy::Error) -> Failure {
     let delivery = if e.is_connect() {
@@ -187,44 +254,50 @@ fn has_error(headers: &HeaderMap) -> bool {
     headers.contains_key(&names::ERROR[0]) || headers.contains_key(&names::ERROR[1])
 }
 
-async fn read_response(response: http::Response<hyper::body::Incoming>, limit: usize) -> Result<Answer, Failure> {
-    let status = response.status();
-    let micro_error = response
-        .headers()
+async fn read_response(response: http::Response<Incoming>, limit: usize) -> Result<Answer, Failure> {
+    let (parts, body) = read_body(response, limit).await?;
+    answer(&parts, body)
+}
+
+/// The head of a response and its whole body, at most `limit` bytes.
+async fn read_body(response: http::Response<Incoming>, limit: usize) -> Result<(Parts, Bytes), Failure> {
+    let (parts, body) = response.into_parts();
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok((parts, collected.to_bytes())),
+        Err(e) if e.is::<LengthLimitError>() => Err(Failure::new(
+            Error::internal_server_error(
+                CLIENT_ID,
+                format!("response body is larger than the client's limit of {limit} bytes"),
+            ),
+            Delivery::Answered,
+        )),
+        Err(e) => Err(Failure::new(
+            Error::internal_server_error(CLIENT_ID, format!("cannot read response body: {}", chain(e.as_ref()))),
+            Delivery::Unknown,
+        )),
+    }
+}
+
+/// What a response says: its body and codec, the error in `Micro-Error`,
+/// or the error of a status other than 200.
+fn answer(parts: &Parts, body: Bytes) -> Result<Answer, Failure> {
+    let micro_error = parts
+        .headers
         .get(&names::ERROR[0])
-        .or_else(|| response.headers().get(&names::ERROR[1]))
+        .or_else(|| parts.headers.get(&names::ERROR[1]))
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty())
-        .map(Error::parse);
-    let codec = response
-        .headers()
+        .filter(|v| !v.is_empty());
+    if let Some(error) = micro_error {
+        return Err(Failure::new(Error::parse(error), Delivery::Answered));
+    }
+    if parts.status != StatusCode::OK {
+        return Err(Failure::new(status_error(parts.status, &body), Delivery::Answered));
+    }
+    let codec = parts
+        .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|ct| Codec::from_content_type(ct).ok());
-    if let Some(error) = micro_error {
-        return Err(Failure::new(error, Delivery::Answered));
-    }
-    let body = match Limited::new(response.into_body(), limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => {
-            return Err(Failure::new(
-                Error::internal_server_error(
-                    CLIENT_ID,
-                    format!("response body is larger than the client's limit of {limit} bytes"),
-                ),
-                Delivery::Answered,
-            ));
-        }
-        Err(e) => {
-            return Err(Failure::new(
-                Error::internal_server_error(CLIENT_ID, format!("cannot read response body: {}", chain(e.as_ref()))),
-                Delivery::Unknown,
-            ));
-        }
-    };
-    if status != StatusCode::OK {
-        return Err(Failure::new(status_error(status, &body), Delivery::Answered));
-    }
     Ok(Answer { codec, body })
 }
 
