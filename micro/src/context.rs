@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::headers;
-use crate::metadata::Metadata;
+use crate::metadata::{LazyMetadata, Metadata};
 
 tokio::task_local! {
     static CURRENT: Context;
@@ -25,7 +25,7 @@ tokio::task_local! {
 #[derive(Clone, Default)]
 pub struct Context {
     /// Shared: a context is cloned for the handler, its calls and its scope.
-    metadata: Arc<Metadata>,
+    metadata: Arc<LazyMetadata>,
     deadline: Option<Instant>,
     service: Option<Arc<str>>,
     endpoint: Option<Arc<str>>,
@@ -44,17 +44,17 @@ impl Context {
 
     /// The request metadata (every request header, plus `Local` and `Remote`).
     pub fn metadata(&self) -> &Metadata {
-        &self.metadata
+        self.metadata.get()
     }
 
     /// Mutable access to the metadata.
     pub fn metadata_mut(&mut self) -> &mut Metadata {
-        Arc::make_mut(&mut self.metadata)
+        Arc::make_mut(&mut self.metadata).get_mut()
     }
 
     /// One metadata value, in any letter case.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.metadata.get(key)
+        self.metadata().get(key)
     }
 
     /// Adds a metadata pair.
@@ -108,12 +108,12 @@ impl Context {
 
     /// The server's address for this connection (`Local` metadata).
     pub fn local_addr(&self) -> Option<&str> {
-        self.metadata.get(headers::LOCAL)
+        self.metadata().get(headers::LOCAL)
     }
 
     /// The caller's address (`Remote` metadata).
     pub fn remote_addr(&self) -> Option<&str> {
-        self.metadata.get(headers::REMOTE)
+        self.metadata().get(headers::REMOTE)
     }
 
     /// Runs `fut` with this context as [`Context::current`].
@@ -122,13 +122,13 @@ impl Context {
     }
 
     pub(crate) fn for_request(
-        metadata: Metadata,
+        metadata: impl Into<LazyMetadata>,
         deadline: Option<Instant>,
         service: Option<Arc<str>>,
         endpoint: Arc<str>,
     ) -> Self {
         Context {
-            metadata: Arc::new(metadata),
+            metadata: Arc::new(metadata.into()),
             deadline,
             service,
             endpoint: Some(endpoint),
@@ -138,7 +138,7 @@ impl Context {
     /// The metadata an outbound call forwards: everything but the headers
     /// that describe one hop (content type, ids, timeout, addresses).
     pub(crate) fn forwarded_metadata(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.metadata.iter().filter(|(k, _)| !headers::is_hop_specific(k))
+        self.metadata().iter().filter(|(k, _)| !headers::is_hop_specific(k))
     }
 }
 
@@ -147,7 +147,7 @@ impl fmt::Debug for Context {
         f.debug_struct("Context")
             .field("endpoint", &self.endpoint)
             .field("remaining", &self.remaining())
-            .field("metadata", &self.metadata)
+            .field("metadata", self.metadata())
             .finish()
     }
 }

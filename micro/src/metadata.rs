@@ -6,6 +6,12 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use http::HeaderMap;
+
+use crate::headers;
+use crate::server::Peer;
 
 /// Key/value pairs that travel with a request as headers.
 ///
@@ -69,6 +75,61 @@ impl Metadata {
             self.entries.insert(Cow::Owned(k.to_owned()), v.to_owned());
         }
     }
+}
+
+/// A call's metadata, built from its request's headers the first time it
+/// is read: most handlers never read it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LazyMetadata {
+    built: OnceLock<Metadata>,
+    headers: Option<(HeaderMap, Arc<Peer>)>,
+}
+
+impl LazyMetadata {
+    /// Every header as metadata, plus `Local` and `Remote` as Go Micro sets them.
+    pub(crate) fn from_headers(headers: HeaderMap, peer: Arc<Peer>) -> Self {
+        LazyMetadata {
+            built: OnceLock::new(),
+            headers: Some((headers, peer)),
+        }
+    }
+
+    pub(crate) fn get(&self) -> &Metadata {
+        self.built.get_or_init(|| match &self.headers {
+            Some((map, peer)) => from_headers(map, peer),
+            None => Metadata::new(),
+        })
+    }
+
+    pub(crate) fn get_mut(&mut self) -> &mut Metadata {
+        self.get();
+        self.headers = None;
+        match self.built.get_mut() {
+            Some(built) => built,
+            None => unreachable!("get() builds the metadata"),
+        }
+    }
+}
+
+impl From<Metadata> for LazyMetadata {
+    fn from(metadata: Metadata) -> Self {
+        LazyMetadata {
+            built: OnceLock::from(metadata),
+            headers: None,
+        }
+    }
+}
+
+fn from_headers(map: &HeaderMap, peer: &Peer) -> Metadata {
+    let mut md = Metadata::new();
+    for (name, value) in map {
+        if let Ok(value) = value.to_str() {
+            md.insert(name.as_str(), value);
+        }
+    }
+    md.insert(headers::LOCAL, peer.local.as_str());
+    md.insert(headers::REMOTE, peer.remote.as_str());
+    md
 }
 
 impl fmt::Debug for Metadata {
@@ -170,6 +231,27 @@ mod tests {
             md.iter().map(|(k, _)| k).collect::<Vec<_>>(),
             ["Micro-Endpoint", "X-User-Id"]
         );
+    }
+
+    #[test]
+    fn request_headers_become_metadata_when_first_read_and_stay_editable() {
+        let peer = Arc::new(Peer {
+            local: "127.0.0.1:1".into(),
+            remote: "127.0.0.1:2".into(),
+        });
+        let mut map = HeaderMap::new();
+        map.insert("x-user-id", http::HeaderValue::from_static("42"));
+        let read_first = LazyMetadata::from_headers(map.clone(), Arc::clone(&peer));
+        assert_eq!(read_first.get().get("X-User-Id"), Some("42"));
+        assert_eq!(read_first.get().get("Remote"), Some("127.0.0.1:2"));
+        assert_eq!(read_first.get().get("Local"), Some("127.0.0.1:1"));
+        for mut lazy in [read_first, LazyMetadata::from_headers(map, peer)] {
+            lazy.get_mut().insert("x-more", "1");
+            let md = lazy.clone();
+            assert_eq!(md.get().get("X-More"), Some("1"));
+            assert_eq!(md.get().get("X-User-Id"), Some("42"));
+            assert_eq!(md.get().len(), 4);
+        }
     }
 
     #[test]

@@ -441,7 +441,7 @@ impl Client {
                     endpoint: Arc::from(endpoint),
                     service: Some(Arc::from(service)),
                     codec: target.codec,
-                    metadata: outbound_metadata(context.as_ref(), &options),
+                    metadata: outbound_metadata(context.as_ref(), &options).into(),
                     deadline: Some(deadline),
                     message: Message::Value(Box::new(value)),
                 };

@@ -214,7 +214,7 @@ async fn answer(shared: Arc<Shared>, peer: Arc<Peer>, id: u32, payload: Bytes) -
         endpoint: Arc::from(head.endpoint.as_str()),
         service,
         codec,
-        metadata,
+        metadata: metadata.into(),
         deadline: head.timeout.and_then(|t| Instant::now().checked_add(t)),
         message: Message::Body(body),
     };

@@ -26,11 +26,11 @@ pub(super) fn open(
     descriptor: &'static EndpointDescriptor,
     context: Context,
     codec: Codec,
-    request: http::Request<Incoming>,
+    (version, body): (Version, Incoming),
     deadline: Option<Instant>,
 ) -> Result<ChannelBody, Error> {
     let endpoint = descriptor.name();
-    if request.version() != Version::HTTP_2 {
+    if version != Version::HTTP_2 {
         return Err(Error::bad_request(
             SERVER_ID,
             format!("{endpoint} streams: call it over HTTP/2 (h2c, e.g. curl --http2-prior-knowledge)"),
@@ -43,7 +43,7 @@ pub(super) fn open(
         ));
     }
     let (sender, rx) = mpsc::channel(BUFFER);
-    let reader = FrameReader::new(request.into_body(), shared.body_limit, Side::Server);
+    let reader = FrameReader::new(body, shared.body_limit, Side::Server);
     let parts = StreamParts {
         reader,
         sender: sender.clone(),

@@ -28,8 +28,8 @@ use crate::BoxFuture;
 use crate::codec::{Codec, jsonrpc};
 use crate::context::Context;
 use crate::error::{Error, SERVER_ID};
-use crate::headers::{self, names};
-use crate::metadata::Metadata;
+use crate::headers::names;
+use crate::metadata::LazyMetadata;
 use crate::stream::frame::ChannelBody;
 
 /// What every connection of a server shares.
@@ -134,14 +134,14 @@ pub(crate) async fn serve(
     request: http::Request<Incoming>,
 ) -> http::Response<ResponseBody> {
     let head = Head::read(request.headers());
-    let reply = call(&shared, &peer, &head, request).await;
+    let reply = call(&shared, peer, &head, request).await;
     if let Err(err) = &reply.result {
         debug!(endpoint = head.endpoint().unwrap_or(""), code = err.code, detail = %err.detail, "call failed");
     }
     write_reply(&head, reply)
 }
 
-async fn call(shared: &Shared, peer: &Peer, head: &Head, request: http::Request<Incoming>) -> Reply {
+async fn call(shared: &Shared, peer: Arc<Peer>, head: &Head, request: http::Request<Incoming>) -> Reply {
     if request.method() != Method::POST {
         return Reply::error(Error::method_not_allowed(
             SERVER_ID,
@@ -161,7 +161,9 @@ async fn call(shared: &Shared, peer: &Peer, head: &Head, request: http::Request<
         },
     };
     let deadline = head.timeout.and_then(|t| Instant::now().checked_add(t));
-    let metadata = metadata(request.headers(), peer);
+    let (parts, body) = request.into_parts();
+    let declared_length = content_length(&parts.headers);
+    let metadata = LazyMetadata::from_headers(parts.headers, peer);
     // Route before reading the body, unless only a JSON-RPC envelope names the endpoint.
     if let Some(endpoint) = &head.endpoint {
         let (handler, descriptor) = match shared.router.route(&endpoint.text) {
@@ -176,7 +178,7 @@ async fn call(shared: &Shared, peer: &Peer, head: &Head, request: http::Request<
                 descriptor,
                 context,
                 codec,
-                request,
+                (parts.version, body),
                 deadline,
             );
             return Reply {
@@ -186,7 +188,7 @@ async fn call(shared: &Shared, peer: &Peer, head: &Head, request: http::Request<
             };
         }
     }
-    let body = match read_body(request, shared.body_limit).await {
+    let body = match read_body(body, declared_length, shared.body_limit).await {
         Ok(body) => body,
         Err(e) => return Reply::error(e),
     };
@@ -230,7 +232,7 @@ pub(crate) struct Unary {
     pub(crate) endpoint: Arc<str>,
     pub(crate) service: Option<Arc<str>>,
     pub(crate) codec: Codec,
-    pub(crate) metadata: Metadata,
+    pub(crate) metadata: LazyMetadata,
     pub(crate) deadline: Option<Instant>,
     /// The encoded body, or in an in-process call the caller's value.
     pub(crate) message: Message,
@@ -266,19 +268,6 @@ pub(crate) async fn respond(shared: &Shared, call: Unary) -> Result<Response, Er
     run(handler, request, &endpoint, context, deadline).await
 }
 
-/// Every request header as metadata, plus `Local` and `Remote` as Go Micro sets them.
-fn metadata(map: &HeaderMap, peer: &Peer) -> Metadata {
-    let mut md = Metadata::new();
-    for (name, value) in map {
-        if let Ok(value) = value.to_str() {
-            md.insert(name.as_str(), value);
-        }
-    }
-    md.insert(headers::LOCAL, peer.local.as_str());
-    md.insert(headers::REMOTE, peer.remote.as_str());
-    md
-}
-
 /// The error for a request body over the server's `limit`, on any transport.
 pub(crate) fn body_too_large(limit: usize) -> Error {
     Error::payload_too_large(
@@ -287,17 +276,19 @@ pub(crate) fn body_too_large(limit: usize) -> Error {
     )
 }
 
-async fn read_body(request: http::Request<Incoming>, limit: usize) -> Result<Bytes, Error> {
-    let too_large = || body_too_large(limit);
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
+/// The `Content-Length` a request declares.
+fn content_length(map: &HeaderMap) -> Option<u64> {
+    map.get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+async fn read_body(body: Incoming, declared: Option<u64>, limit: usize) -> Result<Bytes, Error> {
+    let too_large = || body_too_large(limit);
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
-    match Limited::new(request.into_body(), limit).collect().await {
+    match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
         Err(e) => Err(Error::bad_request(SERVER_ID, format!("cannot read request body: {e}"))),
