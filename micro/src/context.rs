@@ -117,8 +117,13 @@ impl Context {
     }
 
     /// Runs `fut` with this context as [`Context::current`].
-    pub async fn scope<F: Future>(self, fut: F) -> F::Output {
-        CURRENT.scope(self, fut).await
+    pub fn scope<F: Future>(self, fut: F) -> impl Future<Output = F::Output> {
+        CURRENT.scope(self, fut)
+    }
+
+    /// Runs `f` with this context as [`Context::current`].
+    pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        CURRENT.sync_scope(self.clone(), f)
     }
 
     pub(crate) fn for_request(

@@ -124,14 +124,21 @@ where
     }
 }
 
+/// hyper's default limit of headers in an HTTP/1.1 request.
+const HYPER_MAX_HEADERS: usize = 100;
+
 fn connection_builder(options: &ServerOptions) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    let mut http1 = builder.http1();
+    http1
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout)
-        .max_headers(options.max_headers)
         .title_case_headers(true);
+    // Set to hyper's own limit, the parser would size its header table at
+    // run time, on every request.
+    if options.max_headers != HYPER_MAX_HEADERS {
+        http1.max_headers(options.max_headers);
+    }
     builder
         .http2()
         .timer(TokioTimer::new())

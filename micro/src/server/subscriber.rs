@@ -9,7 +9,7 @@ use bytes::Bytes;
 use tracing::{info, warn};
 
 use super::handler::{Handler, SubscriberDescriptor};
-use super::transport::catching_panics;
+use super::transport::{catching_panics, start_handler};
 use crate::broker::{self, Broker, BrokerError, Event, SubscribeOptions, Subscription};
 use crate::codec::Codec;
 use crate::context::Context;
@@ -106,7 +106,8 @@ fn deliverer(handler: Arc<dyn Handler>, stats: Arc<SubscriberStats>) -> broker::
         let stats = Arc::clone(&stats);
         Box::pin(async move {
             let descriptor = stats.descriptor;
-            let result = catching_panics(descriptor.name(), || handler.deliver(descriptor.method(), event)).await;
+            let delivery = start_handler(descriptor.name(), || handler.deliver(descriptor.method(), event));
+            let result = catching_panics(descriptor.name(), delivery).await;
             match &result {
                 Ok(()) => stats.handled.fetch_add(1, Ordering::Relaxed),
                 Err(e) => {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::FutureExt;
+use futures_util::{FutureExt, future};
 use http::Method;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
@@ -239,12 +239,13 @@ pub(crate) struct Unary {
 }
 
 /// Routes a unary call and runs its handler: the encoded response or the error.
-pub(crate) async fn dispatch(shared: &Shared, call: Unary) -> Result<Bytes, Error> {
-    respond(shared, call).await?.into_body()
+pub(crate) fn dispatch(shared: &Shared, call: Unary) -> impl Future<Output = Result<Bytes, Error>> + Send + 'static {
+    respond(shared, call).map(|response| response?.into_body())
 }
 
-/// Routes a unary call and runs its handler: the handler's response or the error.
-pub(crate) async fn respond(shared: &Shared, call: Unary) -> Result<Response, Error> {
+/// Routes a unary call and starts its handler: the handler's response or
+/// the error, once the returned future is awaited.
+pub(crate) fn respond(shared: &Shared, call: Unary) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
     let Unary {
         endpoint,
         service,
@@ -253,19 +254,21 @@ pub(crate) async fn respond(shared: &Shared, call: Unary) -> Result<Response, Er
         deadline,
         message,
     } = call;
-    let (handler, descriptor) = shared.router.route(&endpoint)?;
+    let (handler, descriptor) = match shared.router.route(&endpoint) {
+        Ok(found) => found,
+        Err(e) => return future::Either::Left(std::future::ready(Err(e))),
+    };
     if descriptor.kind().is_stream() {
-        return Err(Error::bad_request(
+        return future::Either::Left(std::future::ready(Err(Error::bad_request(
             SERVER_ID,
             format!(
                 "{endpoint} is a streaming endpoint: open it as a stream over HTTP/2, naming it in the Micro-Endpoint header"
             ),
-        ));
+        ))));
     }
-    let handler = Arc::clone(handler);
     let context = Context::for_request(metadata, deadline, service, Arc::clone(&endpoint));
     let request = Request::with_message(descriptor.method(), context.clone(), codec, message);
-    run(handler, request, &endpoint, context, deadline).await
+    future::Either::Right(run(Arc::clone(handler), request, endpoint, context, deadline))
 }
 
 /// The error for a request body over the server's `limit`, on any transport.
@@ -295,37 +298,50 @@ async fn read_body(body: Incoming, declared: Option<u64>, limit: usize) -> Resul
     }
 }
 
-/// Runs the handler inside its context, under its deadline, catching panics.
-pub(super) async fn run(
+/// Starts the handler inside its context and runs it under its deadline,
+/// catching panics.
+pub(super) fn run(
     handler: Arc<dyn Handler>,
     request: Request,
-    endpoint: &str,
+    endpoint: Arc<str>,
     context: Context,
     deadline: Option<Instant>,
-) -> Result<Response, Error> {
-    let guarded = context.scope(catching_panics(endpoint, move || handler.call(request)));
-    match deadline {
-        None => guarded.await,
-        Some(deadline) => tokio::time::timeout_at(deadline, guarded).await.unwrap_or_else(|_| {
-            Err(Error::timeout(
-                SERVER_ID,
-                format!("{endpoint} did not finish within the caller's deadline"),
-            ))
-        }),
+) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
+    let future = start_handler(&endpoint, || context.enter(|| handler.call(request)));
+    let guarded = context.scope(catching_panics(Arc::clone(&endpoint), future));
+    async move {
+        match deadline {
+            None => guarded.await,
+            Some(deadline) => tokio::time::timeout_at(deadline, guarded).await.unwrap_or_else(|_| {
+                Err(Error::timeout(
+                    SERVER_ID,
+                    format!("{endpoint} did not finish within the caller's deadline"),
+                ))
+            }),
+        }
     }
 }
 
-/// Starts a handler's future and runs it, turning a panic in either step
-/// into a 500 error that names `what`.
-pub(super) async fn catching_panics<T>(
+/// Starts a handler's future, turning a panic into a 500 error that names `what`.
+pub(super) fn start_handler<T: Send + 'static>(
     what: &str,
     start: impl FnOnce() -> BoxFuture<'static, Result<T, Error>>,
+) -> BoxFuture<'static, Result<T, Error>> {
+    match std::panic::catch_unwind(AssertUnwindSafe(start)) {
+        Ok(future) => future,
+        Err(panic) => Box::pin(std::future::ready(Err(panicked(what, panic.as_ref())))),
+    }
+}
+
+/// Runs a handler's future, turning a panic into a 500 error that names `what`.
+pub(super) async fn catching_panics<T>(
+    what: impl AsRef<str>,
+    future: BoxFuture<'static, Result<T, Error>>,
 ) -> Result<T, Error> {
-    let outcome = match std::panic::catch_unwind(AssertUnwindSafe(start)) {
-        Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
-        Err(panic) => Err(panic),
-    };
-    outcome.unwrap_or_else(|panic| Err(panicked(what, panic.as_ref())))
+    AssertUnwindSafe(future)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| Err(panicked(what.as_ref(), panic.as_ref())))
 }
 
 fn panicked(endpoint: &str, panic: &(dyn std::any::Any + Send)) -> Error {
