@@ -48,14 +48,18 @@ impl Codec {
     /// `; charset=utf-8` are ignored.
     pub fn from_content_type(content_type: &str) -> Result<Codec, CodecError> {
         let essence = content_type.split(';').next().unwrap_or_default().trim();
-        let codec = match essence.to_ascii_lowercase().as_str() {
-            "application/json" => Codec::Json,
-            "application/json-rpc" => Codec::JsonRpc,
-            "application/msgpack" | "application/x-msgpack" | "application/vnd.msgpack" => Codec::Msgpack,
-            "application/octet-stream" => Codec::Bytes,
-            _ => return Err(CodecError::Unsupported(content_type.to_owned())),
-        };
-        Ok(codec)
+        [
+            ("application/json", Codec::Json),
+            ("application/msgpack", Codec::Msgpack),
+            ("application/json-rpc", Codec::JsonRpc),
+            ("application/octet-stream", Codec::Bytes),
+            ("application/x-msgpack", Codec::Msgpack),
+            ("application/vnd.msgpack", Codec::Msgpack),
+        ]
+        .into_iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(essence))
+        .map(|(_, codec)| codec)
+        .ok_or_else(|| CodecError::Unsupported(content_type.to_owned()))
     }
 
     /// The content type this codec writes.

@@ -149,7 +149,9 @@ impl Selector {
         let mut health = self.health();
         match outcome {
             Outcome::Answered => {
-                health.remove(node_id);
+                if !health.is_empty() {
+                    health.remove(node_id);
+                }
             }
             Outcome::Unreachable => {
                 health.entry(node_id.to_owned()).or_default().ejected_until = Some(Instant::now() + self.ejection);
@@ -189,16 +191,34 @@ impl Selector {
             .flat_map(|s| s.nodes.iter().map(move |n| (s, n)))
             .filter(|(s, n)| filters.iter().all(|f| f.admits(s, n)))
             .collect();
-        let healthy = prefer(&admitted, |(_, n)| !self.is_ejected(&n.id));
-        let untried: Vec<_> = healthy
-            .iter()
-            .copied()
-            .filter(|(_, n)| !tried.contains(&n.id))
-            .collect();
-        let pool = if untried.is_empty() {
-            prefer(&healthy, |(_, n)| tried.last() != Some(&n.id))
+        let healthy = {
+            let health = self.health();
+            if health.is_empty() {
+                admitted
+            } else {
+                let now = Instant::now();
+                let ejected = |node: &Node| {
+                    health
+                        .get(&node.id)
+                        .and_then(|h| h.ejected_until)
+                        .is_some_and(|until| until > now)
+                };
+                prefer(admitted, |(_, n)| !ejected(n))
+            }
+        };
+        let pool = if tried.is_empty() {
+            healthy
         } else {
-            untried
+            let untried: Vec<_> = healthy
+                .iter()
+                .copied()
+                .filter(|(_, n)| !tried.contains(&n.id))
+                .collect();
+            if untried.is_empty() {
+                prefer(healthy, |(_, n)| tried.last() != Some(&n.id))
+            } else {
+                untried
+            }
         };
         if pool.is_empty() {
             return None;
@@ -220,11 +240,14 @@ impl Selector {
 
 /// The items that satisfy `keep`, or all of them when none does.
 fn prefer<'a>(
-    items: &[(&'a Service, &'a Node)],
+    items: Vec<(&'a Service, &'a Node)>,
     keep: impl Fn(&(&Service, &Node)) -> bool,
 ) -> Vec<(&'a Service, &'a Node)> {
+    if items.iter().all(&keep) {
+        return items;
+    }
     let kept: Vec<_> = items.iter().copied().filter(|i| keep(i)).collect();
-    if kept.is_empty() { items.to_vec() } else { kept }
+    if kept.is_empty() { items } else { kept }
 }
 
 #[cfg(test)]

@@ -132,8 +132,7 @@ fn connection_builder(options: &ServerOptions) -> auto::Builder<TokioExecutor> {
     let mut http1 = builder.http1();
     http1
         .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout)
-        .title_case_headers(true);
+        .header_read_timeout(options.header_read_timeout);
     // Set to hyper's own limit, the parser would size its header table at
     // run time, on every request.
     if options.max_headers != HYPER_MAX_HEADERS {

@@ -68,18 +68,39 @@ impl Field {
 }
 
 impl Head {
+    /// Reads the call headers in one pass over the request's headers: a
+    /// plain name wins over its `X-` twin, a first value over later ones.
     fn read(map: &HeaderMap) -> Head {
-        let get = |[plain, prefixed]: &[HeaderName; 2]| map.get(plain).or_else(|| map.get(prefixed));
-        let method = get(&names::METHOD).filter(|v| !v.is_empty());
+        // Plain and prefixed: Micro-Id, Micro-Service, Micro-Endpoint, Micro-Method.
+        let mut call: [Option<&HeaderValue>; 8] = [None; 8];
+        let mut content_type = None;
+        let mut timeout = None;
+        for (name, value) in map {
+            let slot = match name.as_str() {
+                "micro-id" => &mut call[0],
+                "x-micro-id" => &mut call[1],
+                "micro-service" => &mut call[2],
+                "x-micro-service" => &mut call[3],
+                "micro-endpoint" => &mut call[4],
+                "x-micro-endpoint" => &mut call[5],
+                "micro-method" => &mut call[6],
+                "x-micro-method" => &mut call[7],
+                "content-type" => &mut content_type,
+                "timeout" => &mut timeout,
+                _ => continue,
+            };
+            slot.get_or_insert(value);
+        }
+        let get = |plain: usize| call[plain].or(call[plain + 1]);
+        let method = get(6).filter(|v| !v.is_empty());
         Head {
-            id: get(&names::ID).filter(|v| !v.is_empty()).cloned(),
-            service: get(&names::SERVICE).and_then(Field::new),
-            endpoint: get(&names::ENDPOINT).or(method).and_then(Field::new),
+            id: get(0).filter(|v| !v.is_empty()).cloned(),
+            service: get(2).and_then(Field::new),
+            endpoint: get(4).or(method).and_then(Field::new),
             method: method.cloned(),
-            content_type: map.get(header::CONTENT_TYPE).cloned(),
+            content_type: content_type.cloned(),
             // Go Micro ignores a Timeout it cannot parse; so do we.
-            timeout: map
-                .get(names::TIMEOUT)
+            timeout: timeout
                 .and_then(|v| v.to_str().ok())
                 .and_then(|t| t.parse::<u64>().ok())
                 .map(Duration::from_nanos),
@@ -128,22 +149,47 @@ impl Reply {
 }
 
 /// Serves one HTTP request; never fails: every problem becomes a Go Micro error.
-pub(crate) async fn serve(
+pub(crate) fn serve(
     shared: Arc<Shared>,
     peer: Arc<Peer>,
     request: http::Request<Incoming>,
-) -> http::Response<ResponseBody> {
+) -> impl Future<Output = http::Response<ResponseBody>> + Send + 'static {
+    // Everything up to reading the body happens now, so that the future
+    // hyper keeps per request holds only what the rest needs.
     let head = Head::read(request.headers());
-    let reply = call(&shared, peer, &head, request).await;
-    if let Err(err) = &reply.result {
-        debug!(endpoint = head.endpoint().unwrap_or(""), code = err.code, detail = %err.detail, "call failed");
+    let started = start(&shared, peer, &head, request);
+    async move {
+        let reply = match started {
+            Started::Replied(reply) => reply,
+            Started::Unary(call) => call.finish(&shared, &head).await,
+        };
+        if let Err(err) = &reply.result {
+            debug!(endpoint = head.endpoint().unwrap_or(""), code = err.code, detail = %err.detail, "call failed");
+        }
+        write_reply(&head, reply)
     }
-    write_reply(&head, reply)
 }
 
-async fn call(shared: &Shared, peer: Arc<Peer>, head: &Head, request: http::Request<Incoming>) -> Reply {
+/// A request checked and routed: answered already (an error, or a stream
+/// that runs on its own), or a unary call whose body is still to be read.
+enum Started {
+    Replied(Reply),
+    Unary(BodyPending),
+}
+
+/// A unary call before its body is read.
+struct BodyPending {
+    body: Incoming,
+    declared_length: Option<u64>,
+    codec: Codec,
+    metadata: LazyMetadata,
+    deadline: Option<Instant>,
+}
+
+fn start(shared: &Shared, peer: Arc<Peer>, head: &Head, request: http::Request<Incoming>) -> Started {
+    let error = |e: Error| Started::Replied(Reply::error(e));
     if request.method() != Method::POST {
-        return Reply::error(Error::method_not_allowed(
+        return error(Error::method_not_allowed(
             SERVER_ID,
             format!(
                 "{} is not served: call an endpoint with POST and a Micro-Endpoint header",
@@ -157,7 +203,7 @@ async fn call(shared: &Shared, peer: Arc<Peer>, head: &Head, request: http::Requ
         None => Codec::Json,
         Some(ct) => match Codec::from_content_type(ct.to_str().unwrap_or_default()) {
             Ok(codec) => codec,
-            Err(e) => return Reply::error(e.into_error(SERVER_ID)),
+            Err(e) => return error(e.into_error(SERVER_ID)),
         },
     };
     let deadline = head.timeout.and_then(|t| Instant::now().checked_add(t));
@@ -168,7 +214,7 @@ async fn call(shared: &Shared, peer: Arc<Peer>, head: &Head, request: http::Requ
     if let Some(endpoint) = &head.endpoint {
         let (handler, descriptor) = match shared.router.route(&endpoint.text) {
             Ok(found) => found,
-            Err(e) => return Reply::error(e),
+            Err(e) => return error(e),
         };
         if descriptor.kind().is_stream() {
             let context = Context::for_request(metadata, deadline, head.service(), Arc::clone(&endpoint.text));
@@ -181,49 +227,69 @@ async fn call(shared: &Shared, peer: Arc<Peer>, head: &Head, request: http::Requ
                 (parts.version, body),
                 deadline,
             );
-            return Reply {
+            return Started::Replied(Reply {
                 codec: Some(codec),
                 jsonrpc_id: None,
                 result: opened.map(Payload::Stream),
-            };
+            });
         }
     }
-    let body = match read_body(body, declared_length, shared.body_limit).await {
-        Ok(body) => body,
-        Err(e) => return Reply::error(e),
-    };
-    let (endpoint, body, jsonrpc_id) = match codec {
-        Codec::JsonRpc => match jsonrpc::decode_request(&body) {
-            Ok(envelope) => {
-                let endpoint = head.endpoint().map_or_else(|| Arc::from(envelope.method), Arc::from);
-                (Some(endpoint), envelope.params, Some(envelope.id))
-            }
-            Err(e) => return Reply::error(e.into_error(SERVER_ID)),
-        },
-        _ => (head.endpoint.as_ref().map(|f| Arc::clone(&f.text)), body, None),
-    };
-    let Some(endpoint) = endpoint else {
-        return Reply::error(Error::bad_request(
-            SERVER_ID,
-            "missing endpoint: set the Micro-Endpoint header to Service.Method, e.g. Helloworld.Greeting",
-        ));
-    };
-    let result = dispatch(
-        shared,
-        Unary {
-            endpoint,
-            service: head.service(),
+    Started::Unary(BodyPending {
+        body,
+        declared_length,
+        codec,
+        metadata,
+        deadline,
+    })
+}
+
+impl BodyPending {
+    /// Reads the body and runs the call.
+    async fn finish(self, shared: &Shared, head: &Head) -> Reply {
+        let BodyPending {
+            body,
+            declared_length,
             codec,
             metadata,
             deadline,
-            message: Message::Body(body),
-        },
-    )
-    .await;
-    Reply {
-        codec: Some(codec),
-        jsonrpc_id,
-        result: result.map(Payload::Full),
+        } = self;
+        let body = match read_body(body, declared_length, shared.body_limit).await {
+            Ok(body) => body,
+            Err(e) => return Reply::error(e),
+        };
+        let (endpoint, body, jsonrpc_id) = match codec {
+            Codec::JsonRpc => match jsonrpc::decode_request(&body) {
+                Ok(envelope) => {
+                    let endpoint = head.endpoint().map_or_else(|| Arc::from(envelope.method), Arc::from);
+                    (Some(endpoint), envelope.params, Some(envelope.id))
+                }
+                Err(e) => return Reply::error(e.into_error(SERVER_ID)),
+            },
+            _ => (head.endpoint.as_ref().map(|f| Arc::clone(&f.text)), body, None),
+        };
+        let Some(endpoint) = endpoint else {
+            return Reply::error(Error::bad_request(
+                SERVER_ID,
+                "missing endpoint: set the Micro-Endpoint header to Service.Method, e.g. Helloworld.Greeting",
+            ));
+        };
+        let result = dispatch(
+            shared,
+            Unary {
+                endpoint,
+                service: head.service(),
+                codec,
+                metadata,
+                deadline,
+                message: Message::Body(body),
+            },
+        )
+        .await;
+        Reply {
+            codec: Some(codec),
+            jsonrpc_id,
+            result: result.map(Payload::Full),
+        }
     }
 }
 
@@ -439,6 +505,39 @@ mod tests {
         let err = Error::not_found("x", "y");
         assert_eq!(status_of(&go, &err), http::StatusCode::OK);
         assert_eq!(status_of(&Head::default(), &err), http::StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn head_reads_the_call_header_names() {
+        let names = [
+            &names::ID[0],
+            &names::ID[1],
+            &names::SERVICE[0],
+            &names::SERVICE[1],
+            &names::ENDPOINT[0],
+            &names::ENDPOINT[1],
+            &names::METHOD[0],
+            &names::METHOD[1],
+        ];
+        for (i, name) in names.into_iter().enumerate() {
+            let mut map = HeaderMap::new();
+            map.insert(name, HeaderValue::from_static("A.B"));
+            let head = Head::read(&map);
+            let read = [
+                head.id.is_some(),
+                head.service.is_some(),
+                head.endpoint.is_some() && head.method.is_none(),
+                head.method.is_some(),
+            ];
+            assert!(read[i / 2], "{name} is read");
+        }
+        let mut map = HeaderMap::new();
+        map.insert("x-micro-id", HeaderValue::from_static("x"));
+        map.insert("micro-id", HeaderValue::from_static("plain"));
+        map.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let head = Head::read(&map);
+        assert_eq!(head.id, Some(HeaderValue::from_static("plain")), "the plain name wins");
+        assert_eq!(head.content_type, Some(HeaderValue::from_static("application/json")));
     }
 
     #[test]
