@@ -78,8 +78,9 @@ impl Pool {
                 });
             }
         }
+        // Boxed: connecting is rare, and its future would otherwise widen every call's.
         Ok(Checkout {
-            connection: self.connect(address).await?,
+            connection: Box::pin(self.connect(address)).await?,
             reused: false,
         })
     }

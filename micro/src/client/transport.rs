@@ -143,7 +143,7 @@ impl HttpTransport {
             // so it goes out on a new one.
             Err(mut e) => match e.take_message() {
                 Some(request) if reused => {
-                    connection = pool.connect(address).await?;
+                    connection = Box::pin(pool.connect(address)).await?;
                     connection
                         .sender
                         .try_send_request(request)

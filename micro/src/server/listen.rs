@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -188,10 +189,9 @@ impl Accept {
             let Some(peer) = peer_of(&stream, remote) else { continue };
             let respond = respond.clone();
             let serving = Arc::clone(&peer);
-            let service = service_fn(move |request| {
-                let answer = respond(Arc::clone(&serving), request);
-                async move { Ok::<_, Infallible>(answer.await) }
-            });
+            // `map`, not an async block: the future hyper keeps per request stays
+            // the size of the answer's.
+            let service = service_fn(move |request| respond(Arc::clone(&serving), request).map(Ok::<_, Infallible>));
             let builder = self.builder.clone();
             let watcher = graceful.watcher();
             let mux = self.mux.clone();
