@@ -86,6 +86,16 @@ fn pair<T: Serialize + for<'de> Deserialize<'de>>(c: &mut Criterion, name: &str,
     group.bench_function("encode/json/serde", |b| {
         b.iter(|| serde_json::to_vec(black_box(value)).unwrap())
     });
+    // The bytes micro's JSON codec writes: serde's, then the newline Go's
+    // json.Encoder ends with, which the Go Micro wire carries.
+    group.bench_function("encode/json/serde+newline", |b| {
+        b.iter(|| {
+            let mut body = Vec::with_capacity(128);
+            serde_json::to_writer(&mut body, black_box(value)).unwrap();
+            body.push(b'\n');
+            body
+        })
+    });
     group.bench_function("encode/json/micro", |b| {
         b.iter(|| Codec::Json.encode(black_box(value)).unwrap())
     });

@@ -73,13 +73,24 @@ impl Codec {
     }
 
     /// Encodes a value. JSON ends with a newline, as Go's `json.Encoder` writes it.
-    #[inline]
     pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, CodecError> {
-        match self {
-            Codec::Json | Codec::JsonRpc => json(value).map_err(|e| self.encode_error(e)),
-            Codec::Msgpack => msgpack(value).map_err(|e| self.encode_error(e)),
-            Codec::Bytes => raw::to_bytes(value).map_err(|e| self.encode_error(e)),
+        if self == Codec::Bytes {
+            return raw::to_bytes(value).map_err(|e| self.encode_error(e));
         }
+        // Start from the size serde_json starts from.
+        let mut buf = Vec::with_capacity(128);
+        match self {
+            Codec::Json | Codec::JsonRpc => {
+                serde_json::to_writer(&mut buf, value).map_err(|e| self.encode_error(e))?;
+                buf.push(b'\n');
+            }
+            Codec::Msgpack => {
+                let mut serializer = rmp_serde::Serializer::new(&mut buf).with_struct_map();
+                value.serialize(&mut serializer).map_err(|e| self.encode_error(e))?;
+            }
+            Codec::Bytes => {}
+        }
+        Ok(buf)
     }
 
     /// Decodes a value.
@@ -127,24 +138,6 @@ impl Codec {
             message: e.to_string(),
         }
     }
-}
-
-/// Serde's JSON, then the newline Go's `json.Encoder` ends with.
-#[inline]
-fn json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
-    // Room for the newline on top of the 128 bytes serde_json starts from.
-    let mut buf = Vec::with_capacity(129);
-    serde_json::to_writer(&mut buf, value)?;
-    buf.push(b'\n');
-    Ok(buf)
-}
-
-/// MessagePack with structs as maps, from a buffer sized for a small message.
-#[inline]
-fn msgpack<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, rmp_serde::encode::Error> {
-    let mut buf = Vec::with_capacity(128);
-    value.serialize(&mut rmp_serde::Serializer::new(&mut buf).with_struct_map())?;
-    Ok(buf)
 }
 
 impl fmt::Display for Codec {
