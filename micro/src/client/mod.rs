@@ -418,7 +418,8 @@ impl Client {
         Rsp: DeserializeOwned + 'static,
     {
         let context = options.context.clone().or_else(Context::current);
-        let deadline = deadline_of(&self.inner.options, &options, context.as_ref());
+        let started = Instant::now();
+        let deadline = deadline_of(&self.inner.options, &options, context.as_ref(), started);
         let retries = options.retries.unwrap_or(self.inner.options.retries);
         let policy = options.retry.unwrap_or(self.inner.options.retry);
         let mut tried: Vec<String> = Vec::new();
@@ -463,12 +464,13 @@ impl Client {
                     .await
             } else {
                 let sequence = self.inner.sequence.fetch_add(1, Ordering::Relaxed);
+                let now = if attempt == 0 { started } else { Instant::now() };
                 let headers = request_headers(
                     service,
                     endpoint,
                     sequence,
                     target.codec,
-                    Some(deadline),
+                    Some(deadline.saturating_duration_since(now)),
                     context.as_ref(),
                     &options,
                 );
@@ -631,9 +633,8 @@ impl Default for Client {
 }
 
 /// The earliest of the call's timeout and the context's deadline.
-fn deadline_of(client: &ClientOptions, call: &CallOptions, context: Option<&Context>) -> Instant {
+fn deadline_of(client: &ClientOptions, call: &CallOptions, context: Option<&Context>, now: Instant) -> Instant {
     let timeout = call.timeout.unwrap_or(client.request_timeout);
-    let now = Instant::now();
     let own = now
         .checked_add(timeout)
         .unwrap_or(now + Duration::from_secs(86_400 * 365));
@@ -718,7 +719,7 @@ fn request_headers(
     endpoint: &str,
     sequence: u64,
     codec: Codec,
-    deadline: Option<Instant>,
+    timeout: Option<Duration>,
     context: Option<&Context>,
     options: &CallOptions,
 ) -> HeaderMap {
@@ -747,11 +748,10 @@ fn request_headers(
     if let Ok(value) = HeaderValue::try_from(endpoint) {
         map.insert(names::ENDPOINT[0].clone(), value);
     }
-    if let Some(deadline) = deadline {
-        let remaining = deadline.saturating_duration_since(Instant::now()).as_nanos();
+    if let Some(timeout) = timeout {
         map.insert(
             names::TIMEOUT,
-            HeaderValue::from(u64::try_from(remaining).unwrap_or(u64::MAX)),
+            HeaderValue::from(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX)),
         );
     }
     map
@@ -779,13 +779,18 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn inherited_deadline_wins_when_earlier() {
         let ctx = Context::new().with_timeout(Duration::from_secs(2));
-        let deadline = deadline_of(&ClientOptions::default(), &CallOptions::default(), Some(&ctx));
+        let deadline = deadline_of(
+            &ClientOptions::default(),
+            &CallOptions::default(),
+            Some(&ctx),
+            Instant::now(),
+        );
         assert_eq!(deadline - Instant::now(), Duration::from_secs(2));
         let call = CallOptions {
             timeout: Some(Duration::from_secs(1)),
             ..CallOptions::default()
         };
-        let deadline = deadline_of(&ClientOptions::default(), &call, Some(&ctx));
+        let deadline = deadline_of(&ClientOptions::default(), &call, Some(&ctx), Instant::now());
         assert_eq!(deadline - Instant::now(), Duration::from_secs(1));
     }
 
@@ -800,7 +805,7 @@ mod tests {
             "Greeter.Hello",
             7,
             Codec::Json,
-            Some(Instant::now() + Duration::from_secs(1)),
+            Some(Duration::from_secs(1)),
             Some(&ctx),
             &options,
         );

@@ -60,7 +60,7 @@ impl Client {
                 endpoint,
                 sequence,
                 target.codec,
-                deadline,
+                deadline.map(|d| d.saturating_duration_since(Instant::now())),
                 context.as_ref(),
                 options,
             );
