@@ -141,16 +141,15 @@ impl HttpTransport {
             Ok(response) => response,
             // A reused connection the peer had closed: the request never left,
             // so it goes out on a new one.
-            Err(mut e) => match e.take_message() {
-                Some(request) if reused => {
+            Err(mut e) => match (reused, e.take_message()) {
+                (true, Some(request)) => {
                     connection = Box::pin(pool.connect(address)).await?;
-                    connection
-                        .sender
-                        .try_send_request(request)
-                        .await
-                        .map_err(|e| send_failure(address, e))?
+                    connection.sender.try_send_request(request).await.map_err(|mut e| {
+                        let unsent = e.take_message().is_some();
+                        send_failure(address, e.error(), unsent)
+                    })?
                 }
-                _ => return Err(send_failure(address, e)),
+                (_, unsent) => return Err(send_failure(address, e.error(), unsent.is_some())),
             },
         };
         let (parts, body) = read_body(response, self.response_limit).await?;
@@ -216,18 +215,11 @@ fn post<B>(address: &str, headers: HeaderMap, body: B) -> Result<http::Request<B
     Ok(request)
 }
 
-/// A failure to send on a connection: a request that came back never left.
-fn send_failure(address: &str, e: hyper::client::conn::TrySendError<http::Request<Full<Bytes>>>) -> Failure {
-    let delivery = if e.message().is_some() {
-        Delivery::NotSent
-    } else {
-        Delivery::Unknown
-    };
+/// A failure to send on a connection: a request that came back `unsent` never left.
+fn send_failure(address: &str, e: &hyper::Error, unsent: bool) -> Failure {
+    let delivery = if unsent { Delivery::NotSent } else { Delivery::Unknown };
     Failure::new(
-        Error::internal_server_error(
-            CLIENT_ID,
-            format!("transport error calling {address}: {}", chain(e.error())),
-        ),
+        Error::internal_server_error(CLIENT_ID, format!("transport error calling {address}: {}", chain(e))),
         delivery,
     )
 }
