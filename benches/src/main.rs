@@ -6,6 +6,8 @@
 //! ../shared/netns-run benches/target/release/harness            # full run
 //! ../shared/netns-run benches/target/release/harness --quick    # smoke run
 //! ../shared/netns-run benches/target/release/harness --only mux  # one stack, for a profiler
+//! ../shared/netns-run benches/target/release/harness --only mux \
+//!     --server-wrapper "valgrind --tool=callgrind"                # servers under a profiler
 //! ```
 //!
 //! Every server runs in a process of its own on a single-threaded tokio
@@ -44,6 +46,8 @@ struct Settings {
     out: String,
     /// Measure only the unary stacks whose name contains this (for profiling).
     only: Option<String>,
+    /// Run each unary server under this command, e.g. `valgrind --tool=callgrind`.
+    server_wrapper: Option<String>,
 }
 
 impl Settings {
@@ -58,6 +62,7 @@ impl Settings {
             pubsub_messages: 20_000,
             out: "bench-results.md".to_owned(),
             only: None,
+            server_wrapper: None,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -77,6 +82,7 @@ impl Settings {
                 "--in-flight" => settings.in_flight = value()?.parse()?,
                 "--out" => settings.out = value()?.clone(),
                 "--only" => settings.only = Some(value()?.clone()),
+                "--server-wrapper" => settings.server_wrapper = Some(value()?.clone()),
                 other => {
                     return Err(format!("unknown argument {other}; see the doc comment of benches/src/main.rs").into());
                 }
@@ -104,20 +110,34 @@ fn main() -> Result<(), Error> {
 struct Running {
     child: Child,
     address: SocketAddr,
+    /// Whether it runs under a wrapper, which SIGTERM lets finish its output.
+    wrapped: bool,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        if self.wrapped {
+            let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        } else {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
 
-fn spawn(server: Server) -> Result<Running, Error> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["serve", server.name()])
-        .stdout(Stdio::piped())
-        .spawn()?;
+/// Starts `server` in a process of its own, under `wrapper` if given.
+fn spawn(server: Server, wrapper: Option<&str>) -> Result<Running, Error> {
+    let exe = std::env::current_exe()?;
+    let mut words = wrapper.unwrap_or_default().split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(words).arg(exe);
+            command
+        }
+        None => Command::new(exe),
+    };
+    let mut child = command.args(["serve", server.name()]).stdout(Stdio::piped()).spawn()?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line)?;
@@ -126,7 +146,11 @@ fn spawn(server: Server) -> Result<Running, Error> {
         .ok_or_else(|| format!("{} did not start: {line:?}", server.name()))?
         .trim()
         .parse()?;
-    Ok(Running { child, address })
+    Ok(Running {
+        child,
+        address,
+        wrapped: wrapper.is_some(),
+    })
 }
 
 /// One repeat's numbers for one stack.
@@ -142,7 +166,7 @@ struct Samples {
 async fn run(settings: &Settings) -> Result<(), Error> {
     let mut servers = BTreeMap::new();
     for server in Server::ALL {
-        servers.insert(server.name(), spawn(server)?);
+        servers.insert(server.name(), spawn(server, settings.server_wrapper.as_deref())?);
     }
     // The NATS row needs a NATS server (`netns-run --services nats`).
     let counters: Vec<Server> = Server::COUNTERS
@@ -150,7 +174,7 @@ async fn run(settings: &Settings) -> Result<(), Error> {
         .filter(|s| *s != Server::CounterNats || servers::nats_url().is_ok())
         .collect();
     for server in &counters {
-        servers.insert(server.name(), spawn(*server)?);
+        servers.insert(server.name(), spawn(*server, None)?);
     }
     let mut callers = Vec::new();
     for stack in Stack::ALL {
