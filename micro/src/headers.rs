@@ -62,27 +62,14 @@ pub(crate) fn is_hop_specific(key: &str) -> bool {
     HOP.iter().any(|h| h.eq_ignore_ascii_case(key))
 }
 
-/// The call headers as [`http::HeaderName`]s, each with its `X-` twin, which
-/// Go Micro's server writes beside it.
+/// The call headers as [`http::HeaderName`]s.
 pub(crate) mod names {
     use http::HeaderName;
 
-    pub(crate) const ID: [HeaderName; 2] = [
-        HeaderName::from_static("micro-id"),
-        HeaderName::from_static("x-micro-id"),
-    ];
-    pub(crate) const SERVICE: [HeaderName; 2] = [
-        HeaderName::from_static("micro-service"),
-        HeaderName::from_static("x-micro-service"),
-    ];
-    pub(crate) const ENDPOINT: [HeaderName; 2] = [
-        HeaderName::from_static("micro-endpoint"),
-        HeaderName::from_static("x-micro-endpoint"),
-    ];
-    pub(crate) const METHOD: [HeaderName; 2] = [
-        HeaderName::from_static("micro-method"),
-        HeaderName::from_static("x-micro-method"),
-    ];
+    pub(crate) const ID: HeaderName = HeaderName::from_static("micro-id");
+    pub(crate) const SERVICE: HeaderName = HeaderName::from_static("micro-service");
+    pub(crate) const ENDPOINT: HeaderName = HeaderName::from_static("micro-endpoint");
+    /// `Micro-Error` and its `X-` twin, which Go Micro's server writes beside it.
     pub(crate) const ERROR: [HeaderName; 2] = [
         HeaderName::from_static("micro-error"),
         HeaderName::from_static("x-micro-error"),

@@ -738,15 +738,14 @@ fn request_headers(
     for (k, v) in options.metadata.iter() {
         put(k, v);
     }
-    let content_type = HeaderValue::from_static(codec.content_type());
-    map.insert(header::CONTENT_TYPE, content_type.clone());
-    map.insert(header::ACCEPT, content_type);
-    map.insert(names::ID[0].clone(), HeaderValue::from(sequence));
+    // Go Micro's client also sends `Accept`, which nothing reads.
+    map.insert(header::CONTENT_TYPE, HeaderValue::from_static(codec.content_type()));
+    map.insert(names::ID, HeaderValue::from(sequence));
     if let Ok(value) = HeaderValue::try_from(service) {
-        map.insert(names::SERVICE[0].clone(), value);
+        map.insert(names::SERVICE, value);
     }
     if let Ok(value) = HeaderValue::try_from(endpoint) {
-        map.insert(names::ENDPOINT[0].clone(), value);
+        map.insert(names::ENDPOINT, value);
     }
     if let Some(timeout) = timeout {
         map.insert(

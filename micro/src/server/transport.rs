@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{FutureExt, future};
 use http::Method;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use tokio::time::Instant;
@@ -42,29 +42,12 @@ pub(crate) struct Shared {
 /// The call-level headers of a request.
 #[derive(Debug, Default)]
 struct Head {
-    id: Option<HeaderValue>,
-    service: Option<Field>,
-    endpoint: Option<Field>,
-    method: Option<HeaderValue>,
+    /// Whether the request carries `Micro-Id`, which marks a Go Micro client.
+    go_micro: bool,
+    service: Option<Arc<str>>,
+    endpoint: Option<Arc<str>>,
     content_type: Option<HeaderValue>,
     timeout: Option<Duration>,
-}
-
-/// A call header's value, as it came (to echo it back) and as text.
-#[derive(Clone, Debug)]
-struct Field {
-    raw: HeaderValue,
-    text: Arc<str>,
-}
-
-impl Field {
-    fn new(raw: &HeaderValue) -> Option<Field> {
-        let text = raw.to_str().ok().filter(|v| !v.is_empty())?;
-        Some(Field {
-            text: Arc::from(text),
-            raw: raw.clone(),
-        })
-    }
 }
 
 impl Head {
@@ -91,13 +74,16 @@ impl Head {
             };
             slot.get_or_insert(value);
         }
-        let get = |plain: usize| call[plain].or(call[plain + 1]);
-        let method = get(6).filter(|v| !v.is_empty());
+        let text = |plain: usize| {
+            call[plain]
+                .or(call[plain + 1])
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty())
+        };
         Head {
-            id: get(0).filter(|v| !v.is_empty()).cloned(),
-            service: get(2).and_then(Field::new),
-            endpoint: get(4).or(method).and_then(Field::new),
-            method: method.cloned(),
+            go_micro: text(0).is_some(),
+            service: text(2).map(Arc::from),
+            endpoint: text(4).or_else(|| text(6)).map(Arc::from),
             content_type: content_type.cloned(),
             // Go Micro ignores a Timeout it cannot parse; so do we.
             timeout: timeout
@@ -108,16 +94,12 @@ impl Head {
     }
 
     fn endpoint(&self) -> Option<&str> {
-        self.endpoint.as_ref().map(|f| &*f.text)
-    }
-
-    fn service(&self) -> Option<Arc<str>> {
-        self.service.as_ref().map(|f| Arc::clone(&f.text))
+        self.endpoint.as_deref()
     }
 
     /// Go Micro clients always send `Micro-Id` and need errors as 200 + `Micro-Error`.
     fn is_go_micro_client(&self) -> bool {
-        self.id.is_some()
+        self.go_micro
     }
 }
 
@@ -212,12 +194,12 @@ fn start(shared: &Shared, peer: Arc<Peer>, head: &Head, request: http::Request<I
     let metadata = LazyMetadata::from_headers(parts.headers, peer);
     // Route before reading the body, unless only a JSON-RPC envelope names the endpoint.
     if let Some(endpoint) = &head.endpoint {
-        let (handler, descriptor) = match shared.router.route(&endpoint.text) {
+        let (handler, descriptor) = match shared.router.route(endpoint) {
             Ok(found) => found,
             Err(e) => return error(e),
         };
         if descriptor.kind().is_stream() {
-            let context = Context::for_request(metadata, deadline, head.service(), Arc::clone(&endpoint.text));
+            let context = Context::for_request(metadata, deadline, head.service.clone(), Arc::clone(endpoint));
             let opened = stream::open(
                 shared,
                 Arc::clone(handler),
@@ -265,7 +247,7 @@ impl BodyPending {
                 }
                 Err(e) => return Reply::error(e.into_error(SERVER_ID)),
             },
-            _ => (head.endpoint.as_ref().map(|f| Arc::clone(&f.text)), body, None),
+            _ => (head.endpoint.clone(), body, None),
         };
         let Some(endpoint) = endpoint else {
             return Reply::error(Error::bad_request(
@@ -277,7 +259,7 @@ impl BodyPending {
             shared,
             Unary {
                 endpoint,
-                service: head.service(),
+                service: head.service.clone(),
                 codec,
                 metadata,
                 deadline,
@@ -420,19 +402,11 @@ fn panicked(endpoint: &str, panic: &(dyn std::any::Any + Send)) -> Error {
     Error::internal_server_error(SERVER_ID, format!("panic recovered: {message}"))
 }
 
+/// The HTTP response of a reply: its body and `Content-Type`, or the error.
+/// The call headers are not echoed: Go Micro's server copies the request's
+/// headers back, but its client reads only `Micro-Error` from a response.
 fn write_reply(head: &Head, reply: Reply) -> http::Response<ResponseBody> {
     let mut response = http::Response::new(Either::Left(Full::new(Bytes::new())));
-    let headers = response.headers_mut();
-    for (names, value) in [
-        (names::ID, head.id.as_ref()),
-        (names::SERVICE, head.service.as_ref().map(|f| &f.raw)),
-        (names::ENDPOINT, head.endpoint.as_ref().map(|f| &f.raw)),
-        (names::METHOD, head.method.as_ref()),
-    ] {
-        if let Some(value) = value {
-            insert_pair(headers, names, value.clone());
-        }
-    }
     let Reply {
         codec,
         jsonrpc_id,
@@ -449,7 +423,9 @@ fn write_reply(head: &Head, reply: Reply) -> http::Response<ResponseBody> {
     match body {
         Ok(body) => {
             let content_type = codec.unwrap_or(Codec::Json).content_type();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
             *response.body_mut() = body;
         }
         Err(err) => write_error(&mut response, head, &err),
@@ -460,7 +436,11 @@ fn write_reply(head: &Head, reply: Reply) -> http::Response<ResponseBody> {
 fn write_error(response: &mut http::Response<ResponseBody>, head: &Head, err: &Error) {
     let json = err.to_json();
     if let Ok(value) = HeaderValue::from_str(&json) {
-        insert_pair(response.headers_mut(), names::ERROR, value);
+        // Go Micro writes it twice, plain and with an `X-` prefix.
+        let [plain, prefixed] = names::ERROR;
+        let headers = response.headers_mut();
+        headers.insert(plain, value.clone());
+        headers.insert(prefixed, value);
     } else {
         warn!("error JSON is not a valid header value; sent in the body only");
     }
@@ -478,12 +458,6 @@ fn write_error(response: &mut http::Response<ResponseBody>, head: &Head, err: &E
     *response.body_mut() = Either::Left(Full::new(Bytes::from(body)));
 }
 
-/// Go Micro writes each call header twice, plain and with an `X-` prefix.
-fn insert_pair(map: &mut HeaderMap, [plain, prefixed]: [HeaderName; 2], value: HeaderValue) {
-    map.insert(plain, value.clone());
-    map.insert(prefixed, value);
-}
-
 /// The status a reply has: kept for tests of the HTTP mapping.
 #[cfg(test)]
 fn status_of(head: &Head, err: &Error) -> http::StatusCode {
@@ -495,11 +469,12 @@ fn status_of(head: &Head, err: &Error) -> http::StatusCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderName;
 
     #[test]
     fn go_micro_clients_get_200_and_plain_callers_the_code() {
         let go = Head {
-            id: Some(HeaderValue::from_static("1")),
+            go_micro: true,
             ..Head::default()
         };
         let err = Error::not_found("x", "y");
@@ -510,33 +485,36 @@ mod tests {
     #[test]
     fn head_reads_the_call_header_names() {
         let names = [
-            &names::ID[0],
-            &names::ID[1],
-            &names::SERVICE[0],
-            &names::SERVICE[1],
-            &names::ENDPOINT[0],
-            &names::ENDPOINT[1],
-            &names::METHOD[0],
-            &names::METHOD[1],
+            "Micro-Id",
+            "X-Micro-Id",
+            "Micro-Service",
+            "X-Micro-Service",
+            "Micro-Endpoint",
+            "X-Micro-Endpoint",
+            "Micro-Method",
+            "X-Micro-Method",
         ];
         for (i, name) in names.into_iter().enumerate() {
             let mut map = HeaderMap::new();
-            map.insert(name, HeaderValue::from_static("A.B"));
+            map.insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("A.B"),
+            );
             let head = Head::read(&map);
             let read = [
-                head.id.is_some(),
+                head.go_micro,
                 head.service.is_some(),
-                head.endpoint.is_some() && head.method.is_none(),
-                head.method.is_some(),
+                head.endpoint.is_some(),
+                head.endpoint.is_some(),
             ];
             assert!(read[i / 2], "{name} is read");
         }
         let mut map = HeaderMap::new();
-        map.insert("x-micro-id", HeaderValue::from_static("x"));
-        map.insert("micro-id", HeaderValue::from_static("plain"));
+        map.insert("x-micro-endpoint", HeaderValue::from_static("X.Y"));
+        map.insert("micro-endpoint", HeaderValue::from_static("A.B"));
         map.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let head = Head::read(&map);
-        assert_eq!(head.id, Some(HeaderValue::from_static("plain")), "the plain name wins");
+        assert_eq!(head.endpoint(), Some("A.B"), "the plain name wins");
         assert_eq!(head.content_type, Some(HeaderValue::from_static("application/json")));
     }
 
@@ -547,7 +525,7 @@ mod tests {
         map.insert("micro-method", HeaderValue::from_static("A.B"));
         map.insert("timeout", HeaderValue::from_static("1500000000"));
         let head = Head::read(&map);
-        assert_eq!(head.id, Some(HeaderValue::from_static("7")));
+        assert!(head.go_micro);
         assert_eq!(head.endpoint(), Some("A.B"));
         assert_eq!(head.timeout, Some(Duration::from_millis(1500)));
     }
