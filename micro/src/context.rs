@@ -28,7 +28,7 @@ pub struct Context {
     metadata: Arc<LazyMetadata>,
     deadline: Option<Instant>,
     service: Option<Arc<str>>,
-    endpoint: Option<Arc<str>>,
+    endpoint: Option<&'static str>,
 }
 
 impl Context {
@@ -103,7 +103,7 @@ impl Context {
 
     /// The endpoint being served, e.g. `Helloworld.Greeting`.
     pub fn endpoint(&self) -> Option<&str> {
-        self.endpoint.as_deref()
+        self.endpoint
     }
 
     /// The server's address for this connection (`Local` metadata).
@@ -130,7 +130,7 @@ impl Context {
         metadata: impl Into<LazyMetadata>,
         deadline: Option<Instant>,
         service: Option<Arc<str>>,
-        endpoint: Arc<str>,
+        endpoint: &'static str,
     ) -> Self {
         Context {
             metadata: Arc::new(metadata.into()),

@@ -439,14 +439,13 @@ impl Client {
                 && let Some(value) = request.take()
             {
                 let call = crate::server::Unary {
-                    endpoint: Arc::from(endpoint),
                     service: Some(Arc::from(service)),
                     codec: target.codec,
                     metadata: outbound_metadata(context.as_ref(), &options).into(),
                     deadline: Some(deadline),
                     message: Message::Value(Box::new(value)),
                 };
-                let result = call_local(&shared, call).await;
+                let result = call_local(&shared, endpoint, call).await;
                 self.mark(service, &target, result.as_ref().err());
                 return result.map_err(|failure| failure.error);
             }
@@ -679,11 +678,12 @@ fn outbound_metadata(context: Option<&Context>, options: &CallOptions) -> Metada
 /// Runs a call on this process's server; its answer is the handler's.
 async fn call_local<Rsp: DeserializeOwned + 'static>(
     shared: &Shared,
+    endpoint: &str,
     call: crate::server::Unary,
 ) -> std::result::Result<Rsp, Failure> {
     let codec = call.codec;
     let answered = |error| Failure::new(error, Delivery::Answered);
-    let response = crate::server::respond(shared, call).await.map_err(answered)?;
+    let response = crate::server::respond(shared, endpoint, call).await.map_err(answered)?;
     let decoded = match response.into_message() {
         Message::Value(value) => crate::local::take::<Rsp>(value, codec),
         Message::Body(body) => codec.decode(&body),

@@ -209,16 +209,17 @@ async fn answer(shared: Arc<Shared>, peer: Arc<Peer>, id: u32, payload: Bytes) -
     if body.len() > shared.body_limit {
         return error_frame(id, &body_too_large(shared.body_limit));
     }
-    let service = Some(head.service.as_str()).filter(|s| !s.is_empty()).map(Arc::from);
+    let service = Some(head.service.as_str())
+        .filter(|s| !s.is_empty())
+        .map(|s| shared.service_name(s));
     let call = Unary {
-        endpoint: Arc::from(head.endpoint.as_str()),
         service,
         codec,
         metadata: metadata.into(),
         deadline: head.timeout.and_then(|t| Instant::now().checked_add(t)),
         message: Message::Body(body),
     };
-    match dispatch(&shared, call).await {
+    match dispatch(&shared, head.endpoint.as_str(), call).await {
         Ok(body) => {
             let content_type = codec.content_type();
             let mut frame = FrameWriter::new(id, REPLY, 2 + content_type.len() + body.len());

@@ -5,19 +5,21 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
+use futures_util::future::{Either, select};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::{debug, info, warn};
 
 use super::ServerOptions;
@@ -168,7 +170,6 @@ impl Accept {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let graceful = GracefulShutdown::new();
         let mut connections = JoinSet::new();
         loop {
             let accepted = tokio::select! {
@@ -193,7 +194,6 @@ impl Accept {
             // the size of the answer's.
             let service = service_fn(move |request| respond(Arc::clone(&serving), request).map(Ok::<_, Infallible>));
             let builder = self.builder.clone();
-            let watcher = graceful.watcher();
             let mux = self.mux.clone();
             let stop = self.stop.clone();
             let first_byte_timeout = self.first_byte_timeout;
@@ -205,8 +205,16 @@ impl Accept {
                         None => return,
                     }
                 }
-                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                if let Err(e) = watcher.watch(connection).await {
+                let mut connection = pin!(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+                // On stop, hyper finishes the calls it has read, then closes.
+                let ended = match select(connection.as_mut(), Stopped::new(stop)).await {
+                    Either::Left((ended, _)) => ended,
+                    Either::Right(((), _)) => {
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                };
+                if let Err(e) = ended {
                     debug!(%remote, error = %e, "connection ended with an error");
                 }
             });
@@ -214,10 +222,8 @@ impl Accept {
         drop(listener);
         let open = connections.len();
         info!(open, "stopped accepting; draining");
-        let drained = async {
-            graceful.shutdown().await;
-            while connections.join_next().await.is_some() {}
-        };
+        // Every connection heard the stop: each ends once its calls are answered.
+        let drained = async { while connections.join_next().await.is_some() {} };
         if tokio::time::timeout(self.drain_timeout, drained).await.is_ok() {
             return Drained::Clean;
         }
@@ -226,6 +232,39 @@ impl Accept {
         warn!(left, "drain time ran out; closing the remaining connections");
         connections.abort_all();
         Drained::TimedOut(left)
+    }
+}
+
+/// Resolves once `token` is cancelled. A connection polls it on every wake,
+/// so it registers its waker once and after that reads a flag.
+struct Stopped {
+    token: CancellationToken,
+    wait: Pin<Box<WaitForCancellationFutureOwned>>,
+    registered: Option<Waker>,
+}
+
+impl Stopped {
+    fn new(token: CancellationToken) -> Stopped {
+        Stopped {
+            wait: Box::pin(token.clone().cancelled_owned()),
+            token,
+            registered: None,
+        }
+    }
+}
+
+impl Future for Stopped {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.token.is_cancelled() {
+            return Poll::Ready(());
+        }
+        if self.registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            return Poll::Pending;
+        }
+        self.registered = Some(cx.waker().clone());
+        self.wait.as_mut().poll(cx)
     }
 }
 

@@ -154,6 +154,7 @@ impl Server {
         let shared = Arc::new(Shared {
             router: self.router,
             body_limit: self.options.body_limit,
+            service: std::sync::OnceLock::new(),
         });
         let limits = mux::server::Limits {
             preface_timeout: self.options.header_read_timeout,

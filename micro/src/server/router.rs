@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use foldhash::fast::RandomState;
+
 use super::handler::{EndpointDescriptor, Handler};
 use crate::error::{Error, SERVER_ID};
 
@@ -10,6 +12,9 @@ use crate::error::{Error, SERVER_ID};
 #[derive(Clone, Default)]
 pub struct Router {
     handlers: HashMap<&'static str, Arc<dyn Handler>>,
+    /// Every endpoint by its full name, `Service.Method`: a call is routed
+    /// with one lookup. The keys are fixed at start, so a fast hasher is safe.
+    endpoints: HashMap<Box<str>, (Arc<dyn Handler>, &'static EndpointDescriptor), RandomState>,
 }
 
 /// Registering two handlers under one name.
@@ -31,6 +36,10 @@ impl Router {
         if self.handlers.contains_key(name) {
             return Err(DuplicateHandler(name));
         }
+        for endpoint in handler.descriptor().endpoints() {
+            let key = format!("{name}.{}", endpoint.method()).into_boxed_str();
+            self.endpoints.insert(key, (Arc::clone(&handler), endpoint));
+        }
         self.handlers.insert(name, handler);
         Ok(())
     }
@@ -42,22 +51,26 @@ impl Router {
 
     /// The handler for `endpoint` (`Service.Method`) and the endpoint's descriptor.
     pub fn route(&self, endpoint: &str) -> Result<(&Arc<dyn Handler>, &'static EndpointDescriptor), Error> {
-        let Some((service, method)) = endpoint.split_once('.').filter(|(s, m)| !s.is_empty() && !m.is_empty()) else {
-            return Err(Error::bad_request(
+        match self.endpoints.get(endpoint) {
+            Some((handler, descriptor)) => Ok((handler, descriptor)),
+            None => Err(self.unroutable(endpoint)),
+        }
+    }
+
+    /// Why `endpoint` has no handler.
+    #[cold]
+    fn unroutable(&self, endpoint: &str) -> Error {
+        let Some((service, _)) = endpoint.split_once('.').filter(|(s, m)| !s.is_empty() && !m.is_empty()) else {
+            return Error::bad_request(
                 SERVER_ID,
                 format!("endpoint {endpoint:?} is ill-formed: expected Service.Method, e.g. Helloworld.Greeting"),
-            ));
+            );
         };
-        let Some(handler) = self.handlers.get(service) else {
-            return Err(Error::not_found(
-                SERVER_ID,
-                format!("unknown service {service} (endpoint {endpoint})"),
-            ));
-        };
-        let Some(descriptor) = handler.descriptor().endpoints().iter().find(|e| e.method() == method) else {
-            return Err(Error::not_found(SERVER_ID, format!("unknown endpoint {endpoint}")));
-        };
-        Ok((handler, descriptor))
+        if self.handlers.contains_key(service) {
+            Error::not_found(SERVER_ID, format!("unknown endpoint {endpoint}"))
+        } else {
+            Error::not_found(SERVER_ID, format!("unknown service {service} (endpoint {endpoint})"))
+        }
     }
 }
 

@@ -51,7 +51,7 @@ pub(super) fn open(
     let request = Request::streaming(descriptor.method(), context.clone(), codec, parts);
     tokio::spawn(async move {
         let outcome = tokio::select! {
-            outcome = run(handler, request, Arc::from(endpoint), context, deadline) => outcome.map(drop),
+            outcome = run(handler, request, endpoint, context, deadline) => outcome.map(drop),
             () = sender.closed() => {
                 debug!(endpoint, "the caller left the stream; its handler is dropped");
                 return;

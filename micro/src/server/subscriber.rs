@@ -123,7 +123,7 @@ fn deliverer(handler: Arc<dyn Handler>, stats: Arc<SubscriberStats>) -> broker::
 /// What a subscriber method gets from a message: its context (the headers
 /// as metadata), the codec its `Content-Type` names (JSON when it names
 /// none) and the body.
-pub(crate) fn open(event: Event, subscriber: &str) -> Result<(Context, Codec, Bytes), Error> {
+pub(crate) fn open(event: Event, subscriber: &'static str) -> Result<(Context, Codec, Bytes), Error> {
     let broker::Message { header, body } = event.message;
     let codec = match header.get("Content-Type").filter(|c| !c.is_empty()) {
         Some(content_type) => Codec::from_content_type(content_type).map_err(|e| e.into_error(SERVER_ID))?,
@@ -133,6 +133,6 @@ pub(crate) fn open(event: Event, subscriber: &str) -> Result<(Context, Codec, By
     for (key, value) in header {
         metadata.insert(key, value);
     }
-    let context = Context::for_request(metadata, None, None, subscriber.into());
+    let context = Context::for_request(metadata, None, None, subscriber);
     Ok((context, codec, body))
 }

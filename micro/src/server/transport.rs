@@ -7,8 +7,12 @@
 //! JSON in `Micro-Error`; any other caller gets the HTTP status of the error
 //! code with the error JSON as the body, and the same header.
 
+use std::borrow::Cow;
+use std::future::poll_fn;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::pin::pin;
+use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -37,6 +41,21 @@ use crate::stream::frame::ChannelBody;
 pub(crate) struct Shared {
     pub(crate) router: Router,
     pub(crate) body_limit: usize,
+    /// The first `Micro-Service` the server was called with, kept so that
+    /// calls naming it (nearly all) share it instead of each copying it.
+    pub(crate) service: OnceLock<Arc<str>>,
+}
+
+impl Shared {
+    /// What calls see as the name of the service they were addressed to.
+    pub(crate) fn service_name(&self, name: &str) -> Arc<str> {
+        let known = self.service.get_or_init(|| Arc::from(name));
+        if **known == *name {
+            Arc::clone(known)
+        } else {
+            Arc::from(name)
+        }
+    }
 }
 
 /// The call-level headers of a request.
@@ -44,8 +63,9 @@ pub(crate) struct Shared {
 struct Head {
     /// Whether the request carries `Micro-Id`, which marks a Go Micro client.
     go_micro: bool,
-    service: Option<Arc<str>>,
-    endpoint: Option<Arc<str>>,
+    /// `Micro-Service` and `Micro-Endpoint` (or `Micro-Method`), text both.
+    service: Option<HeaderValue>,
+    endpoint: Option<HeaderValue>,
     content_type: Option<HeaderValue>,
     timeout: Option<Duration>,
 }
@@ -77,13 +97,12 @@ impl Head {
         let text = |plain: usize| {
             call[plain]
                 .or(call[plain + 1])
-                .and_then(|v| v.to_str().ok())
-                .filter(|v| !v.is_empty())
+                .filter(|v| v.to_str().is_ok_and(|v| !v.is_empty()))
         };
         Head {
             go_micro: text(0).is_some(),
-            service: text(2).map(Arc::from),
-            endpoint: text(4).or_else(|| text(6)).map(Arc::from),
+            service: text(2).cloned(),
+            endpoint: text(4).or_else(|| text(6)).cloned(),
             content_type: content_type.cloned(),
             // Go Micro ignores a Timeout it cannot parse; so do we.
             timeout: timeout
@@ -94,7 +113,13 @@ impl Head {
     }
 
     fn endpoint(&self) -> Option<&str> {
-        self.endpoint.as_deref()
+        self.endpoint.as_ref().and_then(|v| v.to_str().ok())
+    }
+
+    /// The service named, as the handler's context holds it.
+    fn service(&self, shared: &Shared) -> Option<Arc<str>> {
+        let name = self.service.as_ref().and_then(|v| v.to_str().ok())?;
+        Some(shared.service_name(name))
     }
 
     /// Go Micro clients always send `Micro-Id` and need errors as 200 + `Micro-Error`.
@@ -193,13 +218,13 @@ fn start(shared: &Shared, peer: Arc<Peer>, head: &Head, request: http::Request<I
     let declared_length = content_length(&parts.headers);
     let metadata = LazyMetadata::from_headers(parts.headers, peer);
     // Route before reading the body, unless only a JSON-RPC envelope names the endpoint.
-    if let Some(endpoint) = &head.endpoint {
+    if let Some(endpoint) = head.endpoint() {
         let (handler, descriptor) = match shared.router.route(endpoint) {
             Ok(found) => found,
             Err(e) => return error(e),
         };
         if descriptor.kind().is_stream() {
-            let context = Context::for_request(metadata, deadline, head.service.clone(), Arc::clone(endpoint));
+            let context = Context::for_request(metadata, deadline, head.service(shared), descriptor.name());
             let opened = stream::open(
                 shared,
                 Arc::clone(handler),
@@ -242,12 +267,12 @@ impl BodyPending {
         let (endpoint, body, jsonrpc_id) = match codec {
             Codec::JsonRpc => match jsonrpc::decode_request(&body) {
                 Ok(envelope) => {
-                    let endpoint = head.endpoint().map_or_else(|| Arc::from(envelope.method), Arc::from);
+                    let endpoint = head.endpoint().map_or(Cow::Owned(envelope.method), Cow::Borrowed);
                     (Some(endpoint), envelope.params, Some(envelope.id))
                 }
                 Err(e) => return Reply::error(e.into_error(SERVER_ID)),
             },
-            _ => (head.endpoint.clone(), body, None),
+            _ => (head.endpoint().map(Cow::Borrowed), body, None),
         };
         let Some(endpoint) = endpoint else {
             return Reply::error(Error::bad_request(
@@ -257,9 +282,9 @@ impl BodyPending {
         };
         let result = dispatch(
             shared,
+            &endpoint,
             Unary {
-                endpoint,
-                service: head.service.clone(),
+                service: head.service(shared),
                 codec,
                 metadata,
                 deadline,
@@ -277,7 +302,6 @@ impl BodyPending {
 
 /// A unary call however it arrived, decoded from its transport.
 pub(crate) struct Unary {
-    pub(crate) endpoint: Arc<str>,
     pub(crate) service: Option<Arc<str>>,
     pub(crate) codec: Codec,
     pub(crate) metadata: LazyMetadata,
@@ -286,26 +310,35 @@ pub(crate) struct Unary {
     pub(crate) message: Message,
 }
 
-/// Routes a unary call and runs its handler: the encoded response or the error.
-pub(crate) fn dispatch(shared: &Shared, call: Unary) -> impl Future<Output = Result<Bytes, Error>> + Send + 'static {
-    respond(shared, call).map(|response| response?.into_body())
+/// Routes a unary call to `endpoint` and runs its handler: the encoded
+/// response or the error.
+pub(crate) fn dispatch(
+    shared: &Shared,
+    endpoint: &str,
+    call: Unary,
+) -> impl Future<Output = Result<Bytes, Error>> + Send + 'static {
+    respond(shared, endpoint, call).map(|response| response?.into_body())
 }
 
 /// Routes a unary call and starts its handler: the handler's response or
 /// the error, once the returned future is awaited.
-pub(crate) fn respond(shared: &Shared, call: Unary) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
+pub(crate) fn respond(
+    shared: &Shared,
+    endpoint: &str,
+    call: Unary,
+) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
     let Unary {
-        endpoint,
         service,
         codec,
         metadata,
         deadline,
         message,
     } = call;
-    let (handler, descriptor) = match shared.router.route(&endpoint) {
+    let (handler, descriptor) = match shared.router.route(endpoint) {
         Ok(found) => found,
         Err(e) => return future::Either::Left(std::future::ready(Err(e))),
     };
+    let endpoint = descriptor.name();
     if descriptor.kind().is_stream() {
         return future::Either::Left(std::future::ready(Err(Error::bad_request(
             SERVER_ID,
@@ -314,7 +347,7 @@ pub(crate) fn respond(shared: &Shared, call: Unary) -> impl Future<Output = Resu
             ),
         ))));
     }
-    let context = Context::for_request(metadata, deadline, service, Arc::clone(&endpoint));
+    let context = Context::for_request(metadata, deadline, service, endpoint);
     let request = Request::with_message(descriptor.method(), context.clone(), codec, message);
     future::Either::Right(run(Arc::clone(handler), request, endpoint, context, deadline))
 }
@@ -351,13 +384,18 @@ async fn read_body(body: Incoming, declared: Option<u64>, limit: usize) -> Resul
 pub(super) fn run(
     handler: Arc<dyn Handler>,
     request: Request,
-    endpoint: Arc<str>,
+    endpoint: &'static str,
     context: Context,
     deadline: Option<Instant>,
 ) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
-    let future = start_handler(&endpoint, || context.enter(|| handler.call(request)));
-    let guarded = context.scope(catching_panics(Arc::clone(&endpoint), future));
+    let future = start_handler(endpoint, || context.enter(|| handler.call(request)));
+    let guarded = context.scope(catching_panics(endpoint, future));
     async move {
+        let mut guarded = pin!(guarded);
+        // Most handlers answer on their first poll: those need no timer.
+        if let Poll::Ready(answer) = poll_fn(|cx| Poll::Ready(guarded.as_mut().poll(cx))).await {
+            return answer;
+        }
         match deadline {
             None => guarded.await,
             Some(deadline) => tokio::time::timeout_at(deadline, guarded).await.unwrap_or_else(|_| {
