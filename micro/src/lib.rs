@@ -38,6 +38,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+mod body;
 pub mod broker;
 pub mod client;
 pub mod codec;

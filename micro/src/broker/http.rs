@@ -28,7 +28,7 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Method, StatusCode};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -39,6 +39,7 @@ use tracing::{debug, warn};
 
 use super::{Broker, BrokerError, Event, Handler, Message, SubscribeOptions, Subscription, TOPIC_HEADER, Unsubscribe};
 use crate::BoxFuture;
+use crate::body::BodyError;
 use crate::error::Error;
 use crate::registry::{self, CacheRegistry, RegisterOptions, Registry, RegistryError};
 use crate::server::{Peer, RunningServer, ServerOptions, listen};
@@ -251,15 +252,17 @@ impl HttpBroker {
         }
         let id = query_id(request.uri().query().unwrap_or_default());
         let limit = self.inner.options.body_limit;
-        let body = match Limited::new(request.into_body(), limit).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.is::<LengthLimitError>() => {
+        let body = match crate::body::read(request.into_body(), limit).await {
+            Ok(body) => body,
+            Err(BodyError::TooLarge) => {
                 return Err(Error::payload_too_large(
                     ERROR_ID,
                     format!("the message is over the limit of {limit} bytes"),
                 ));
             }
-            Err(e) => return Err(Error::bad_request(ERROR_ID, format!("cannot read the message: {e}"))),
+            Err(BodyError::Read(e)) => {
+                return Err(Error::bad_request(ERROR_ID, format!("cannot read the message: {e}")));
+            }
         };
         let message: Message = serde_json::from_slice(&body)
             .map_err(|e| Error::bad_request(ERROR_ID, format!("the message is not a broker message: {e}")))?;
@@ -309,11 +312,8 @@ impl HttpBroker {
                 reason: format!("{}: {e}", node.address),
             })?;
             let status = response.status();
-            let body = response
-                .into_body()
-                .collect()
+            let body = crate::body::read(response.into_body(), self.inner.options.body_limit)
                 .await
-                .map(|c| c.to_bytes())
                 .unwrap_or_default();
             let answer = || {
                 format!(

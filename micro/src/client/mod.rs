@@ -24,7 +24,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
-use tracing::{Instrument, debug, debug_span};
+use tracing::debug;
 
 pub use call::{Bidirectional, Call, CallOptions, ClientStreaming, Mode, ServerStreaming, Unary};
 pub use publish::{Publish, Publisher};
@@ -395,6 +395,8 @@ impl Client {
         Call::new(self.clone(), service.into(), endpoint.into(), ())
     }
 
+    /// Makes a unary call: attempts on nodes the selector picks, retried as
+    /// the options allow, until one answers or the deadline passes.
     pub(crate) async fn invoke<Req, Rsp>(
         &self,
         service: &str,
@@ -402,17 +404,6 @@ impl Client {
         request: Req,
         options: CallOptions,
     ) -> Result<Rsp>
-    where
-        Req: Serialize + Send + 'static,
-        Rsp: DeserializeOwned + 'static,
-    {
-        let span = debug_span!("rpc.call", service, endpoint);
-        self.attempts(service, endpoint, request, options)
-            .instrument(span)
-            .await
-    }
-
-    async fn attempts<Req, Rsp>(&self, service: &str, endpoint: &str, request: Req, options: CallOptions) -> Result<Rsp>
     where
         Req: Serialize + Send + 'static,
         Rsp: DeserializeOwned + 'static,
@@ -484,7 +475,7 @@ impl Client {
                 Ok(response) => return Ok(response),
                 Err(failure) => failure,
             };
-            debug!(attempt, node = %target.key(), address = %target.address(), code = failure.error.code, detail = %failure.error.detail, "attempt failed");
+            debug!(service, endpoint, attempt, node = %target.key(), address = %target.address(), code = failure.error.code, detail = %failure.error.detail, "attempt failed");
             if !failure.retryable(options.idempotent, policy) || Instant::now() >= deadline {
                 return Err(failure.error);
             }

@@ -4,7 +4,7 @@
 //! request, reads the whole answer and puts the connection back. At most
 //! `max_idle` connections per node wait idle, none longer than the TTL.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 

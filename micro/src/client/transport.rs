@@ -9,15 +9,17 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap};
 use http::response::Parts;
 use http::{Method, StatusCode, Uri};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper::client::conn::TrySendError;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
-use super::pool::{Checkout, Pool};
+use super::pool::{Checkout, Connection, Pool};
 use super::retry::{Delivery, Failure};
+use crate::body::BodyError;
 use crate::codec::Codec;
 use crate::error::{CLIENT_ID, Error};
 use crate::headers::names;
@@ -131,26 +133,16 @@ impl HttpTransport {
     /// One call on a pooled HTTP/1.1 connection, which goes back to the pool
     /// once the answer is read in full.
     async fn over_http1(&self, pool: &Pool, address: &str, headers: HeaderMap, body: Bytes) -> Result<Answer, Failure> {
+        let Checkout { mut connection, reused } = pool.checkout(address).await?;
         let mut request = http::Request::new(Full::new(body));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = Uri::from_static("/");
         *request.headers_mut() = headers;
-        let Checkout { mut connection, reused } = pool.checkout(address).await?;
         request.headers_mut().insert(header::HOST, connection.host.clone());
         let response = match connection.sender.try_send_request(request).await {
             Ok(response) => response,
-            // A reused connection the peer had closed: the request never left,
-            // so it goes out on a new one.
-            Err(mut e) => match (reused, e.take_message()) {
-                (true, Some(request)) => {
-                    connection = Box::pin(pool.connect(address)).await?;
-                    connection.sender.try_send_request(request).await.map_err(|mut e| {
-                        let unsent = e.take_message().is_some();
-                        send_failure(address, e.error(), unsent)
-                    })?
-                }
-                (_, unsent) => return Err(send_failure(address, e.error(), unsent.is_some())),
-            },
+            // Boxed: rare, and its state would otherwise widen every call's.
+            Err(e) => Box::pin(resend(pool, address, reused, &mut connection, e)).await?,
         };
         let (parts, body) = read_body(response, self.response_limit).await?;
         pool.put(address, connection);
@@ -197,6 +189,26 @@ impl HttpTransport {
             ))
         })
     }
+}
+
+/// A request that a reused connection gave back unsent, because the peer had
+/// closed it, goes out on a new connection, which replaces `connection`.
+async fn resend(
+    pool: &Pool,
+    address: &str,
+    reused: bool,
+    connection: &mut Connection,
+    mut e: TrySendError<http::Request<Full<Bytes>>>,
+) -> Result<http::Response<Incoming>, Failure> {
+    let unsent = e.message().is_some();
+    let Some(request) = e.take_message().filter(|_| reused) else {
+        return Err(send_failure(address, e.error(), unsent));
+    };
+    *connection = pool.connect(address).await?;
+    connection.sender.try_send_request(request).await.map_err(|mut e| {
+        let unsent = e.take_message().is_some();
+        send_failure(address, e.error(), unsent)
+    })
 }
 
 /// `POST http://<address>/` with `headers` and `body`.
@@ -254,16 +266,16 @@ async fn read_response(response: http::Response<Incoming>, limit: usize) -> Resu
 /// The head of a response and its whole body, at most `limit` bytes.
 async fn read_body(response: http::Response<Incoming>, limit: usize) -> Result<(Parts, Bytes), Failure> {
     let (parts, body) = response.into_parts();
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok((parts, collected.to_bytes())),
-        Err(e) if e.is::<LengthLimitError>() => Err(Failure::new(
+    match crate::body::read(body, limit).await {
+        Ok(body) => Ok((parts, body)),
+        Err(BodyError::TooLarge) => Err(Failure::new(
             Error::internal_server_error(
                 CLIENT_ID,
                 format!("response body is larger than the client's limit of {limit} bytes"),
             ),
             Delivery::Answered,
         )),
-        Err(e) => Err(Failure::new(
+        Err(BodyError::Read(e)) => Err(Failure::new(
             Error::internal_server_error(CLIENT_ID, format!("cannot read response body: {}", chain(e.as_ref()))),
             Delivery::Unknown,
         )),

@@ -1,7 +1,7 @@
 //! The client side of mux: one connection per node, shared by every call to
 //! it; each call waits for the answer frame carrying its id.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -140,7 +140,7 @@ impl Connection {
         let state = Arc::new(Mutex::new(State {
             out: Some(out),
             next_id: 1,
-            pending: HashMap::new(),
+            pending: HashMap::default(),
         }));
         let decoder = FrameDecoder::new(options.response_limit);
         let connection = Connection { state };

@@ -7,7 +7,7 @@
 //! served (and the registry is asked again only every `retry` interval), so
 //! calls to known nodes continue through a registry outage.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! timed out several times in a row, is ejected: skipped for a while unless
 //! no other node is left. A call also avoids the nodes it already tried.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard};
@@ -128,8 +128,8 @@ impl Selector {
         Selector {
             strategy,
             ejection,
-            turns: Mutex::new(HashMap::new()),
-            health: Mutex::new(HashMap::new()),
+            turns: Mutex::default(),
+            health: Mutex::default(),
         }
     }
 
@@ -283,7 +283,7 @@ mod tests {
     fn round_robin_is_exactly_even() {
         let selector = Selector::new(Strategy::RoundRobin);
         let services = service(&["a", "b", "c"]);
-        let mut counts = HashMap::new();
+        let mut counts = HashMap::default();
         for _ in 0..300 {
             *counts.entry(pick(&selector, &services, &[], &[])).or_insert(0) += 1;
         }

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use futures_util::{FutureExt, future};
 use http::Method;
 use http::header::{self, HeaderMap, HeaderValue};
-use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 use tracing::{debug, error, warn};
@@ -29,6 +29,7 @@ use super::handler::{Handler, Message, Request, Response};
 use super::router::Router;
 use super::stream;
 use crate::BoxFuture;
+use crate::body::BodyError;
 use crate::codec::{Codec, jsonrpc};
 use crate::context::Context;
 use crate::error::{Error, SERVER_ID};
@@ -372,10 +373,10 @@ async fn read_body(body: Incoming, declared: Option<u64>, limit: usize) -> Resul
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(Error::bad_request(SERVER_ID, format!("cannot read request body: {e}"))),
+    match crate::body::read(body, limit).await {
+        Ok(body) => Ok(body),
+        Err(BodyError::TooLarge) => Err(too_large()),
+        Err(BodyError::Read(e)) => Err(Error::bad_request(SERVER_ID, format!("cannot read request body: {e}"))),
     }
 }
 
