@@ -730,7 +730,7 @@ fn request_headers(
         put(k, v);
     }
     // Go Micro's client also sends `Accept`, which nothing reads.
-    map.insert(header::CONTENT_TYPE, HeaderValue::from_static(codec.content_type()));
+    map.insert(header::CONTENT_TYPE, codec.header_value());
     map.insert(names::ID, HeaderValue::from(sequence));
     if let Ok(value) = HeaderValue::try_from(service) {
         map.insert(names::SERVICE, value);

@@ -72,6 +72,21 @@ impl Codec {
         }
     }
 
+    /// The content type this codec writes, as a header value.
+    pub(crate) fn header_value(self) -> http::HeaderValue {
+        // Constants: `from_static` checks its bytes when it runs.
+        const JSON: http::HeaderValue = http::HeaderValue::from_static("application/json");
+        const JSON_RPC: http::HeaderValue = http::HeaderValue::from_static("application/json-rpc");
+        const MSGPACK: http::HeaderValue = http::HeaderValue::from_static("application/msgpack");
+        const BYTES: http::HeaderValue = http::HeaderValue::from_static("application/octet-stream");
+        match self {
+            Codec::Json => JSON,
+            Codec::JsonRpc => JSON_RPC,
+            Codec::Msgpack => MSGPACK,
+            Codec::Bytes => BYTES,
+        }
+    }
+
     /// Encodes a value. JSON ends with a newline, as Go's `json.Encoder` writes it.
     pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, CodecError> {
         if self == Codec::Bytes {
@@ -216,6 +231,13 @@ mod tests {
             Codec::from_content_type("application/protobuf"),
             Err(CodecError::Unsupported(_))
         ));
+    }
+
+    #[test]
+    fn header_values_are_the_content_types() {
+        for codec in [Codec::Json, Codec::JsonRpc, Codec::Msgpack, Codec::Bytes] {
+            assert_eq!(codec.header_value(), codec.content_type());
+        }
     }
 
     #[test]

@@ -7,7 +7,6 @@
 //! JSON in `Micro-Error`; any other caller gets the HTTP status of the error
 //! code with the error JSON as the body, and the same header.
 
-use std::borrow::Cow;
 use std::future::poll_fn;
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;
@@ -25,7 +24,7 @@ use tokio::time::Instant;
 use tracing::{debug, error, warn};
 
 use super::Peer;
-use super::handler::{Handler, Message, Request, Response};
+use super::handler::{EndpointDescriptor, Handler, Message, Request, Response};
 use super::router::Router;
 use super::stream;
 use crate::BoxFuture;
@@ -59,73 +58,61 @@ impl Shared {
     }
 }
 
-/// The call-level headers of a request.
+/// The call-level headers of a request, read off it.
 #[derive(Debug, Default)]
-struct Head {
+struct Head<'a> {
     /// Whether the request carries `Micro-Id`, which marks a Go Micro client.
     go_micro: bool,
-    /// `Micro-Service` and `Micro-Endpoint` (or `Micro-Method`), text both.
-    service: Option<HeaderValue>,
-    endpoint: Option<HeaderValue>,
-    content_type: Option<HeaderValue>,
+    service: Option<&'a str>,
+    /// `Micro-Endpoint`, or the legacy `Micro-Method`.
+    endpoint: Option<&'a str>,
+    content_type: Option<&'a str>,
     timeout: Option<Duration>,
 }
 
-impl Head {
+impl<'a> Head<'a> {
     /// Reads the call headers in one pass over the request's headers: a
     /// plain name wins over its `X-` twin, a first value over later ones.
-    fn read(map: &HeaderMap) -> Head {
+    /// A value that is not text counts as absent.
+    fn read(map: &'a HeaderMap) -> Head<'a> {
         // Plain and prefixed: Micro-Id, Micro-Service, Micro-Endpoint, Micro-Method.
         let mut call: [Option<&HeaderValue>; 8] = [None; 8];
         let mut content_type = None;
         let mut timeout = None;
         for (name, value) in map {
-            let slot = match name.as_str() {
-                "micro-id" => &mut call[0],
-                "x-micro-id" => &mut call[1],
-                "micro-service" => &mut call[2],
-                "x-micro-service" => &mut call[3],
-                "micro-endpoint" => &mut call[4],
-                "x-micro-endpoint" => &mut call[5],
-                "micro-method" => &mut call[6],
-                "x-micro-method" => &mut call[7],
-                "content-type" => &mut content_type,
-                "timeout" => &mut timeout,
+            if name == header::CONTENT_TYPE {
+                content_type.get_or_insert(value);
+                continue;
+            }
+            // By length first: a name is compared with one or two candidates.
+            let name = name.as_str();
+            let slot = match (name.len(), name) {
+                (7, "timeout") => &mut timeout,
+                (8, "micro-id") => &mut call[0],
+                (10, "x-micro-id") => &mut call[1],
+                (13, "micro-service") => &mut call[2],
+                (15, "x-micro-service") => &mut call[3],
+                (14, "micro-endpoint") => &mut call[4],
+                (16, "x-micro-endpoint") => &mut call[5],
+                (12, "micro-method") => &mut call[6],
+                (14, "x-micro-method") => &mut call[7],
                 _ => continue,
             };
             slot.get_or_insert(value);
         }
-        let text = |plain: usize| {
-            call[plain]
-                .or(call[plain + 1])
-                .filter(|v| v.to_str().is_ok_and(|v| !v.is_empty()))
-        };
+        let text = |value: &'a HeaderValue| std::str::from_utf8(value.as_bytes()).ok();
+        let call = |plain: usize| call[plain].or(call[plain + 1]).and_then(text).filter(|v| !v.is_empty());
         Head {
-            go_micro: text(0).is_some(),
-            service: text(2).cloned(),
-            endpoint: text(4).or_else(|| text(6)).cloned(),
-            content_type: content_type.cloned(),
+            go_micro: call(0).is_some(),
+            service: call(2),
+            endpoint: call(4).or_else(|| call(6)),
+            content_type: content_type.and_then(text),
             // Go Micro ignores a Timeout it cannot parse; so do we.
             timeout: timeout
-                .and_then(|v| v.to_str().ok())
+                .and_then(text)
                 .and_then(|t| t.parse::<u64>().ok())
                 .map(Duration::from_nanos),
         }
-    }
-
-    fn endpoint(&self) -> Option<&str> {
-        self.endpoint.as_ref().and_then(|v| v.to_str().ok())
-    }
-
-    /// The service named, as the handler's context holds it.
-    fn service(&self, shared: &Shared) -> Option<Arc<str>> {
-        let name = self.service.as_ref().and_then(|v| v.to_str().ok())?;
-        Some(shared.service_name(name))
-    }
-
-    /// Go Micro clients always send `Micro-Id` and need errors as 200 + `Micro-Error`.
-    fn is_go_micro_client(&self) -> bool {
-        self.go_micro
     }
 }
 
@@ -164,17 +151,16 @@ pub(crate) fn serve(
 ) -> impl Future<Output = http::Response<ResponseBody>> + Send + 'static {
     // Everything up to reading the body happens now, so that the future
     // hyper keeps per request holds only what the rest needs.
-    let head = Head::read(request.headers());
-    let started = start(&shared, peer, &head, request);
+    let (go_micro, started) = start(&shared, peer, request);
     async move {
         let reply = match started {
             Started::Replied(reply) => reply,
-            Started::Unary(call) => call.finish(&shared, &head).await,
+            Started::Unary(call) => call.finish(&shared).await,
         };
         if let Err(err) = &reply.result {
-            debug!(endpoint = head.endpoint().unwrap_or(""), code = err.code, detail = %err.detail, "call failed");
+            debug!(code = err.code, detail = %err.detail, "call failed");
         }
-        write_reply(&head, reply)
+        write_reply(go_micro, reply)
     }
 }
 
@@ -189,110 +175,148 @@ enum Started {
 struct BodyPending {
     body: Incoming,
     declared_length: Option<u64>,
-    codec: Codec,
-    metadata: LazyMetadata,
-    deadline: Option<Instant>,
+    /// Its handler, unless only a JSON-RPC envelope names the endpoint.
+    routed: Option<Routed>,
+    call: Unary,
 }
 
-fn start(shared: &Shared, peer: Arc<Peer>, head: &Head, request: http::Request<Incoming>) -> Started {
-    let error = |e: Error| Started::Replied(Reply::error(e));
-    if request.method() != Method::POST {
-        return error(Error::method_not_allowed(
+/// An endpoint's handler and descriptor.
+type Routed = (Arc<dyn Handler>, &'static EndpointDescriptor);
+
+/// Whether a Go Micro client sent the request, and the call started.
+fn start(shared: &Shared, peer: Arc<Peer>, request: http::Request<Incoming>) -> (bool, Started) {
+    let head = Head::read(request.headers());
+    let go_micro = head.go_micro;
+    let prepared = match prepare(shared, request.method(), &head) {
+        Ok(prepared) => prepared,
+        Err(e) => return (go_micro, Started::Replied(Reply::error(e))),
+    };
+    (go_micro, start_call(shared, peer, request, prepared))
+}
+
+/// What a request's call headers say.
+struct Prepared {
+    codec: Codec,
+    deadline: Option<Instant>,
+    /// The service named, shared with the server's other calls.
+    service: Option<Arc<str>>,
+    /// The endpoint's handler, if a header names it.
+    routed: Option<Routed>,
+}
+
+fn prepare(shared: &Shared, method: &Method, head: &Head<'_>) -> Result<Prepared, Error> {
+    if method != Method::POST {
+        return Err(Error::method_not_allowed(
             SERVER_ID,
-            format!(
-                "{} is not served: call an endpoint with POST and a Micro-Endpoint header",
-                request.method()
-            ),
+            format!("{method} is not served: call an endpoint with POST and a Micro-Endpoint header"),
         ));
     }
-    let codec = match &head.content_type {
+    let codec = match head.content_type {
         // Go Micro defaults to protobuf; micro's handlers are serde types, so
         // a body without a content type is read as JSON.
         None => Codec::Json,
-        Some(ct) => match Codec::from_content_type(ct.to_str().unwrap_or_default()) {
-            Ok(codec) => codec,
-            Err(e) => return error(e.into_error(SERVER_ID)),
-        },
+        Some(ct) => Codec::from_content_type(ct).map_err(|e| e.into_error(SERVER_ID))?,
     };
     let deadline = head.timeout.and_then(|t| Instant::now().checked_add(t));
+    let service = head.service.map(|name| shared.service_name(name));
+    // Route before reading the body, unless only a JSON-RPC envelope names the endpoint.
+    let routed = match head.endpoint {
+        None => None,
+        Some(endpoint) => {
+            let (handler, descriptor) = shared.router.route(endpoint)?;
+            Some((Arc::clone(handler), descriptor))
+        }
+    };
+    Ok(Prepared {
+        codec,
+        deadline,
+        service,
+        routed,
+    })
+}
+
+fn start_call(shared: &Shared, peer: Arc<Peer>, request: http::Request<Incoming>, prepared: Prepared) -> Started {
+    let Prepared {
+        codec,
+        deadline,
+        service,
+        routed,
+    } = prepared;
     let (parts, body) = request.into_parts();
     let declared_length = content_length(&parts.headers);
     let metadata = LazyMetadata::from_headers(parts.headers, peer);
-    // Route before reading the body, unless only a JSON-RPC envelope names the endpoint.
-    if let Some(endpoint) = head.endpoint() {
-        let (handler, descriptor) = match shared.router.route(endpoint) {
-            Ok(found) => found,
-            Err(e) => return error(e),
-        };
-        if descriptor.kind().is_stream() {
-            let context = Context::for_request(metadata, deadline, head.service(shared), descriptor.name());
-            let opened = stream::open(
-                shared,
-                Arc::clone(handler),
-                descriptor,
-                context,
-                codec,
-                (parts.version, body),
-                deadline,
-            );
-            return Started::Replied(Reply {
-                codec: Some(codec),
-                jsonrpc_id: None,
-                result: opened.map(Payload::Stream),
-            });
-        }
+    if let Some((handler, descriptor)) = routed.as_ref().filter(|(_, d)| d.kind().is_stream()) {
+        let context = Context::for_request(metadata, deadline, service, descriptor.name());
+        let opened = stream::open(
+            shared,
+            Arc::clone(handler),
+            descriptor,
+            context,
+            codec,
+            (parts.version, body),
+            deadline,
+        );
+        return Started::Replied(Reply {
+            codec: Some(codec),
+            jsonrpc_id: None,
+            result: opened.map(Payload::Stream),
+        });
     }
     Started::Unary(BodyPending {
         body,
         declared_length,
-        codec,
-        metadata,
-        deadline,
+        routed,
+        call: Unary {
+            service,
+            codec,
+            metadata,
+            deadline,
+            message: Message::Body(Bytes::new()),
+        },
     })
 }
 
 impl BodyPending {
     /// Reads the body and runs the call.
-    async fn finish(self, shared: &Shared, head: &Head) -> Reply {
+    async fn finish(self, shared: &Shared) -> Reply {
         let BodyPending {
             body,
             declared_length,
-            codec,
-            metadata,
-            deadline,
+            routed,
+            mut call,
         } = self;
+        let codec = call.codec;
         let body = match read_body(body, declared_length, shared.body_limit).await {
             Ok(body) => body,
             Err(e) => return Reply::error(e),
         };
-        let (endpoint, body, jsonrpc_id) = match codec {
+        let (routed, body, jsonrpc_id) = match codec {
             Codec::JsonRpc => match jsonrpc::decode_request(&body) {
-                Ok(envelope) => {
-                    let endpoint = head.endpoint().map_or(Cow::Owned(envelope.method), Cow::Borrowed);
-                    (Some(endpoint), envelope.params, Some(envelope.id))
-                }
+                Ok(envelope) => match routed {
+                    Some(routed) => (routed, envelope.params, Some(envelope.id)),
+                    None => match shared.router.route(&envelope.method) {
+                        Ok((handler, descriptor)) => {
+                            ((Arc::clone(handler), descriptor), envelope.params, Some(envelope.id))
+                        }
+                        Err(e) => return Reply::error(e),
+                    },
+                },
                 Err(e) => return Reply::error(e.into_error(SERVER_ID)),
             },
-            _ => (head.endpoint().map(Cow::Borrowed), body, None),
-        };
-        let Some(endpoint) = endpoint else {
-            return Reply::error(Error::bad_request(
-                SERVER_ID,
-                "missing endpoint: set the Micro-Endpoint header to Service.Method, e.g. Helloworld.Greeting",
-            ));
-        };
-        let result = dispatch(
-            shared,
-            &endpoint,
-            Unary {
-                service: head.service(shared),
-                codec,
-                metadata,
-                deadline,
-                message: Message::Body(body),
+            _ => match routed {
+                Some(routed) => (routed, body, None),
+                None => {
+                    return Reply::error(Error::bad_request(
+                        SERVER_ID,
+                        "missing endpoint: set the Micro-Endpoint header to Service.Method, e.g. Helloworld.Greeting",
+                    ));
+                }
             },
-        )
-        .await;
+        };
+        call.message = Message::Body(body);
+        let result = answer(&routed.0, routed.1, call)
+            .map(|response| response?.into_body())
+            .await;
         Reply {
             codec: Some(codec),
             jsonrpc_id,
@@ -328,6 +352,19 @@ pub(crate) fn respond(
     endpoint: &str,
     call: Unary,
 ) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
+    match shared.router.route(endpoint) {
+        Ok((handler, descriptor)) => future::Either::Right(answer(handler, descriptor, call)),
+        Err(e) => future::Either::Left(std::future::ready(Err(e))),
+    }
+}
+
+/// Starts the handler of a routed unary call: its response or the error,
+/// once the returned future is awaited.
+fn answer(
+    handler: &Arc<dyn Handler>,
+    descriptor: &'static EndpointDescriptor,
+    call: Unary,
+) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
     let Unary {
         service,
         codec,
@@ -335,10 +372,6 @@ pub(crate) fn respond(
         deadline,
         message,
     } = call;
-    let (handler, descriptor) = match shared.router.route(endpoint) {
-        Ok(found) => found,
-        Err(e) => return future::Either::Left(std::future::ready(Err(e))),
-    };
     let endpoint = descriptor.name();
     if descriptor.kind().is_stream() {
         return future::Either::Left(std::future::ready(Err(Error::bad_request(
@@ -444,7 +477,7 @@ fn panicked(endpoint: &str, panic: &(dyn std::any::Any + Send)) -> Error {
 /// The HTTP response of a reply: its body and `Content-Type`, or the error.
 /// The call headers are not echoed: Go Micro's server copies the request's
 /// headers back, but its client reads only `Micro-Error` from a response.
-fn write_reply(head: &Head, reply: Reply) -> http::Response<ResponseBody> {
+fn write_reply(go_micro: bool, reply: Reply) -> http::Response<ResponseBody> {
     let mut response = http::Response::new(Either::Left(Full::new(Bytes::new())));
     let Reply {
         codec,
@@ -461,18 +494,16 @@ fn write_reply(head: &Head, reply: Reply) -> http::Response<ResponseBody> {
     };
     match body {
         Ok(body) => {
-            let content_type = codec.unwrap_or(Codec::Json).content_type();
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            let content_type = codec.unwrap_or(Codec::Json).header_value();
+            response.headers_mut().insert(header::CONTENT_TYPE, content_type);
             *response.body_mut() = body;
         }
-        Err(err) => write_error(&mut response, head, &err),
+        Err(err) => write_error(&mut response, go_micro, &err),
     }
     response
 }
 
-fn write_error(response: &mut http::Response<ResponseBody>, head: &Head, err: &Error) {
+fn write_error(response: &mut http::Response<ResponseBody>, go_micro: bool, err: &Error) {
     let json = err.to_json();
     if let Ok(value) = HeaderValue::from_str(&json) {
         // Go Micro writes it twice, plain and with an `X-` prefix.
@@ -483,7 +514,7 @@ fn write_error(response: &mut http::Response<ResponseBody>, head: &Head, err: &E
     } else {
         warn!("error JSON is not a valid header value; sent in the body only");
     }
-    if head.is_go_micro_client() {
+    if go_micro {
         // Go Micro's transport treats any status but 200 as a transport
         // failure and would lose the error: it travels in Micro-Error only.
         return;
@@ -499,9 +530,9 @@ fn write_error(response: &mut http::Response<ResponseBody>, head: &Head, err: &E
 
 /// The status a reply has: kept for tests of the HTTP mapping.
 #[cfg(test)]
-fn status_of(head: &Head, err: &Error) -> http::StatusCode {
+fn status_of(go_micro: bool, err: &Error) -> http::StatusCode {
     let mut response = http::Response::new(Either::Left(Full::new(Bytes::new())));
-    write_error(&mut response, head, err);
+    write_error(&mut response, go_micro, err);
     response.status()
 }
 
@@ -512,13 +543,9 @@ mod tests {
 
     #[test]
     fn go_micro_clients_get_200_and_plain_callers_the_code() {
-        let go = Head {
-            go_micro: true,
-            ..Head::default()
-        };
         let err = Error::not_found("x", "y");
-        assert_eq!(status_of(&go, &err), http::StatusCode::OK);
-        assert_eq!(status_of(&Head::default(), &err), http::StatusCode::NOT_FOUND);
+        assert_eq!(status_of(true, &err), http::StatusCode::OK);
+        assert_eq!(status_of(false, &err), http::StatusCode::NOT_FOUND);
     }
 
     #[test]
@@ -553,8 +580,8 @@ mod tests {
         map.insert("micro-endpoint", HeaderValue::from_static("A.B"));
         map.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let head = Head::read(&map);
-        assert_eq!(head.endpoint(), Some("A.B"), "the plain name wins");
-        assert_eq!(head.content_type, Some(HeaderValue::from_static("application/json")));
+        assert_eq!(head.endpoint, Some("A.B"), "the plain name wins");
+        assert_eq!(head.content_type, Some("application/json"));
     }
 
     #[test]
@@ -565,7 +592,7 @@ mod tests {
         map.insert("timeout", HeaderValue::from_static("1500000000"));
         let head = Head::read(&map);
         assert!(head.go_micro);
-        assert_eq!(head.endpoint(), Some("A.B"));
+        assert_eq!(head.endpoint, Some("A.B"));
         assert_eq!(head.timeout, Some(Duration::from_millis(1500)));
     }
 }
