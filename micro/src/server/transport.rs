@@ -100,21 +100,32 @@ impl<'a> Head<'a> {
             };
             slot.get_or_insert(value);
         }
-        let text = |value: &'a HeaderValue| std::str::from_utf8(value.as_bytes()).ok();
-        let call = |plain: usize| call[plain].or(call[plain + 1]).and_then(text).filter(|v| !v.is_empty());
+        let call = |plain: usize| call[plain].or(call[plain + 1]).filter(|v| !v.is_empty());
+        let text = |plain: usize| call(plain).and_then(|v| v.to_str().ok());
         Head {
             go_micro: call(0).is_some(),
-            service: call(2),
-            endpoint: call(4).or_else(|| call(6)),
-            content_type: content_type.and_then(text),
+            service: text(2),
+            endpoint: text(4).or_else(|| text(6)),
+            content_type: content_type.and_then(|v| v.to_str().ok()),
             // Go Micro ignores a Timeout it cannot parse; so do we.
-            timeout: timeout
-                .and_then(text)
-                .and_then(|t| t.parse::<u64>().ok())
-                .map(Duration::from_nanos),
+            timeout: timeout.and_then(|v| decimal(v.as_bytes())).map(Duration::from_nanos),
         }
     }
 }
+
+/// The value of a decimal number of ASCII digits, if it fits a `u64`.
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        let digit = d.checked_sub(b'0').filter(|d| *d < 10)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
+}
+
+/// The headers a response's map has room for; see [`write_reply`].
+const REQUEST_HEADERS: usize = 12;
 
 /// The outcome of one call, before it is written as HTTP.
 struct Reply {
@@ -174,7 +185,6 @@ enum Started {
 /// A unary call before its body is read.
 struct BodyPending {
     body: Incoming,
-    declared_length: Option<u64>,
     /// Its handler, unless only a JSON-RPC envelope names the endpoint.
     routed: Option<Routed>,
     call: Unary,
@@ -243,7 +253,6 @@ fn start_call(shared: &Shared, peer: Arc<Peer>, request: http::Request<Incoming>
         routed,
     } = prepared;
     let (parts, body) = request.into_parts();
-    let declared_length = content_length(&parts.headers);
     let metadata = LazyMetadata::from_headers(parts.headers, peer);
     if let Some((handler, descriptor)) = routed.as_ref().filter(|(_, d)| d.kind().is_stream()) {
         let context = Context::for_request(metadata, deadline, service, descriptor.name());
@@ -264,7 +273,6 @@ fn start_call(shared: &Shared, peer: Arc<Peer>, request: http::Request<Incoming>
     }
     Started::Unary(BodyPending {
         body,
-        declared_length,
         routed,
         call: Unary {
             service,
@@ -279,14 +287,9 @@ fn start_call(shared: &Shared, peer: Arc<Peer>, request: http::Request<Incoming>
 impl BodyPending {
     /// Reads the body and runs the call.
     async fn finish(self, shared: &Shared) -> Reply {
-        let BodyPending {
-            body,
-            declared_length,
-            routed,
-            mut call,
-        } = self;
+        let BodyPending { body, routed, mut call } = self;
         let codec = call.codec;
-        let body = match read_body(body, declared_length, shared.body_limit).await {
+        let body = match read_body(body, shared.body_limit).await {
             Ok(body) => body,
             Err(e) => return Reply::error(e),
         };
@@ -394,21 +397,14 @@ pub(crate) fn body_too_large(limit: usize) -> Error {
     )
 }
 
-/// The `Content-Length` a request declares.
-fn content_length(map: &HeaderMap) -> Option<u64> {
-    map.get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-}
-
-async fn read_body(body: Incoming, declared: Option<u64>, limit: usize) -> Result<Bytes, Error> {
-    let too_large = || body_too_large(limit);
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(too_large());
+async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Error> {
+    // A declared length (Content-Length) over the limit is refused unread.
+    if http_body::Body::size_hint(&body).lower() > limit as u64 {
+        return Err(body_too_large(limit));
     }
     match crate::body::read(body, limit).await {
         Ok(body) => Ok(body),
-        Err(BodyError::TooLarge) => Err(too_large()),
+        Err(BodyError::TooLarge) => Err(body_too_large(limit)),
         Err(BodyError::Read(e)) => Err(Error::bad_request(SERVER_ID, format!("cannot read request body: {e}"))),
     }
 }
@@ -479,6 +475,10 @@ fn panicked(endpoint: &str, panic: &(dyn std::any::Any + Send)) -> Error {
 /// headers back, but its client reads only `Micro-Error` from a response.
 fn write_reply(go_micro: bool, reply: Reply) -> http::Response<ResponseBody> {
     let mut response = http::Response::new(Either::Left(Full::new(Bytes::new())));
+    // Once the response is written, hyper reads the connection's next request
+    // into this map: with room for a Go Micro request's headers (11, and
+    // some metadata), it does not grow then.
+    *response.headers_mut() = HeaderMap::with_capacity(REQUEST_HEADERS);
     let Reply {
         codec,
         jsonrpc_id,
@@ -582,6 +582,15 @@ mod tests {
         let head = Head::read(&map);
         assert_eq!(head.endpoint, Some("A.B"), "the plain name wins");
         assert_eq!(head.content_type, Some("application/json"));
+    }
+
+    #[test]
+    fn timeouts_are_decimal_nanoseconds() {
+        assert_eq!(decimal(b"1500000000"), Some(1_500_000_000));
+        assert_eq!(decimal(b"18446744073709551615"), Some(u64::MAX));
+        for bad in [&b""[..], b"18446744073709551616", b"-1", b"1.5", b" 1", b"1s"] {
+            assert_eq!(decimal(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
