@@ -625,6 +625,66 @@ async fn slow_header_senders_are_cut_off() {
 }
 
 #[tokio::test]
+async fn an_idle_kept_alive_connection_is_closed_after_the_header_read_timeout() {
+    let running = start_with(ServerOptions::default().header_read_timeout(Duration::from_millis(300)))
+        .await
+        .0;
+    let mut conn = RawConnection::open(running.local_addr()).await;
+    let rsp = conn.post(&[JSON, endpoint("Echo.Hello")], br#"{"name":"x"}"#).await;
+    assert_eq!(rsp.status, 200);
+    let started = Instant::now();
+    assert!(
+        conn.closed_within(Duration::from_secs(3)).await,
+        "the idle connection was kept"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250),
+        "closed after {waited:?}, before the timeout"
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_response_read_slowly_is_not_cut_off_by_the_header_read_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let options = ServerOptions::default()
+        .header_read_timeout(Duration::from_millis(200))
+        .body_limit(16 << 20);
+    let running = start_with(options).await.0;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    let mut stream = socket.connect(running.local_addr()).await.unwrap();
+    let body = vec![7u8; 8 << 20];
+    let headers = [
+        ("Content-Type", "application/octet-stream"),
+        ("Micro-Endpoint", "Echo.Raw"),
+    ];
+    stream.write_all(&request_bytes("POST", &headers, &body)).await.unwrap();
+    // A slow reader: the server is still writing the answer long after the
+    // timeout, which counts only while no call is under way.
+    let started = Instant::now();
+    let mut received = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let n = stream.read(&mut chunk).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        received.extend_from_slice(&chunk[..n]);
+    }
+    let head_end = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(
+        started.elapsed() > Duration::from_millis(600),
+        "the answer went out too fast to test a slow reader"
+    );
+    assert_eq!(received.len() - head_end, body.len(), "the whole answer arrived");
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn metadata_is_case_insensitive_through_the_wire() {
     let running = start().await;
     let echo = EchoClient::new("echo", running.client());

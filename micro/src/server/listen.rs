@@ -23,6 +23,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::{debug, info, warn};
 
 use super::ServerOptions;
+use super::idle::{Activity, Counted};
 use crate::BoxFuture;
 
 /// Serves a connection whose first byte is zero (a mux client), until the
@@ -114,7 +115,7 @@ where
     let accept = Accept {
         builder,
         mux,
-        first_byte_timeout: options.header_read_timeout,
+        idle_timeout: options.header_read_timeout,
         drain_timeout,
         stop: stop.clone(),
     };
@@ -133,9 +134,9 @@ const HYPER_MAX_HEADERS: usize = 100;
 fn connection_builder(options: &ServerOptions) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     let mut http1 = builder.http1();
-    http1
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout);
+    // The header read timeout is the connection's idle timeout (`idle`),
+    // not hyper's, which arms a timer for every request.
+    http1.header_read_timeout(None);
     // Set to hyper's own limit, the parser would size its header table at
     // run time, on every request.
     if options.max_headers != HYPER_MAX_HEADERS {
@@ -157,7 +158,9 @@ fn connection_builder(options: &ServerOptions) -> auto::Builder<TokioExecutor> {
 struct Accept {
     builder: auto::Builder<TokioExecutor>,
     mux: Option<MuxServe>,
-    first_byte_timeout: Duration,
+    /// How long a connection may wait for a request's headers; also how
+    /// long the first byte may take.
+    idle_timeout: Duration,
     drain_timeout: Duration,
     stop: CancellationToken,
 }
@@ -190,28 +193,42 @@ impl Accept {
             let Some(peer) = peer_of(&stream, remote) else { continue };
             let respond = respond.clone();
             let serving = Arc::clone(&peer);
+            let activity = Activity::new();
+            let calls = Arc::clone(&activity);
             // `map`, not an async block: the future hyper keeps per request stays
             // the size of the answer's.
-            let service = service_fn(move |request| respond(Arc::clone(&serving), request).map(Ok::<_, Infallible>));
+            let service = service_fn(move |request: http::Request<Incoming>| {
+                let call = calls.call(request.version() == http::Version::HTTP_2);
+                respond(Arc::clone(&serving), request).map(move |response| {
+                    drop(call);
+                    Ok::<_, Infallible>(response)
+                })
+            });
             let builder = self.builder.clone();
             let mux = self.mux.clone();
             let stop = self.stop.clone();
-            let first_byte_timeout = self.first_byte_timeout;
+            let idle_timeout = self.idle_timeout;
             connections.spawn(async move {
                 if let Some(mux) = mux {
-                    match first_byte(&stream, first_byte_timeout, &stop).await {
+                    match first_byte(&stream, idle_timeout, &stop).await {
                         Some(0) => return mux(stream, peer, stop).await,
                         Some(_) => {}
                         None => return,
                     }
                 }
-                let mut connection = pin!(builder.serve_connection(TokioIo::new(stream), service).into_owned());
-                // On stop, hyper finishes the calls it has read, then closes.
-                let ended = match select(connection.as_mut(), Stopped::new(stop)).await {
+                let io = Counted::new(TokioIo::new(stream), Arc::clone(&activity));
+                let mut connection = pin!(builder.serve_connection(io, service).into_owned());
+                let idle = pin!(activity.idle_for(idle_timeout));
+                let ended = match select(connection.as_mut(), select(Stopped::new(stop), idle)).await {
                     Either::Left((ended, _)) => ended,
-                    Either::Right(((), _)) => {
+                    // On stop, hyper finishes the calls it has read, then closes.
+                    Either::Right((Either::Left(_), _)) => {
                         connection.as_mut().graceful_shutdown();
                         connection.await
+                    }
+                    Either::Right((Either::Right(_), _)) => {
+                        debug!(%remote, "no request within the header read timeout; closed");
+                        return;
                     }
                 };
                 if let Err(e) = ended {

@@ -7,6 +7,7 @@
 //! bounded drain time, then closes what is left.
 
 pub(crate) mod handler;
+mod idle;
 mod listen;
 mod router;
 mod stream;
@@ -37,7 +38,9 @@ use crate::mux;
 pub struct ServerOptions {
     /// The largest request body accepted; larger ones get 413.
     pub body_limit: usize,
-    /// How long a client may take to send a request's headers (HTTP/1).
+    /// How long a client may take to send a request's headers (HTTP/1): on
+    /// a new connection, and between calls on a kept-alive one, which is
+    /// closed after waiting that long (up to twice that after a call).
     pub header_read_timeout: Duration,
     /// The most headers a request may have (HTTP/1); more get 431.
     pub max_headers: usize,
