@@ -88,24 +88,24 @@ impl Codec {
     }
 
     /// Encodes a value. JSON ends with a newline, as Go's `json.Encoder` writes it.
+    #[inline]
     pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, CodecError> {
-        if self == Codec::Bytes {
-            return raw::to_bytes(value).map_err(|e| self.encode_error(e));
-        }
-        // Start from the size serde_json starts from.
-        let mut buf = Vec::with_capacity(128);
+        // Buffers start from the size serde_json starts from.
         match self {
             Codec::Json | Codec::JsonRpc => {
+                let mut buf = Vec::with_capacity(128);
                 serde_json::to_writer(&mut buf, value).map_err(|e| self.encode_error(e))?;
                 buf.push(b'\n');
+                Ok(buf)
             }
             Codec::Msgpack => {
+                let mut buf = Vec::with_capacity(128);
                 let mut serializer = rmp_serde::Serializer::new(&mut buf).with_struct_map();
                 value.serialize(&mut serializer).map_err(|e| self.encode_error(e))?;
+                Ok(buf)
             }
-            Codec::Bytes => {}
+            Codec::Bytes => raw::to_bytes(value).map_err(|e| self.encode_error(e)),
         }
-        Ok(buf)
     }
 
     /// Decodes a value.
