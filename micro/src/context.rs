@@ -121,11 +121,6 @@ impl Context {
         CURRENT.scope(self, fut)
     }
 
-    /// Runs `f` with this context as [`Context::current`].
-    pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
-        CURRENT.sync_scope(self.clone(), f)
-    }
-
     pub(crate) fn for_request(
         metadata: impl Into<LazyMetadata>,
         deadline: Option<Instant>,

@@ -163,16 +163,17 @@ pub(crate) fn serve(
     // Everything up to reading the body happens now, so that the future
     // hyper keeps per request holds only what the rest needs.
     let (go_micro, started) = start(&shared, peer, request);
-    async move {
-        let reply = match started {
-            Started::Replied(reply) => reply,
-            Started::Unary(call) => call.finish(&shared).await,
-        };
+    let reply = match started {
+        Started::Replied(reply) => future::Either::Left(std::future::ready(reply)),
+        Started::Unary(call) => future::Either::Right(call.finish(shared)),
+    };
+    // `map`, not an async block, which would keep what it captured.
+    reply.map(move |reply| {
         if let Err(err) = &reply.result {
             debug!(code = err.code, detail = %err.detail, "call failed");
         }
         write_reply(go_micro, reply)
-    }
+    })
 }
 
 /// A request checked and routed: answered already (an error, or a stream
@@ -286,45 +287,52 @@ fn start_call(shared: &Shared, peer: Arc<Peer>, request: http::Request<Incoming>
 
 impl BodyPending {
     /// Reads the body and runs the call.
-    async fn finish(self, shared: &Shared) -> Reply {
-        let BodyPending { body, routed, mut call } = self;
-        let codec = call.codec;
-        let body = match read_body(body, shared.body_limit).await {
-            Ok(body) => body,
-            Err(e) => return Reply::error(e),
-        };
-        let (routed, body, jsonrpc_id) = match codec {
-            Codec::JsonRpc => match jsonrpc::decode_request(&body) {
-                Ok(envelope) => match routed {
-                    Some(routed) => (routed, envelope.params, Some(envelope.id)),
-                    None => match shared.router.route(&envelope.method) {
-                        Ok((handler, descriptor)) => {
-                            ((Arc::clone(handler), descriptor), envelope.params, Some(envelope.id))
-                        }
-                        Err(e) => return Reply::error(e),
-                    },
+    fn finish(self, shared: Arc<Shared>) -> impl Future<Output = Reply> + Send + 'static {
+        let BodyPending { body, routed, call } = self;
+        finish(shared, body, routed, call)
+    }
+}
+
+/// Reads a unary call's body and runs it. (Its parts are separate
+/// arguments: a future keeps each argument whole while it runs, so taking
+/// them out of one would keep two copies.)
+async fn finish(shared: Arc<Shared>, body: Incoming, routed: Option<Routed>, mut call: Unary) -> Reply {
+    let codec = call.codec;
+    let body = match read_body(body, shared.body_limit).await {
+        Ok(body) => body,
+        Err(e) => return Reply::error(e),
+    };
+    let (routed, body, jsonrpc_id) = match codec {
+        Codec::JsonRpc => match jsonrpc::decode_request(&body) {
+            Ok(envelope) => match routed {
+                Some(routed) => (routed, envelope.params, Some(envelope.id)),
+                None => match shared.router.route(&envelope.method) {
+                    Ok((handler, descriptor)) => {
+                        ((Arc::clone(handler), descriptor), envelope.params, Some(envelope.id))
+                    }
+                    Err(e) => return Reply::error(e),
                 },
-                Err(e) => return Reply::error(e.into_error(SERVER_ID)),
             },
-            _ => match routed {
-                Some(routed) => (routed, body, None),
-                None => {
-                    return Reply::error(Error::bad_request(
-                        SERVER_ID,
-                        "missing endpoint: set the Micro-Endpoint header to Service.Method, e.g. Helloworld.Greeting",
-                    ));
-                }
-            },
-        };
-        call.message = Message::Body(body);
-        let result = answer(&routed.0, routed.1, call)
-            .map(|response| response?.into_body())
-            .await;
-        Reply {
-            codec: Some(codec),
-            jsonrpc_id,
-            result: result.map(Payload::Full),
-        }
+            Err(e) => return Reply::error(e.into_error(SERVER_ID)),
+        },
+        _ => match routed {
+            Some(routed) => (routed, body, None),
+            None => {
+                return Reply::error(Error::bad_request(
+                    SERVER_ID,
+                    "missing endpoint: set the Micro-Endpoint header to Service.Method, e.g. Helloworld.Greeting",
+                ));
+            }
+        },
+    };
+    call.message = Message::Body(body);
+    let result = answer(&routed.0, routed.1, call)
+        .map(|response| response?.into_body())
+        .await;
+    Reply {
+        codec: Some(codec),
+        jsonrpc_id,
+        result: result.map(Payload::Full),
     }
 }
 
@@ -409,7 +417,7 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Error> {
     }
 }
 
-/// Starts the handler inside its context and runs it under its deadline,
+/// Starts the handler and runs it inside its context, under its deadline,
 /// catching panics.
 pub(super) fn run(
     handler: Arc<dyn Handler>,
@@ -418,7 +426,9 @@ pub(super) fn run(
     context: Context,
     deadline: Option<Instant>,
 ) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
-    let future = start_handler(endpoint, || context.enter(|| handler.call(request)));
+    // The handler's code runs in its future, polled inside the context's
+    // scope; `call` itself only decodes the request.
+    let future = start_handler(endpoint, || handler.call(request));
     let guarded = context.scope(catching_panics(endpoint, future));
     async move {
         let mut guarded = pin!(guarded);
