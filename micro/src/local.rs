@@ -11,9 +11,9 @@
 //! over the wire.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
+use foldhash::HashMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
@@ -69,7 +69,7 @@ static SERVERS: Mutex<Option<HashMap<String, Entry>>> = Mutex::new(None);
 /// Enters a server listening on `address` until `stop` fires.
 pub(crate) fn register(address: String, shared: &Arc<Shared>, stop: CancellationToken) {
     let mut servers = SERVERS.lock().unwrap_or_else(|p| p.into_inner());
-    let servers = servers.get_or_insert_with(HashMap::new);
+    let servers = servers.get_or_insert_with(HashMap::default);
     servers.retain(|_, entry| entry.live().is_some());
     let entry = Entry {
         shared: Arc::downgrade(shared),

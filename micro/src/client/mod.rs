@@ -430,7 +430,7 @@ impl Client {
                 && let Some(value) = request.take()
             {
                 let call = crate::server::Unary {
-                    service: Some(Arc::from(service)),
+                    service: Some(shared.service_name(service)),
                     codec: target.codec,
                     metadata: outbound_metadata(context.as_ref(), &options).into(),
                     deadline: Some(deadline),
@@ -638,9 +638,11 @@ fn deadline_of(client: &ClientOptions, call: &CallOptions, context: Option<&Cont
 /// Go Micro's legacy JSON-RPC with nodes that name no protocol.
 fn codec_for(node_metadata: &std::collections::BTreeMap<String, String>) -> Codec {
     let serves = |ct: &str| {
-        node_metadata
-            .get(CONTENT_TYPES_KEY)
-            .is_some_and(|list| list.split(',').any(|t| t.trim() == ct))
+        node_metadata.get(CONTENT_TYPES_KEY).is_some_and(|list| {
+            list.as_bytes()
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii() == ct.as_bytes())
+        })
     };
     if serves(Codec::Msgpack.content_type()) {
         Codec::Msgpack

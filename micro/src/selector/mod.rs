@@ -186,69 +186,60 @@ impl Selector {
         filters: &[Filter],
         tried: &[String],
     ) -> Option<(&'a Service, &'a Node)> {
-        let admitted: Vec<(&Service, &Node)> = services
+        let health = self.health();
+        let now = (!health.is_empty()).then(Instant::now);
+        let healthy = |(_, node): Pick<'_>| {
+            health
+                .get(&node.id)
+                .and_then(|h| h.ejected_until)
+                .is_none_or(|until| now.is_none_or(|now| until <= now))
+        };
+        let untried = |(_, node): Pick<'_>| !tried.contains(&node.id);
+        let not_last = |(_, node): Pick<'_>| tried.last() != Some(&node.id);
+        // Each preference narrows the pool unless no node left meets it;
+        // once every node was tried, the last one tried is avoided. The pool
+        // is walked again rather than collected, so that a call allocates
+        // nothing here.
+        let preferences: [&dyn Fn(Pick<'_>) -> bool; 3] = [&healthy, &untried, &not_last];
+        let mut kept = [false; 3];
+        let admitted = services
             .iter()
             .flat_map(|s| s.nodes.iter().map(move |n| (s, n)))
-            .filter(|(s, n)| filters.iter().all(|f| f.admits(s, n)))
-            .collect();
-        let healthy = {
-            let health = self.health();
-            if health.is_empty() {
-                admitted
-            } else {
-                let now = Instant::now();
-                let ejected = |node: &Node| {
-                    health
-                        .get(&node.id)
-                        .and_then(|h| h.ejected_until)
-                        .is_some_and(|until| until > now)
-                };
-                prefer(admitted, |(_, n)| !ejected(n))
+            .filter(|&(s, n)| filters.iter().all(|f| f.admits(s, n)));
+        let in_pool =
+            |pick: Pick<'_>, kept: &[bool; 3]| preferences.iter().zip(kept).all(|(meets, &on)| !on || meets(pick));
+        let apply = [now.is_some(), !tried.is_empty(), !tried.is_empty()];
+        for i in (0..preferences.len()).filter(|&i| apply[i]) {
+            kept[i] = true;
+            if !admitted.clone().any(|pick| in_pool(pick, &kept)) {
+                kept[i] = false;
             }
-        };
-        let pool = if tried.is_empty() {
-            healthy
-        } else {
-            let untried: Vec<_> = healthy
-                .iter()
-                .copied()
-                .filter(|(_, n)| !tried.contains(&n.id))
-                .collect();
-            if untried.is_empty() {
-                prefer(healthy, |(_, n)| tried.last() != Some(&n.id))
-            } else {
-                untried
-            }
-        };
-        if pool.is_empty() {
+        }
+        let pool = || admitted.clone().filter(|&pick| in_pool(pick, &kept));
+        let len = pool().count();
+        if len == 0 {
             return None;
         }
         let index = match self.strategy {
-            Strategy::Random => fastrand::usize(..pool.len()),
+            Strategy::Random => fastrand::usize(..len),
             Strategy::RoundRobin => {
                 let name = services.first().map(|s| s.name.as_str()).unwrap_or_default();
                 let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
-                let turn = turns.entry(name.to_owned()).or_default();
-                let index = *turn % pool.len();
+                if !turns.contains_key(name) {
+                    turns.insert(name.to_owned(), 0);
+                }
+                let turn = turns.get_mut(name)?;
+                let index = *turn % len;
                 *turn = turn.wrapping_add(1);
                 index
             }
         };
-        pool.get(index).copied()
+        pool().nth(index)
     }
 }
 
-/// The items that satisfy `keep`, or all of them when none does.
-fn prefer<'a>(
-    items: Vec<(&'a Service, &'a Node)>,
-    keep: impl Fn(&(&Service, &Node)) -> bool,
-) -> Vec<(&'a Service, &'a Node)> {
-    if items.iter().all(&keep) {
-        return items;
-    }
-    let kept: Vec<_> = items.iter().copied().filter(|i| keep(i)).collect();
-    if kept.is_empty() { items } else { kept }
-}
+/// A node and the version of the service it runs.
+type Pick<'a> = (&'a Service, &'a Node);
 
 #[cfg(test)]
 mod tests {
