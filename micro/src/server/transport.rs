@@ -165,7 +165,7 @@ pub(crate) fn serve(
     let (go_micro, started) = start(&shared, peer, request);
     let reply = match started {
         Started::Replied(reply) => future::Either::Left(std::future::ready(reply)),
-        Started::Unary(call) => future::Either::Right(call.finish(shared)),
+        Started::Unary(BodyPending { body, routed, call }) => future::Either::Right(finish(shared, body, routed, call)),
     };
     // `map`, not an async block, which would keep what it captured.
     reply.map(move |reply| {
@@ -193,6 +193,12 @@ struct BodyPending {
 
 /// An endpoint's handler and descriptor.
 type Routed = (Arc<dyn Handler>, &'static EndpointDescriptor);
+
+/// The handler and descriptor of `endpoint`, kept for the call.
+fn route(shared: &Shared, endpoint: &str) -> Result<Routed, Error> {
+    let (handler, descriptor) = shared.router.route(endpoint)?;
+    Ok((Arc::clone(handler), descriptor))
+}
 
 /// Whether a Go Micro client sent the request, and the call started.
 fn start(shared: &Shared, peer: Arc<Peer>, request: http::Request<Incoming>) -> (bool, Started) {
@@ -231,13 +237,7 @@ fn prepare(shared: &Shared, method: &Method, head: &Head<'_>) -> Result<Prepared
     let deadline = head.timeout.and_then(|t| Instant::now().checked_add(t));
     let service = head.service.map(|name| shared.service_name(name));
     // Route before reading the body, unless only a JSON-RPC envelope names the endpoint.
-    let routed = match head.endpoint {
-        None => None,
-        Some(endpoint) => {
-            let (handler, descriptor) = shared.router.route(endpoint)?;
-            Some((Arc::clone(handler), descriptor))
-        }
-    };
+    let routed = head.endpoint.map(|endpoint| route(shared, endpoint)).transpose()?;
     Ok(Prepared {
         codec,
         deadline,
@@ -285,17 +285,9 @@ fn start_call(shared: &Shared, peer: Arc<Peer>, request: http::Request<Incoming>
     })
 }
 
-impl BodyPending {
-    /// Reads the body and runs the call.
-    fn finish(self, shared: Arc<Shared>) -> impl Future<Output = Reply> + Send + 'static {
-        let BodyPending { body, routed, call } = self;
-        finish(shared, body, routed, call)
-    }
-}
-
-/// Reads a unary call's body and runs it. (Its parts are separate
-/// arguments: a future keeps each argument whole while it runs, so taking
-/// them out of one would keep two copies.)
+/// Reads a unary call's body and runs it. (It takes a [`BodyPending`]'s
+/// parts as separate arguments: a future keeps each argument whole while it
+/// runs, so taking them out of one would keep two copies.)
 async fn finish(shared: Arc<Shared>, body: Incoming, routed: Option<Routed>, mut call: Unary) -> Reply {
     let codec = call.codec;
     let body = match read_body(body, shared.body_limit).await {
@@ -304,14 +296,9 @@ async fn finish(shared: Arc<Shared>, body: Incoming, routed: Option<Routed>, mut
     };
     let (routed, body, jsonrpc_id) = match codec {
         Codec::JsonRpc => match jsonrpc::decode_request(&body) {
-            Ok(envelope) => match routed {
-                Some(routed) => (routed, envelope.params, Some(envelope.id)),
-                None => match shared.router.route(&envelope.method) {
-                    Ok((handler, descriptor)) => {
-                        ((Arc::clone(handler), descriptor), envelope.params, Some(envelope.id))
-                    }
-                    Err(e) => return Reply::error(e),
-                },
+            Ok(envelope) => match routed.map_or_else(|| route(&shared, &envelope.method), Ok) {
+                Ok(routed) => (routed, envelope.params, Some(envelope.id)),
+                Err(e) => return Reply::error(e),
             },
             Err(e) => return Reply::error(e.into_error(SERVER_ID)),
         },
