@@ -290,7 +290,10 @@ async fn slowloris_connections_are_closed_and_file_descriptors_return() {
         slow.push(tokio::spawn(async move {
             let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
             let head = b"POST / HTTP/1.1\r\nHost: x\r\nMicro-Endpoint: Probe.Sleep\r\nX-Slow: ";
-            for byte in head.iter().cycle() {
+            // Bounded, so that a server that never closes fails the test below
+            // instead of hanging it.
+            let give_up = Instant::now() + Duration::from_secs(10);
+            for byte in head.iter().cycle().take_while(|_| Instant::now() < give_up) {
                 if stream.write_all(&[*byte]).await.is_err() {
                     break;
                 }

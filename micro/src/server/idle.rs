@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use hyper::rt::{Read, ReadBufCursor, Write};
+use tokio::task::coop::unconstrained;
 use tokio::time::{Instant, Sleep};
 
 /// What a connection is doing, as its idle timeout sees it.
@@ -94,7 +96,10 @@ impl Future for IdleFor {
             if armed && !self.sleep.is_elapsed() {
                 return Poll::Pending;
             }
-            if self.sleep.as_mut().poll(cx).is_pending() {
+            // Unconstrained: out of task budget, tokio's timer would answer
+            // Pending without being armed, and the shortcut above would then
+            // wait for it forever. A deadline is not work to budget.
+            if unconstrained(self.sleep.as_mut()).poll_unpin(cx).is_pending() {
                 self.registered = Some(cx.waker().clone());
                 return Poll::Pending;
             }
@@ -179,6 +184,8 @@ impl<T: Write + Unpin> Write for Counted<T> {
 
 #[cfg(test)]
 mod tests {
+    use std::pin::pin;
+
     use super::*;
 
     #[tokio::test(start_paused = true)]
@@ -211,6 +218,26 @@ mod tests {
         }
         // Checked at 2 s (a call), 4 s (it ended), 6 s (a write), idle by 8 s.
         assert_eq!(started.elapsed(), Duration::from_secs(8));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_first_poll_without_task_budget_still_arms_the_timer() {
+        let activity = Activity::new();
+        let started = Instant::now();
+        let mut idle = pin!(activity.idle_for(Duration::from_secs(2)));
+        // A connection task that used up its budget before the timeout's
+        // first poll: the timer must be armed at the next poll all the same.
+        std::future::poll_fn(|cx| {
+            while let Poll::Ready(spent) = tokio::task::coop::poll_proceed(cx) {
+                spent.made_progress();
+            }
+            assert!(idle.as_mut().poll(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        let fired = tokio::time::timeout(Duration::from_secs(60), idle).await;
+        assert!(fired.is_ok(), "the idle timeout never fired");
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
     }
 
     #[tokio::test(start_paused = true)]

@@ -19,6 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use tokio::task::coop::unconstrained;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::{debug, info, warn};
 
@@ -281,7 +282,9 @@ impl Future for Stopped {
             return Poll::Pending;
         }
         self.registered = Some(cx.waker().clone());
-        self.wait.as_mut().poll(cx)
+        // Unconstrained, so that a Pending always means the waker is kept
+        // (see `idle::IdleFor`).
+        unconstrained(self.wait.as_mut()).poll_unpin(cx)
     }
 }
 
