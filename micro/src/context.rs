@@ -23,9 +23,13 @@ tokio::task_local! {
 /// Handlers receive it as `ctx: &Context`; clients accept one to pass
 /// metadata and a deadline on ([`crate::client::CallOptions::context`]).
 #[derive(Clone, Default)]
-pub struct Context {
-    /// Shared: a context is cloned for the handler, its calls and its scope.
-    metadata: Arc<LazyMetadata>,
+pub struct Context(Arc<Inner>);
+
+/// Shared: a context is cloned for the handler, its calls and its scope, and
+/// one pointer wide it keeps the futures that hold it small.
+#[derive(Clone, Default)]
+struct Inner {
+    metadata: LazyMetadata,
     deadline: Option<Instant>,
     service: Option<Arc<str>>,
     endpoint: Option<&'static str>,
@@ -44,12 +48,12 @@ impl Context {
 
     /// The request metadata (every request header, plus `Local` and `Remote`).
     pub fn metadata(&self) -> &Metadata {
-        self.metadata.get()
+        self.0.metadata.get()
     }
 
     /// Mutable access to the metadata.
     pub fn metadata_mut(&mut self) -> &mut Metadata {
-        Arc::make_mut(&mut self.metadata).get_mut()
+        Arc::make_mut(&mut self.0).metadata.get_mut()
     }
 
     /// One metadata value, in any letter case.
@@ -66,17 +70,17 @@ impl Context {
 
     /// The instant the caller stops waiting, if it set one.
     pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        self.0.deadline
     }
 
     /// The time left until the deadline (zero once passed), if there is one.
     pub fn remaining(&self) -> Option<Duration> {
-        self.deadline.map(|d| d.saturating_duration_since(Instant::now()))
+        self.0.deadline.map(|d| d.saturating_duration_since(Instant::now()))
     }
 
     /// Whether the deadline has passed.
     pub fn is_expired(&self) -> bool {
-        self.deadline.is_some_and(|d| d <= Instant::now())
+        self.0.deadline.is_some_and(|d| d <= Instant::now())
     }
 
     /// Sets the deadline `timeout` from now, keeping an earlier one.
@@ -92,18 +96,19 @@ impl Context {
     /// Sets the deadline, keeping an earlier one.
     #[must_use]
     pub fn with_deadline(mut self, deadline: Instant) -> Self {
-        self.deadline = Some(self.deadline.map_or(deadline, |d| d.min(deadline)));
+        let inner = Arc::make_mut(&mut self.0);
+        inner.deadline = Some(inner.deadline.map_or(deadline, |d| d.min(deadline)));
         self
     }
 
     /// The service the request was addressed to (`Micro-Service`).
     pub fn service(&self) -> Option<&str> {
-        self.service.as_deref()
+        self.0.service.as_deref()
     }
 
     /// The endpoint being served, e.g. `Helloworld.Greeting`.
     pub fn endpoint(&self) -> Option<&str> {
-        self.endpoint
+        self.0.endpoint
     }
 
     /// The server's address for this connection (`Local` metadata).
@@ -127,12 +132,12 @@ impl Context {
         service: Option<Arc<str>>,
         endpoint: &'static str,
     ) -> Self {
-        Context {
-            metadata: Arc::new(metadata.into()),
+        Context(Arc::new(Inner {
+            metadata: metadata.into(),
             deadline,
             service,
             endpoint: Some(endpoint),
-        }
+        }))
     }
 
     /// The metadata an outbound call forwards: everything but the headers
@@ -145,7 +150,7 @@ impl Context {
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &self.0.endpoint)
             .field("remaining", &self.remaining())
             .field("metadata", self.metadata())
             .finish()
