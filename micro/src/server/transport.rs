@@ -423,14 +423,18 @@ pub(super) fn run(
         if let Poll::Ready(answer) = poll_fn(|cx| Poll::Ready(guarded.as_mut().poll(cx))).await {
             return answer;
         }
-        match deadline {
-            None => guarded.await,
-            Some(deadline) => tokio::time::timeout_at(deadline, guarded).await.unwrap_or_else(|_| {
-                Err(Error::timeout(
-                    SERVER_ID,
-                    format!("{endpoint} did not finish within the caller's deadline"),
-                ))
-            }),
+        let Some(deadline) = deadline else {
+            return guarded.await;
+        };
+        // Boxed: the timer is for handlers that wait, and inline it would
+        // widen the future of every call, in-process calls' included.
+        let expired = Box::pin(tokio::time::sleep_until(deadline));
+        match future::select(guarded, expired).await {
+            future::Either::Left((answer, _)) => answer,
+            future::Either::Right(_) => Err(Error::timeout(
+                SERVER_ID,
+                format!("{endpoint} did not finish within the caller's deadline"),
+            )),
         }
     }
 }
