@@ -203,11 +203,15 @@ where
     type IntoFuture = BoxFuture<'static, Result<Rsp>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            self.client
-                .invoke(&self.service, &self.endpoint, self.input, self.options)
-                .await
-        })
+        let Call {
+            client,
+            service,
+            endpoint,
+            input,
+            options,
+            ..
+        } = self;
+        client.invoke(service, endpoint, input, options)
     }
 }
 

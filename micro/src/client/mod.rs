@@ -19,6 +19,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
 use serde::Serialize;
@@ -31,6 +32,7 @@ pub use publish::{Publish, Publisher};
 
 use self::retry::{Delivery, Failure, RetryPolicy, backoff};
 use self::transport::{Answer, HttpTransport, TransportOptions};
+use crate::BoxFuture;
 use crate::broker::{Broker, HttpBroker};
 use crate::codec::{Codec, jsonrpc};
 use crate::context::Context;
@@ -226,6 +228,17 @@ struct Inner {
     broker: OnceLock<Arc<dyn Broker>>,
 }
 
+/// What every attempt of a call shares.
+#[derive(Clone, Copy)]
+struct Attempts<'a> {
+    service: &'a str,
+    endpoint: &'a str,
+    options: &'a CallOptions,
+    context: Option<&'a Context>,
+    started: Instant,
+    deadline: Instant,
+}
+
 /// Where one attempt goes.
 struct Target {
     place: Place,
@@ -397,10 +410,33 @@ impl Client {
 
     /// Makes a unary call: attempts on nodes the selector picks, retried as
     /// the options allow, until one answers or the deadline passes.
-    pub(crate) async fn invoke<Req, Rsp>(
-        &self,
-        service: &str,
-        endpoint: &str,
+    ///
+    /// It takes what it needs by value, so that the boxed future holds each
+    /// once. With [`ClientOptions::local_calls`], a call first looks for its
+    /// node in this process, and boxes the network's part (most of a call's
+    /// state) apart, so that an in-process call does not carry it.
+    pub(crate) fn invoke<Req, Rsp>(
+        self,
+        service: Arc<str>,
+        endpoint: Cow<'static, str>,
+        request: Req,
+        options: CallOptions,
+    ) -> BoxFuture<'static, Result<Rsp>>
+    where
+        Req: Serialize + Send + 'static,
+        Rsp: DeserializeOwned + Send + 'static,
+    {
+        if self.inner.options.local_calls {
+            Box::pin(self.local_first(service, endpoint, request, options))
+        } else {
+            Box::pin(self.remote(service, endpoint, request, options))
+        }
+    }
+
+    async fn remote<Req, Rsp>(
+        self,
+        service: Arc<str>,
+        endpoint: Cow<'static, str>,
         request: Req,
         options: CallOptions,
     ) -> Result<Rsp>
@@ -409,14 +445,70 @@ impl Client {
         Rsp: DeserializeOwned + 'static,
     {
         let context = options.context.clone().or_else(Context::current);
+        let call = self.attempts(&service, &endpoint, &options, context.as_ref());
+        self.over_network(call, None, request).await
+    }
+
+    async fn local_first<Req, Rsp>(
+        self,
+        service: Arc<str>,
+        endpoint: Cow<'static, str>,
+        request: Req,
+        options: CallOptions,
+    ) -> Result<Rsp>
+    where
+        Req: Serialize + Send + 'static,
+        Rsp: DeserializeOwned + 'static,
+    {
+        let context = options.context.clone().or_else(Context::current);
+        let call = self.attempts(&service, &endpoint, &options, context.as_ref());
+        let target = self.resolve(call.service, call.options, &[]).await?;
+        if let Some(shared) = self.local_server(&target) {
+            return self.in_place(&shared, &call, &target, request).await;
+        }
+        Box::pin(self.over_network(call, Some(target), request)).await
+    }
+
+    /// What every attempt of a call starting now shares.
+    fn attempts<'a>(
+        &self,
+        service: &'a str,
+        endpoint: &'a str,
+        options: &'a CallOptions,
+        context: Option<&'a Context>,
+    ) -> Attempts<'a> {
         let started = Instant::now();
-        let deadline = deadline_of(&self.inner.options, &options, context.as_ref(), started);
+        Attempts {
+            service,
+            endpoint,
+            options,
+            context,
+            started,
+            deadline: deadline_of(&self.inner.options, options, context, started),
+        }
+    }
+
+    /// A call over the network, with its retries; the first attempt goes to
+    /// `first` if it is given.
+    async fn over_network<Req, Rsp>(&self, call: Attempts<'_>, first: Option<Target>, request: Req) -> Result<Rsp>
+    where
+        Req: Serialize + Send + 'static,
+        Rsp: DeserializeOwned + 'static,
+    {
+        let Attempts {
+            service,
+            endpoint,
+            options,
+            context,
+            started,
+            deadline,
+        } = call;
         let retries = options.retries.unwrap_or(self.inner.options.retries);
         let policy = options.retry.unwrap_or(self.inner.options.retry);
         let mut tried: Vec<String> = Vec::new();
         let mut encoded: Option<(Codec, Bytes)> = None;
         let mut last: Option<Error> = None;
-        let mut request = Some(request);
+        let mut next = first;
         for attempt in 0..=retries {
             if attempt > 0 {
                 let wait = backoff(attempt);
@@ -425,32 +517,23 @@ impl Client {
                 }
                 tokio::time::sleep(wait).await;
             }
-            let target = self.resolve(service, &options, &tried).await?;
-            if let Some(shared) = self.local_server(&target)
-                && let Some(value) = request.take()
-            {
-                let call = crate::server::Unary {
-                    service: Some(shared.service_name(service)),
-                    codec: target.codec,
-                    metadata: outbound_metadata(context.as_ref(), &options).into(),
-                    deadline: Some(deadline),
-                    message: Message::Value(Box::new(value)),
-                };
-                let result = call_local(&shared, endpoint, call).await;
-                self.mark(service, &target, result.as_ref().err());
-                return result.map_err(|failure| failure.error);
+            let target = match next.take() {
+                Some(target) => target,
+                None => self.resolve(service, options, &tried).await?,
+            };
+            if let Some(shared) = self.local_server(&target) {
+                return self.in_place(&shared, &call, &target, request).await;
             }
-            let Some(request) = request.as_ref() else { break };
             let body = match &encoded {
                 Some((codec, body)) if *codec == target.codec => body.clone(),
                 _ => {
-                    let body = encode_request(target.codec, endpoint, request)?;
+                    let body = encode_request(target.codec, endpoint, &request)?;
                     encoded = Some((target.codec, body.clone()));
                     body
                 }
             };
             let outcome = if target.mux {
-                self.send_mux(service, endpoint, &target, deadline, context.as_ref(), &options, &body)
+                self.send_mux(service, endpoint, &target, deadline, context, options, &body)
                     .await
             } else {
                 let sequence = self.inner.sequence.fetch_add(1, Ordering::Relaxed);
@@ -461,8 +544,8 @@ impl Client {
                     sequence,
                     target.codec,
                     Some(deadline.saturating_duration_since(now)),
-                    context.as_ref(),
-                    &options,
+                    context,
+                    options,
                 );
                 self.inner
                     .transport
@@ -484,6 +567,35 @@ impl Client {
         }
         Err(last
             .unwrap_or_else(|| Error::timeout(CLIENT_ID, "call timeout: the deadline passed before the first attempt")))
+    }
+
+    /// An attempt on a node this process serves: the handler runs here, and
+    /// the request and response values move rather than being encoded. It is
+    /// not retried: an answer was given. Not an `async fn`, whose future would
+    /// keep its arguments beside the call it builds from them.
+    fn in_place<'a, Req, Rsp>(
+        &'a self,
+        shared: &Shared,
+        call: &Attempts<'a>,
+        target: &'a Target,
+        request: Req,
+    ) -> impl Future<Output = Result<Rsp>> + 'a
+    where
+        Req: Serialize + Send + 'static,
+        Rsp: DeserializeOwned + 'static,
+    {
+        let service = call.service;
+        let unary = crate::server::Unary {
+            service: Some(shared.service_name(service)),
+            codec: target.codec,
+            metadata: outbound_metadata(call.context, call.options).into(),
+            deadline: Some(call.deadline),
+            message: Message::Value(Box::new(request)),
+        };
+        call_local(shared, call.endpoint, unary).map(move |result| {
+            self.mark(service, target, result.as_ref().err());
+            result.map_err(|failure| failure.error)
+        })
     }
 
     /// This process's server of the picked node, when calls to it run in place.
@@ -669,23 +781,24 @@ fn outbound_metadata(context: Option<&Context>, options: &CallOptions) -> Metada
 }
 
 /// Runs a call on this process's server; its answer is the handler's.
-async fn call_local<Rsp: DeserializeOwned + 'static>(
+fn call_local<Rsp: DeserializeOwned + 'static>(
     shared: &Shared,
     endpoint: &str,
     call: crate::server::Unary,
-) -> std::result::Result<Rsp, Failure> {
+) -> impl Future<Output = std::result::Result<Rsp, Failure>> + 'static {
     let codec = call.codec;
     let answered = |error| Failure::new(error, Delivery::Answered);
-    let response = crate::server::respond(shared, endpoint, call).await.map_err(answered)?;
-    let decoded = match response.into_message() {
-        Message::Value(value) => crate::local::take::<Rsp>(value, codec),
-        Message::Body(body) => codec.decode(&body),
-    };
-    decoded.map_err(|e| {
-        answered(Error::internal_server_error(
-            CLIENT_ID,
-            format!("cannot decode the response: {e}"),
-        ))
+    crate::server::respond(shared, endpoint, call).map(move |response| {
+        let decoded = match response.map_err(answered)?.into_message() {
+            Message::Value(value) => crate::local::take::<Rsp>(value, codec),
+            Message::Body(body) => codec.decode(&body),
+        };
+        decoded.map_err(|e| {
+            answered(Error::internal_server_error(
+                CLIENT_ID,
+                format!("cannot decode the response: {e}"),
+            ))
+        })
     })
 }
 
