@@ -5,6 +5,7 @@
 //! the method name, decodes the request, calls the method and encodes the
 //! response.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -54,7 +55,8 @@ pub trait Handler: Send + Sync + 'static {
 /// context, and the body with its codec (or, for a streaming endpoint, the
 /// two directions of the stream).
 pub struct Request {
-    method: Box<str>,
+    /// Borrowed from the endpoint's descriptor when the server builds it.
+    method: Cow<'static, str>,
     context: Context,
     codec: Codec,
     message: Message,
@@ -69,7 +71,7 @@ pub(crate) struct StreamParts {
 
 impl Request {
     /// A request for `method` (the part of the endpoint after the dot).
-    pub fn new(method: impl Into<Box<str>>, context: Context, codec: Codec, body: Bytes) -> Self {
+    pub fn new(method: impl Into<Cow<'static, str>>, context: Context, codec: Codec, body: Bytes) -> Self {
         Request {
             method: method.into(),
             context,
@@ -81,9 +83,9 @@ impl Request {
 
     /// A request carrying `message`: an encoded body, or in an in-process
     /// call the caller's value.
-    pub(crate) fn with_message(method: &str, context: Context, codec: Codec, message: Message) -> Self {
+    pub(crate) fn with_message(method: &'static str, context: Context, codec: Codec, message: Message) -> Self {
         Request {
-            method: method.into(),
+            method: Cow::Borrowed(method),
             context,
             codec,
             message,
@@ -92,9 +94,9 @@ impl Request {
     }
 
     /// A request of a streaming endpoint.
-    pub(crate) fn streaming(method: &str, context: Context, codec: Codec, stream: StreamParts) -> Self {
+    pub(crate) fn streaming(method: &'static str, context: Context, codec: Codec, stream: StreamParts) -> Self {
         Request {
-            method: method.into(),
+            method: Cow::Borrowed(method),
             context,
             codec,
             message: Message::Body(Bytes::new()),
