@@ -79,44 +79,56 @@ impl Metadata {
 
 /// A call's metadata, built from its request's headers the first time it
 /// is read: most handlers never read it.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct LazyMetadata {
-    built: OnceLock<Metadata>,
-    headers: Option<(HeaderMap, Arc<Peer>)>,
+#[derive(Clone, Debug)]
+pub(crate) enum LazyMetadata {
+    /// Given as metadata (an in-process call, a context built in code).
+    Built(Metadata),
+    /// A request's headers, turned into metadata when first read.
+    Headers {
+        built: OnceLock<Metadata>,
+        headers: HeaderMap,
+        peer: Arc<Peer>,
+    },
+}
+
+impl Default for LazyMetadata {
+    fn default() -> Self {
+        LazyMetadata::Built(Metadata::new())
+    }
 }
 
 impl LazyMetadata {
     /// Every header as metadata, plus `Local` and `Remote` as Go Micro sets them.
     pub(crate) fn from_headers(headers: HeaderMap, peer: Arc<Peer>) -> Self {
-        LazyMetadata {
+        LazyMetadata::Headers {
             built: OnceLock::new(),
-            headers: Some((headers, peer)),
+            headers,
+            peer,
         }
     }
 
     pub(crate) fn get(&self) -> &Metadata {
-        self.built.get_or_init(|| match &self.headers {
-            Some((map, peer)) => from_headers(map, peer),
-            None => Metadata::new(),
-        })
+        match self {
+            LazyMetadata::Built(metadata) => metadata,
+            LazyMetadata::Headers { built, headers, peer } => built.get_or_init(|| from_headers(headers, peer)),
+        }
     }
 
     pub(crate) fn get_mut(&mut self) -> &mut Metadata {
-        self.get();
-        self.headers = None;
-        match self.built.get_mut() {
-            Some(built) => built,
-            None => unreachable!("get() builds the metadata"),
+        if let LazyMetadata::Headers { built, headers, peer } = self {
+            let metadata = built.take().unwrap_or_else(|| from_headers(headers, peer));
+            *self = LazyMetadata::Built(metadata);
+        }
+        match self {
+            LazyMetadata::Built(metadata) => metadata,
+            LazyMetadata::Headers { .. } => unreachable!("the headers were turned into metadata above"),
         }
     }
 }
 
 impl From<Metadata> for LazyMetadata {
     fn from(metadata: Metadata) -> Self {
-        LazyMetadata {
-            built: OnceLock::from(metadata),
-            headers: None,
-        }
+        LazyMetadata::Built(metadata)
     }
 }
 
@@ -220,6 +232,39 @@ fn is_canonical(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lazy_metadata_is_built_from_headers_once_and_then_editable() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-user-id", http::HeaderValue::from_static("7"));
+        let peer = Arc::new(Peer {
+            local: "127.0.0.1:1".into(),
+            remote: "127.0.0.1:2".into(),
+        });
+        let mut lazy = LazyMetadata::from_headers(headers, peer);
+        assert_eq!(lazy.get().get("X-User-Id"), Some("7"));
+        lazy.get_mut().insert("X-Extra", "1");
+        let metadata = lazy.get();
+        assert_eq!(metadata.get("x-user-id"), Some("7"));
+        assert_eq!(metadata.get("Remote"), Some("127.0.0.1:2"));
+        assert_eq!(metadata.get("X-Extra"), Some("1"));
+        // Edited before it was ever read, too.
+        let mut headers = HeaderMap::new();
+        headers.insert("x-a", http::HeaderValue::from_static("a"));
+        let mut unread = LazyMetadata::from_headers(
+            headers,
+            Arc::new(Peer {
+                local: String::new(),
+                remote: String::new(),
+            }),
+        );
+        unread.get_mut().insert("X-B", "b");
+        assert_eq!(
+            (unread.get().get("X-A"), unread.get().get("X-B")),
+            (Some("a"), Some("b"))
+        );
+        assert_eq!(LazyMetadata::from(Metadata::new()).get().iter().count(), 0);
+    }
 
     #[test]
     fn keys_are_canonical_and_case_insensitive() {
