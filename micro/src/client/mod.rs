@@ -13,6 +13,7 @@ mod stream;
 pub(crate) mod transport;
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -40,7 +41,8 @@ use crate::error::{CLIENT_ID, Error, Result};
 use crate::headers::names;
 use crate::metadata::Metadata;
 use crate::mux::client::{MuxClient, MuxOptions, call_frame};
-use crate::registry::{CacheRegistry, MdnsRegistry, Node, Registry, RegistryError, Service};
+use crate::registry::cache::Snapshot;
+use crate::registry::{CacheRegistry, MdnsRegistry, Node, Registry, RegistryError};
 use crate::selector::{Outcome, Selector, Strategy};
 use crate::server::Shared;
 use crate::server::handler::Message;
@@ -252,7 +254,7 @@ struct Target {
 enum Place {
     Fixed(String),
     Node {
-        services: Arc<Vec<Service>>,
+        services: Arc<Snapshot>,
         service: usize,
         node: usize,
     },
@@ -666,18 +668,19 @@ impl Client {
                 ),
             ));
         };
-        let codec = forced.unwrap_or_else(|| codec_for(&node.metadata));
-        let (key, value) = crate::mux::NODE_KEY;
-        let mux =
-            self.inner.options.mux && codec != Codec::JsonRpc && node.metadata.get(key).is_some_and(|v| v == value);
         let service = services.iter().position(|s| std::ptr::eq(s, picked_service));
         let node = service.and_then(|i| services[i].nodes.iter().position(|n| std::ptr::eq(n, node)));
-        let (Some(service), Some(node)) = (service, node) else {
+        let Some(((service, node), wire)) = service
+            .zip(node)
+            .and_then(|(service, node)| Some(((service, node), services.wire(service, node)?)))
+        else {
             return Err(Error::internal_server_error(
                 CLIENT_ID,
                 "the selector picked a node outside the lookup",
             ));
         };
+        let codec = forced.unwrap_or(wire.codec);
+        let mux = self.inner.options.mux && codec != Codec::JsonRpc && wire.mux;
         Ok(Target {
             place: Place::Node {
                 services,
@@ -746,9 +749,29 @@ fn deadline_of(client: &ClientOptions, call: &CallOptions, context: Option<&Cont
     }
 }
 
+/// What a client reads of a node's metadata on every call, read once when
+/// the registry cache stores the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Wire {
+    /// The codec to call it with, unless the call forces one.
+    codec: Codec,
+    /// Whether it serves mux.
+    mux: bool,
+}
+
+impl Wire {
+    pub(crate) fn of(node_metadata: &BTreeMap<String, String>) -> Wire {
+        let (key, value) = crate::mux::NODE_KEY;
+        Wire {
+            codec: codec_for(node_metadata),
+            mux: node_metadata.get(key).is_some_and(|v| v == value),
+        }
+    }
+}
+
 /// MessagePack with nodes that list it; JSON with nodes that speak `mucp`;
 /// Go Micro's legacy JSON-RPC with nodes that name no protocol.
-fn codec_for(node_metadata: &std::collections::BTreeMap<String, String>) -> Codec {
+fn codec_for(node_metadata: &BTreeMap<String, String>) -> Codec {
     let serves = |ct: &str| {
         node_metadata.get(CONTENT_TYPES_KEY).is_some_and(|list| {
             list.as_bytes()
@@ -864,8 +887,6 @@ fn request_headers(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
 
     #[test]

@@ -17,6 +17,7 @@ use tracing::{debug, warn};
 
 use super::{Action, Event, Node, RegisterOptions, Registry, RegistryError, Service, WatchOptions, Watcher};
 use crate::BoxFuture;
+use crate::client::Wire;
 
 /// Go Micro's cache TTL.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
@@ -34,7 +35,7 @@ pub struct CacheRegistry {
 #[derive(Debug)]
 struct Entry {
     /// Shared with the lookups in flight; a watch event copies on write.
-    services: Arc<Vec<Service>>,
+    services: Arc<Snapshot>,
     /// When to ask the registry again.
     refresh_at: Instant,
     watching: bool,
@@ -65,7 +66,7 @@ impl CacheRegistry {
     }
 
     /// The cached services, if the entry is current and has nodes.
-    fn cached(&self, name: &str) -> Option<Arc<Vec<Service>>> {
+    fn cached(&self, name: &str) -> Option<Arc<Snapshot>> {
         let entries = self.entries();
         let entry = entries.get(name)?;
         let has_nodes = entry.services.iter().any(|s| !s.nodes.is_empty());
@@ -74,14 +75,14 @@ impl CacheRegistry {
 
     /// The versions of `name`, shared with the cache rather than copied: what
     /// the client reads on every call.
-    pub(crate) async fn lookup(&self, name: &str) -> Result<Arc<Vec<Service>>, RegistryError> {
+    pub(crate) async fn lookup(&self, name: &str) -> Result<Arc<Snapshot>, RegistryError> {
         match self.cached(name) {
             Some(services) => Ok(services),
             None => self.fetch(name).await,
         }
     }
 
-    async fn fetch(&self, name: &str) -> Result<Arc<Vec<Service>>, RegistryError> {
+    async fn fetch(&self, name: &str) -> Result<Arc<Snapshot>, RegistryError> {
         // Watch before reading, so no change between the read and the start
         // of the watch is missed; a change seen twice is applied twice harmlessly.
         let watcher = if self.is_watching(name) {
@@ -91,11 +92,11 @@ impl CacheRegistry {
         };
         match self.inner.get_service(name).await {
             Ok(services) => {
-                let services = Arc::new(services);
+                let services = Arc::new(Snapshot::new(services));
                 {
                     let mut entries = self.entries();
                     let entry = entries.entry(name.to_owned()).or_insert_with(|| Entry {
-                        services: Arc::default(),
+                        services: Arc::new(Snapshot::new(Vec::new())),
                         refresh_at: Instant::now(),
                         watching: false,
                     });
@@ -147,7 +148,7 @@ impl CacheRegistry {
                 Ok(event) => {
                     let mut entries = self.entries();
                     let Some(entry) = entries.get_mut(name) else { return };
-                    apply(Arc::make_mut(&mut entry.services), event);
+                    Arc::make_mut(&mut entry.services).change(|services| apply(services, event));
                 }
                 Err(e) => {
                     debug!(service = name, error = %e, "watch failed; the cache refreshes on its TTL");
@@ -156,6 +157,47 @@ impl CacheRegistry {
             }
         }
     }
+}
+
+/// The versions of a service as the cache holds them, with what a client
+/// reads of each node on every call ([`Wire`]) worked out once.
+#[derive(Clone, Debug)]
+pub(crate) struct Snapshot {
+    services: Vec<Service>,
+    /// `wire[s][n]` is that of `services[s].nodes[n]`.
+    wire: Vec<Vec<Wire>>,
+}
+
+impl Snapshot {
+    fn new(services: Vec<Service>) -> Snapshot {
+        let wire = wire_of(&services);
+        Snapshot { services, wire }
+    }
+
+    fn change(&mut self, edit: impl FnOnce(&mut Vec<Service>)) {
+        edit(&mut self.services);
+        self.wire = wire_of(&self.services);
+    }
+
+    /// What a client reads of node `node` of version `service`.
+    pub(crate) fn wire(&self, service: usize, node: usize) -> Option<Wire> {
+        self.wire.get(service)?.get(node).copied()
+    }
+}
+
+impl std::ops::Deref for Snapshot {
+    type Target = [Service];
+
+    fn deref(&self) -> &[Service] {
+        &self.services
+    }
+}
+
+fn wire_of(services: &[Service]) -> Vec<Vec<Wire>> {
+    services
+        .iter()
+        .map(|s| s.nodes.iter().map(|n| Wire::of(&n.metadata)).collect())
+        .collect()
 }
 
 /// Applies one watch event to the cached versions of a service.
@@ -212,7 +254,7 @@ impl Registry for CacheRegistry {
     }
 
     fn get_service<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<Service>, RegistryError>> {
-        Box::pin(async move { self.lookup(name).await.map(|services| Vec::clone(&services)) })
+        Box::pin(async move { self.lookup(name).await.map(|services| services.to_vec()) })
     }
 
     fn list_services(&self) -> BoxFuture<'_, Result<Vec<Service>, RegistryError>> {
@@ -373,5 +415,28 @@ mod tests {
             );
         }
         assert!(services.is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_reads_each_node_once_and_again_after_a_change() {
+        let mut snapshot = Snapshot::new(vec![service("a")]);
+        let plain = Wire::of(&snapshot[0].nodes[0].metadata);
+        assert_eq!(snapshot.wire(0, 0), Some(plain));
+        assert_eq!(snapshot.wire(0, 1), None);
+        let mut fast = service("b");
+        fast.nodes[0].metadata = crate::service::node_metadata(&Default::default(), "memory", "memory");
+        let fast_wire = Wire::of(&fast.nodes[0].metadata);
+        assert_ne!(fast_wire, plain);
+        snapshot.change(|services| {
+            apply(
+                services,
+                Event {
+                    action: Action::Create,
+                    service: fast,
+                },
+            )
+        });
+        assert_eq!(snapshot.wire(0, 1), Some(fast_wire));
+        assert_eq!(snapshot.wire(0, 0), Some(plain));
     }
 }
