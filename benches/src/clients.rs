@@ -137,14 +137,18 @@ pub enum Wire {
 async fn micro_client(address: SocketAddr, wire: Wire) -> Result<HelloworldClient, Error> {
     use micro::registry::{MemoryRegistry, Node, RegisterOptions, Registry, Service};
     let registry: Arc<dyn Registry> = Arc::new(MemoryRegistry::new());
+    // The record a micro server registers says it is one (`framework`); the
+    // HTTP stacks' record leaves out that it serves mux.
+    let micro_node = ("framework".to_owned(), "micro-rs".to_owned());
     let (options, metadata) = match wire {
         Wire::Http(codec, http2) => (
             micro::client::ClientOptions::default().codec(codec).http2(http2),
-            BTreeMap::new(),
+            BTreeMap::from([micro_node]),
         ),
         Wire::Mux => (
             micro::client::ClientOptions::default(),
             BTreeMap::from([
+                micro_node,
                 ("mux".to_owned(), "1".to_owned()),
                 ("content-types".to_owned(), "application/msgpack".to_owned()),
             ]),

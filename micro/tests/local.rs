@@ -38,7 +38,8 @@ struct Echoed {
     name: String,
     endpoint: Option<String>,
     user: Option<String>,
-    micro_id: Option<String>,
+    /// `Host`, which only the HTTP transport carries.
+    host: Option<String>,
 }
 
 /// The same shapes as `Counted` and `Echoed`, as another crate might declare them.
@@ -63,7 +64,7 @@ impl Echo {
             name: req.name,
             endpoint: ctx.endpoint().map(str::to_owned),
             user: ctx.get("X-User").map(str::to_owned),
-            micro_id: ctx.get("Micro-Id").map(str::to_owned),
+            host: ctx.get("Host").map(str::to_owned),
         })
     }
 
@@ -130,7 +131,7 @@ async fn local_calls_skip_the_wire_and_the_codec_when_types_match() {
             name: "alice".into(),
             endpoint: Some("Echo.Echo".into()),
             user: Some("u2".into()),
-            micro_id: None,
+            host: None,
         }
     );
 

@@ -23,7 +23,9 @@ struct Nap {
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 struct Woke {
     tag: u32,
-    /// The metadata key that says which transport carried the call.
+    /// `Host`, which only the HTTP transport carries.
+    host: Option<String>,
+    /// `Micro-Id`, which a micro client sends only to Go Micro nodes.
     micro_id: Option<String>,
     user: Option<String>,
     /// The caller's address: a new one means a new connection.
@@ -41,6 +43,7 @@ impl Sleeper {
         tokio::time::sleep(Duration::from_millis(req.millis)).await;
         Ok(Woke {
             tag: req.tag,
+            host: ctx.get("Host").map(str::to_owned),
             micro_id: ctx.get("Micro-Id").map(str::to_owned),
             user: ctx.get("X-User").map(str::to_owned),
             remote: ctx.remote_addr().map(str::to_owned),
@@ -85,17 +88,28 @@ async fn micro_nodes_advertise_mux_and_clients_use_it() {
         .timeout(Duration::from_secs(2))
         .await
         .unwrap();
-    // Only the HTTP transport numbers calls with Micro-Id.
-    assert_eq!(woke.micro_id, None, "the call went over HTTP");
+    assert_eq!(woke.host, None, "the call went over HTTP");
     assert_eq!(woke.user.as_deref(), Some("alice"));
     assert!(woke.remaining_ms.is_some_and(|ms| ms > 1500 && ms <= 2000), "{woke:?}");
 
     let over_http = client(&registry, ClientOptions::default().mux(false));
-    let woke = over_http.nap(Nap { millis: 0, tag: 2 }).await.unwrap();
-    assert!(woke.micro_id.is_some(), "mux(false) still used mux");
+    let woke = over_http
+        .nap(Nap { millis: 0, tag: 2 })
+        .metadata("X-User", "bob")
+        .timeout(Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(woke.host.is_some(), "mux(false) still used mux");
+    // A micro node is not sent Go Micro's call number; metadata and the
+    // deadline travel all the same.
+    assert_eq!(woke.micro_id, None);
+    assert_eq!(woke.user.as_deref(), Some("bob"));
+    assert!(woke.remaining_ms.is_some_and(|ms| ms > 1500 && ms <= 2000), "{woke:?}");
 
-    let err = over_mux.fail(Nap { millis: 0, tag: 3 }).await.unwrap_err();
-    assert_eq!((err.code, err.detail.as_str()), (403, "not today"));
+    for caller in [&over_mux, &over_http] {
+        let err = caller.fail(Nap { millis: 0, tag: 3 }).await.unwrap_err();
+        assert_eq!((err.code, err.detail.as_str()), (403, "not today"));
+    }
     running.stop().await.unwrap();
 }
 

@@ -247,6 +247,8 @@ struct Target {
     codec: Codec,
     /// Whether the node serves mux.
     mux: bool,
+    /// Whether the node is a micro node; see [`Wire`].
+    micro: bool,
 }
 
 /// A fixed address, or a registry node (found in the shared lookup result,
@@ -538,7 +540,7 @@ impl Client {
                 self.send_mux(service, endpoint, &target, deadline, context, options, &body)
                     .await
             } else {
-                let sequence = self.inner.sequence.fetch_add(1, Ordering::Relaxed);
+                let sequence = (!target.micro).then(|| self.inner.sequence.fetch_add(1, Ordering::Relaxed));
                 let now = if attempt == 0 { started } else { Instant::now() };
                 let headers = request_headers(
                     service,
@@ -649,6 +651,7 @@ impl Client {
                 place: Place::Fixed(address),
                 codec: forced.unwrap_or(Codec::Json),
                 mux: false,
+                micro: false,
             });
         }
         let services = self
@@ -689,6 +692,7 @@ impl Client {
             },
             codec,
             mux,
+            micro: wire.micro,
         })
     }
 
@@ -757,14 +761,18 @@ pub(crate) struct Wire {
     codec: Codec,
     /// Whether it serves mux.
     mux: bool,
+    /// Whether it is a micro node, which needs no `Micro-Id` (a Go Micro
+    /// server tells the calls on a connection apart by it).
+    micro: bool,
 }
 
 impl Wire {
     pub(crate) fn of(node_metadata: &BTreeMap<String, String>) -> Wire {
-        let (key, value) = crate::mux::NODE_KEY;
+        let is = |(key, value): (&str, &str)| node_metadata.get(key).is_some_and(|v| v == value);
         Wire {
             codec: codec_for(node_metadata),
-            mux: node_metadata.get(key).is_some_and(|v| v == value),
+            mux: is(crate::mux::NODE_KEY),
+            micro: is(crate::service::FRAMEWORK),
         }
     }
 }
@@ -846,7 +854,7 @@ fn decode_response<Rsp: DeserializeOwned>(codec: Codec, inbound: Answer) -> std:
 fn request_headers(
     service: &str,
     endpoint: &str,
-    sequence: u64,
+    sequence: Option<u64>,
     codec: Codec,
     timeout: Option<Duration>,
     context: Option<&Context>,
@@ -869,7 +877,9 @@ fn request_headers(
     }
     // Go Micro's client also sends `Accept`, which nothing reads.
     map.insert(header::CONTENT_TYPE, codec.header_value());
-    map.insert(names::ID, HeaderValue::from(sequence));
+    if let Some(sequence) = sequence {
+        map.insert(names::ID, HeaderValue::from(sequence));
+    }
     if let Ok(value) = HeaderValue::try_from(service) {
         map.insert(names::SERVICE, value);
     }
@@ -929,7 +939,7 @@ mod tests {
         let map = request_headers(
             "greeter",
             "Greeter.Hello",
-            7,
+            Some(7),
             Codec::Json,
             Some(Duration::from_secs(1)),
             Some(&ctx),

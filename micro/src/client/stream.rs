@@ -58,7 +58,7 @@ impl Client {
             let mut headers = request_headers(
                 service,
                 endpoint,
-                sequence,
+                Some(sequence),
                 target.codec,
                 deadline.map(|d| d.saturating_duration_since(Instant::now())),
                 context.as_ref(),

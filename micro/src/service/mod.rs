@@ -562,6 +562,9 @@ pub(crate) fn advertised_address(advertise: Option<&str>, bound: SocketAddr) -> 
 }
 
 /// The node metadata Go Micro clients look for, and the codecs micro serves.
+/// The node metadata pair that marks a micro node.
+pub(crate) const FRAMEWORK: (&str, &str) = ("framework", "micro-rs");
+
 pub(crate) fn node_metadata(user: &BTreeMap<String, String>, registry: &str, broker: &str) -> BTreeMap<String, String> {
     let mut metadata = user.clone();
     for (k, v) in [
@@ -570,7 +573,7 @@ pub(crate) fn node_metadata(user: &BTreeMap<String, String>, registry: &str, bro
         ("transport", "http"),
         ("registry", registry),
         ("broker", broker),
-        ("framework", "micro-rs"),
+        FRAMEWORK,
         crate::mux::NODE_KEY,
     ] {
         metadata.entry(k.to_owned()).or_insert_with(|| v.to_owned());
