@@ -27,6 +27,8 @@ struct Woke {
     host: Option<String>,
     /// `Micro-Id`, which a micro client sends only to Go Micro nodes.
     micro_id: Option<String>,
+    /// The service the call was addressed to, as the handler sees it.
+    service: Option<String>,
     user: Option<String>,
     /// The caller's address: a new one means a new connection.
     remote: Option<String>,
@@ -45,6 +47,7 @@ impl Sleeper {
             tag: req.tag,
             host: ctx.get("Host").map(str::to_owned),
             micro_id: ctx.get("Micro-Id").map(str::to_owned),
+            service: ctx.service().map(str::to_owned),
             user: ctx.get("X-User").map(str::to_owned),
             remote: ctx.remote_addr().map(str::to_owned),
             remaining_ms,
@@ -89,6 +92,7 @@ async fn micro_nodes_advertise_mux_and_clients_use_it() {
         .await
         .unwrap();
     assert_eq!(woke.host, None, "the call went over HTTP");
+    assert_eq!(woke.service.as_deref(), Some("sleeper"));
     assert_eq!(woke.user.as_deref(), Some("alice"));
     assert!(woke.remaining_ms.is_some_and(|ms| ms > 1500 && ms <= 2000), "{woke:?}");
 
@@ -100,9 +104,10 @@ async fn micro_nodes_advertise_mux_and_clients_use_it() {
         .await
         .unwrap();
     assert!(woke.host.is_some(), "mux(false) still used mux");
-    // A micro node is not sent Go Micro's call number; metadata and the
-    // deadline travel all the same.
+    // A micro node is not sent Go Micro's call number nor the service's
+    // name, which it knows; metadata and the deadline travel all the same.
     assert_eq!(woke.micro_id, None);
+    assert_eq!(woke.service.as_deref(), Some("sleeper"));
     assert_eq!(woke.user.as_deref(), Some("bob"));
     assert!(woke.remaining_ms.is_some_and(|ms| ms > 1500 && ms <= 2000), "{woke:?}");
 

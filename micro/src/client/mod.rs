@@ -762,7 +762,8 @@ pub(crate) struct Wire {
     /// Whether it serves mux.
     mux: bool,
     /// Whether it is a micro node, which needs no `Micro-Id` (a Go Micro
-    /// server tells the calls on a connection apart by it).
+    /// server tells the calls on a connection apart by it) and no
+    /// `Micro-Service` (it knows its name).
     micro: bool,
 }
 
@@ -851,10 +852,13 @@ fn decode_response<Rsp: DeserializeOwned>(codec: Codec, inbound: Answer) -> std:
     })
 }
 
+/// A call's HTTP headers. `go_micro` is the call's number for a Go Micro
+/// node, which is sent it (`Micro-Id`) and the service's name; a micro node
+/// (`None`) needs neither: it knows its own name.
 fn request_headers(
     service: &str,
     endpoint: &str,
-    sequence: Option<u64>,
+    go_micro: Option<u64>,
     codec: Codec,
     timeout: Option<Duration>,
     context: Option<&Context>,
@@ -877,11 +881,11 @@ fn request_headers(
     }
     // Go Micro's client also sends `Accept`, which nothing reads.
     map.insert(header::CONTENT_TYPE, codec.header_value());
-    if let Some(sequence) = sequence {
+    if let Some(sequence) = go_micro {
         map.insert(names::ID, HeaderValue::from(sequence));
-    }
-    if let Ok(value) = HeaderValue::try_from(service) {
-        map.insert(names::SERVICE, value);
+        if let Ok(value) = HeaderValue::try_from(service) {
+            map.insert(names::SERVICE, value);
+        }
     }
     if let Ok(value) = HeaderValue::try_from(endpoint) {
         map.insert(names::ENDPOINT, value);

@@ -115,6 +115,7 @@ impl ServerOptions {
 pub struct Server {
     router: Router,
     options: ServerOptions,
+    name: Option<Arc<str>>,
 }
 
 impl Server {
@@ -123,7 +124,17 @@ impl Server {
         Server {
             router: Router::new(),
             options,
+            name: None,
         }
+    }
+
+    /// The name of the service this server is registered as: what
+    /// [`Context::service`](crate::Context::service) says for calls that name
+    /// no service (a micro client names none to a micro node).
+    #[must_use]
+    pub fn named(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
     }
 
     /// Adds a handler; its endpoints are served under its name.
@@ -157,7 +168,7 @@ impl Server {
         let shared = Arc::new(Shared {
             router: self.router,
             body_limit: self.options.body_limit,
-            service: std::sync::OnceLock::new(),
+            service: self.name.map(std::sync::OnceLock::from).unwrap_or_default(),
         });
         let limits = mux::server::Limits {
             preface_timeout: self.options.header_read_timeout,

@@ -41,8 +41,9 @@ use crate::stream::frame::ChannelBody;
 pub(crate) struct Shared {
     pub(crate) router: Router,
     pub(crate) body_limit: usize,
-    /// The first `Micro-Service` the server was called with, kept so that
-    /// calls naming it (nearly all) share it instead of each copying it.
+    /// The server's name, or else the first `Micro-Service` it was called
+    /// with, kept so that calls naming it (nearly all) share it instead of
+    /// each copying it.
     pub(crate) service: OnceLock<Arc<str>>,
 }
 
@@ -235,7 +236,11 @@ fn prepare(shared: &Shared, method: &Method, head: &Head<'_>) -> Result<Prepared
         Some(ct) => Codec::from_content_type(ct).map_err(|e| e.into_error(SERVER_ID))?,
     };
     let deadline = head.timeout.and_then(|t| Instant::now().checked_add(t));
-    let service = head.service.map(|name| shared.service_name(name));
+    // A call that names no service is addressed to the server's own.
+    let service = match head.service {
+        Some(name) => Some(shared.service_name(name)),
+        None => shared.service.get().cloned(),
+    };
     // Route before reading the body, unless only a JSON-RPC envelope names the endpoint.
     let routed = head.endpoint.map(|endpoint| route(shared, endpoint)).transpose()?;
     Ok(Prepared {

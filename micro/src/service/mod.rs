@@ -373,11 +373,11 @@ impl Service {
         if let Some(drain) = flags.server_drain_timeout {
             server_options.drain_timeout = drain;
         }
-        let mut server = Server::new(server_options);
+        let name = self.name().to_owned();
+        let mut server = Server::new(server_options).named(name.as_str());
         for handler in &self.handlers {
             server.add(Arc::clone(handler))?;
         }
-        let name = self.name().to_owned();
         let id = flags
             .server_id
             .or(self.id)
