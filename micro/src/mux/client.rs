@@ -9,13 +9,13 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tracing::debug;
 
 use super::frame::{ERROR, FrameDecoder, FrameReader, FrameWriter, GOAWAY, Inbound, REPLY};
-use super::{PREFACE, write_frames};
+use super::{Budget, OUTBOUND_BUDGET, Outbox, PREFACE, write_frames};
 use crate::client::retry::{Delivery, Failure};
 use crate::client::transport::Answer;
 use crate::codec::Codec;
@@ -105,13 +105,15 @@ impl MuxClient {
 #[derive(Clone, Debug)]
 struct Connection {
     state: Arc<Mutex<State>>,
+    /// The room left for frames waiting to be written.
+    budget: Budget,
 }
 
 /// What the callers and the reading task share.
 #[derive(Debug)]
 struct State {
     /// Where frames go; `None` once the connection takes no more calls.
-    out: Option<mpsc::UnboundedSender<Bytes>>,
+    out: Option<Outbox>,
     next_id: u32,
     pending: HashMap<u32, oneshot::Sender<Result<Answer, Failure>>>,
 }
@@ -133,17 +135,18 @@ impl Connection {
             debug!(address, error = %e, "cannot set TCP_NODELAY");
         }
         let (reader, writer) = stream.into_split();
-        let (out, frames) = mpsc::unbounded_channel();
+        let (out, frames) = Outbox::new(OUTBOUND_BUDGET);
         // Queued first, so it leads the first write.
-        let _ = out.send(Bytes::from_static(&PREFACE));
-        tokio::spawn(write_frames(frames, writer));
+        let _ = out.send_unbudgeted(Bytes::from_static(&PREFACE));
+        tokio::spawn(write_frames(frames, writer, options.idle_timeout));
+        let budget = out.budget().clone();
         let state = Arc::new(Mutex::new(State {
             out: Some(out),
             next_id: 1,
             pending: HashMap::default(),
         }));
         let decoder = FrameDecoder::new(options.response_limit);
-        let connection = Connection { state };
+        let connection = Connection { state, budget };
         tokio::spawn(read_answers(
             FramedRead::new(reader, decoder),
             connection.clone(),
@@ -162,6 +165,29 @@ impl Connection {
     }
 
     async fn call(&self, address: &str, mut call: FrameWriter, deadline: Instant) -> Result<Answer, Failure> {
+        let closed = || {
+            Failure::new(
+                Error::internal_server_error(
+                    CLIENT_ID,
+                    format!("connection to {address} closed before the call was sent"),
+                ),
+                Delivery::NotSent,
+            )
+        };
+        // A server that reads nothing holds the call here, not in a queue.
+        let room = match tokio::time::timeout_at(deadline, self.budget.reserve(call.len())).await {
+            Ok(Ok(room)) => room,
+            Ok(Err(_)) => return Err(closed()),
+            Err(_) => {
+                return Err(Failure::new(
+                    Error::timeout(
+                        CLIENT_ID,
+                        format!("call timeout: {address} took no calls within the deadline"),
+                    ),
+                    Delivery::NotSent,
+                ));
+            }
+        };
         let (tx, rx) = oneshot::channel();
         let id = {
             let mut state = self.lock();
@@ -169,15 +195,12 @@ impl Connection {
             call.set_id(id);
             // Ids go out in the order they are given, so GOAWAY's last id
             // tells exactly which calls the server read.
-            let sent = state.out.as_ref().is_some_and(|out| out.send(call.finish()).is_ok());
+            let sent = state
+                .out
+                .as_ref()
+                .is_some_and(|out| out.push(call.finish(), room).is_ok());
             if !sent {
-                return Err(Failure::new(
-                    Error::internal_server_error(
-                        CLIENT_ID,
-                        format!("connection to {address} closed before the call was sent"),
-                    ),
-                    Delivery::NotSent,
-                ));
+                return Err(closed());
             }
             state.next_id = id.wrapping_add(1).max(1);
             state.pending.insert(id, tx);
@@ -426,5 +449,36 @@ mod tests {
             again.is_err_and(|f| f.delivery == Delivery::NotSent),
             "nobody listens any more"
         );
+    }
+
+    #[tokio::test]
+    async fn calls_to_a_server_that_reads_nothing_wait_for_room_instead_of_queueing() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        // Accepts, then neither reads nor writes.
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(stream);
+        });
+        let client = Arc::new(MuxClient::new(options()));
+        let deadline = Instant::now() + Duration::from_millis(1500);
+        let big = |_| {
+            let mut frame = FrameWriter::new(0, CALL, 256 * 1024);
+            frame.bytes(&vec![0u8; 256 * 1024]);
+            frame
+        };
+        // 64 MiB of calls: far more than the socket buffers and the budget.
+        let calls = (0..256).map(|n| client.round_trip(&address, big(n), deadline));
+        let outcomes = futures_util::future::join_all(calls).await;
+        let held = outcomes
+            .iter()
+            .filter(|o| {
+                o.as_ref()
+                    .is_err_and(|f| f.delivery == Delivery::NotSent && f.error.detail.contains("took no calls"))
+            })
+            .count();
+        assert!(held > 100, "only {held} of 256 calls waited for room");
+        server.abort();
     }
 }

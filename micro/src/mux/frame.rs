@@ -133,6 +133,11 @@ impl FrameWriter {
     }
 
     /// Sets the call id.
+    /// The frame's size so far.
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len()
+    }
+
     pub(crate) fn set_id(&mut self, id: u32) {
         self.buf[4..8].copy_from_slice(&id.to_be_bytes());
     }

@@ -19,9 +19,13 @@ pub(crate) mod client;
 pub(crate) mod frame;
 pub(crate) mod server;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::debug;
 
 /// What a mux client sends first.
@@ -37,34 +41,185 @@ const PIPELINE: usize = 16;
 /// The most frames written with one system call.
 const BATCH: usize = 128;
 
-/// Writes the frames sent on `frames` to `sink`, every frame queued at the
-/// time in one write, until every sender is gone or the peer stops reading.
-pub(crate) async fn write_frames<W: AsyncWrite + Unpin>(mut frames: mpsc::UnboundedReceiver<Bytes>, mut sink: W) {
+/// The bytes of frames a connection may have queued for its writer and not
+/// yet written. Every frame takes its size from this budget (a frame larger
+/// than the whole budget takes all of it) and gives it back once written,
+/// so a peer that sends calls and never reads their answers stops being
+/// read once this much is waiting, instead of growing the queue.
+pub(crate) const OUTBOUND_BUDGET: usize = 1024 * 1024;
+
+/// The sending side of a connection's outbound queue: frames wait for room
+/// in the budget, then queue for the writer. Clones share queue and budget.
+#[derive(Clone, Debug)]
+pub(crate) struct Outbox {
+    queue: mpsc::UnboundedSender<Queued>,
+    budget: Budget,
+}
+
+/// The room left in a connection's outbound budget.
+#[derive(Clone, Debug)]
+pub(crate) struct Budget {
+    room: Arc<Semaphore>,
+    size: u32,
+}
+
+/// Room taken from a [`Budget`] for one frame, given back when it is dropped.
+#[derive(Debug)]
+pub(crate) struct Room {
+    _permit: OwnedSemaphorePermit,
+}
+
+/// A frame waiting to be written, holding its room in the budget.
+#[derive(Debug)]
+pub(crate) struct Queued {
+    frame: Bytes,
+    _room: Option<Room>,
+}
+
+/// The writer's end of an [`Outbox`]; once it is dropped, senders waiting
+/// for room fail instead of waiting for ever.
+#[derive(Debug)]
+pub(crate) struct Inbox {
+    frames: mpsc::UnboundedReceiver<Queued>,
+    budget: Budget,
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        self.budget.room.close();
+    }
+}
+
+/// The writer went away: the connection is closed.
+#[derive(Debug)]
+pub(crate) struct Closed;
+
+impl Budget {
+    /// Takes room for a frame of `len` bytes (all of it, for a frame larger
+    /// than the budget), waiting until there is as much.
+    pub(crate) async fn reserve(&self, len: usize) -> Result<Room, Closed> {
+        let room = self.share(len);
+        // Most frames find room at once: no waiting future is made then.
+        if let Ok(permit) = Arc::clone(&self.room).try_acquire_many_owned(room) {
+            return Ok(Room { _permit: permit });
+        }
+        let permit = Arc::clone(&self.room).acquire_many_owned(room).await;
+        permit.map(|permit| Room { _permit: permit }).map_err(|_| Closed)
+    }
+
+    fn share(&self, len: usize) -> u32 {
+        u32::try_from(len).unwrap_or(u32::MAX).clamp(1, self.size)
+    }
+}
+
+impl Outbox {
+    /// An outbox of `budget` bytes, and the queue its writer reads.
+    pub(crate) fn new(budget: usize) -> (Outbox, Inbox) {
+        let size = u32::try_from(budget).unwrap_or(u32::MAX).max(1);
+        let (queue, frames) = mpsc::unbounded_channel();
+        let budget = Budget {
+            room: Arc::new(Semaphore::new(size as usize)),
+            size,
+        };
+        let inbox = Inbox {
+            frames,
+            budget: budget.clone(),
+        };
+        (Outbox { queue, budget }, inbox)
+    }
+
+    /// The budget frames take room from.
+    pub(crate) fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// Queues `frame` once the budget has room for it.
+    pub(crate) async fn send(&self, frame: Bytes) -> Result<(), Closed> {
+        let room = self.budget.reserve(frame.len()).await?;
+        self.push(frame, room)
+    }
+
+    /// Queues `frame` in the room taken for it.
+    pub(crate) fn push(&self, frame: Bytes, room: Room) -> Result<(), Closed> {
+        let queued = Queued {
+            frame,
+            _room: Some(room),
+        };
+        self.queue.send(queued).map_err(|_| Closed)
+    }
+
+    /// Queues `frame` outside the budget: for the few small frames a
+    /// connection sends once (the preface, GOAWAY).
+    pub(crate) fn send_unbudgeted(&self, frame: Bytes) -> Result<(), Closed> {
+        self.queue.send(Queued { frame, _room: None }).map_err(|_| Closed)
+    }
+}
+
+/// Writes the frames queued on `frames` to `sink`, every frame queued at the
+/// time in one write, until every sender is gone, the peer stops reading, or
+/// a write makes no progress for `stall` (a peer that reads nothing).
+pub(crate) async fn write_frames<W: AsyncWrite + Unpin>(mut inbox: Inbox, mut sink: W, stall: Duration) {
+    let frames = &mut inbox.frames;
     let mut batch = BytesMut::new();
+    let mut written: Vec<Queued> = Vec::new();
     while let Some(first) = frames.recv().await {
-        let mut written = match frames.try_recv() {
+        let result = match frames.try_recv() {
             // Alone in the queue: write it as it is.
-            Err(_) => sink.write_all(&first).await,
+            Err(_) => {
+                let result = write_within(&mut sink, &first.frame, stall).await;
+                written.push(first);
+                result
+            }
             Ok(second) => {
                 batch.clear();
-                batch.extend_from_slice(&first);
-                batch.extend_from_slice(&second);
+                batch.extend_from_slice(&first.frame);
+                batch.extend_from_slice(&second.frame);
+                written.push(first);
+                written.push(second);
                 for _ in 2..BATCH {
                     match frames.try_recv() {
-                        Ok(next) => batch.extend_from_slice(&next),
+                        Ok(next) => {
+                            batch.extend_from_slice(&next.frame);
+                            written.push(next);
+                        }
                         Err(_) => break,
                     }
                 }
-                sink.write_all(&batch).await
+                write_within(&mut sink, &batch, stall).await
             }
         };
-        if written.is_ok() && frames.is_empty() {
-            written = sink.flush().await;
-        }
-        if let Err(e) = written {
+        // Written: their room goes back to the budget.
+        written.clear();
+        let result = match result {
+            Ok(()) if frames.is_empty() => sink.flush().await,
+            other => other,
+        };
+        if let Err(e) = result {
             debug!(error = %e, "mux connection stopped taking frames");
             return;
         }
     }
     let _ = sink.shutdown().await;
+}
+
+/// Writes `bytes`, failing if the peer takes none of them for `stall`. The
+/// timer is armed only for a write that does not finish on its first poll.
+async fn write_within<W: AsyncWrite + Unpin>(sink: &mut W, mut bytes: &[u8], stall: Duration) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        let mut write = std::pin::pin!(sink.write(bytes));
+        let wrote = match write.as_mut().now_or_never() {
+            Some(wrote) => wrote?,
+            None => tokio::time::timeout(stall, write).await.map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the peer read nothing for {stall:?}"),
+                )
+            })??,
+        };
+        if wrote == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[wrote..];
+    }
+    Ok(())
 }

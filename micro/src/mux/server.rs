@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, StreamExt};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
@@ -19,7 +19,7 @@ use tracing::debug;
 use super::frame::{
     CALL, CallHead, ERROR, FrameDecoder, FrameReader, FrameWriter, GOAWAY, HEADER_ALLOWANCE, Inbound, REPLY,
 };
-use super::{PREFACE, write_frames};
+use super::{OUTBOUND_BUDGET, Outbox, PREFACE, write_frames};
 use crate::codec::Codec;
 use crate::error::{Error, SERVER_ID};
 use crate::headers;
@@ -34,6 +34,9 @@ pub(crate) struct Limits {
     pub(crate) preface_timeout: Duration,
     /// Calls of one connection running at once; reading waits beyond.
     pub(crate) in_flight: usize,
+    /// How long a connection may go without a call, and a peer may take
+    /// none of the bytes written to it, before it is closed.
+    pub(crate) idle_timeout: Duration,
 }
 
 /// Serves a connection whose first byte said mux, until the client closes
@@ -54,8 +57,8 @@ pub(crate) async fn serve(
         }
     }
     let (reader, writer) = stream.into_split();
-    let (out, frames) = mpsc::unbounded_channel();
-    let writing = tokio::spawn(write_frames(frames, writer));
+    let (out, frames) = Outbox::new(OUTBOUND_BUDGET);
+    let writing = tokio::spawn(write_frames(frames, writer, limits.idle_timeout));
     let mut calls = FramedRead::new(reader, FrameDecoder::new(shared.body_limit + HEADER_ALLOWANCE));
     let mut connection = Connection {
         slots: Arc::new(Semaphore::new(limits.in_flight)),
@@ -65,11 +68,26 @@ pub(crate) async fn serve(
         batch: BytesMut::new(),
         answered: 0,
         last: 0,
+        read: 0,
     };
+    // One timer: each time it fires, the connection is idle if it read no
+    // call since the last time and none is running; otherwise it is set again.
+    let mut idle = Box::pin(tokio::time::sleep(limits.idle_timeout));
+    let mut read_then = 0;
     'reading: loop {
         let mut next = tokio::select! {
             () = stop.cancelled() => break,
             next = calls.next() => Some(next),
+            () = &mut idle => {
+                let running = connection.slots.available_permits() < limits.in_flight;
+                if connection.read == read_then && !running {
+                    debug!(remote = %peer.remote, "mux connection idle; closed");
+                    break;
+                }
+                read_then = connection.read;
+                idle.as_mut().reset(Instant::now() + limits.idle_timeout);
+                continue;
+            }
         };
         // Take every frame already read; answers that are ready at once go
         // out together.
@@ -83,24 +101,24 @@ pub(crate) async fn serve(
                 None => false,
             };
             if !keep_reading {
-                connection.flush();
+                connection.flush().await;
                 break 'reading;
             }
             if connection.answered >= super::PIPELINE || connection.batch.len() >= FLUSH_AT {
-                connection.flush();
+                connection.flush().await;
                 // Let the writer send these while the rest are worked on, so
                 // the client starts on them meanwhile.
                 tokio::task::yield_now().await;
             }
             next = calls.next().now_or_never();
         }
-        connection.flush();
+        connection.flush().await;
     }
-    if stop.is_cancelled() {
-        let _ = connection
-            .out
-            .send(FrameWriter::new(connection.last, GOAWAY, 0).finish());
-    }
+    // Shutting down or idle: the calls after the last one read were not
+    // taken, and the client may send them elsewhere.
+    let _ = connection
+        .out
+        .send_unbudgeted(FrameWriter::new(connection.last, GOAWAY, 0).finish());
     // Every running call holds a slot: having them all means all answered.
     let all = u32::try_from(limits.in_flight).unwrap_or(u32::MAX);
     let _ = connection.slots.acquire_many(all).await;
@@ -117,19 +135,23 @@ struct Connection {
     peer: Arc<Peer>,
     /// Calls running on their own task, each holding a slot.
     slots: Arc<Semaphore>,
-    out: mpsc::UnboundedSender<Bytes>,
+    /// Answers to write; every one waits for room in the outbound budget.
+    out: Outbox,
     /// Answers not yet handed to the writer.
     batch: BytesMut,
     /// How many answers `batch` holds.
     answered: usize,
     /// The id of the last call read.
     last: u32,
+    /// How many frames were read.
+    read: u64,
 }
 
 impl Connection {
     /// Handles one frame; a call that finishes on its first poll is answered
     /// in place, one that waits runs on a task of its own.
     async fn take(&mut self, inbound: Inbound) -> bool {
+        self.read += 1;
         let (id, kind, payload) = match inbound {
             Inbound::Frame { id, kind, payload } => (id, kind, payload),
             Inbound::TooLarge { id, .. } => {
@@ -158,7 +180,9 @@ impl Connection {
         let out = self.out.clone();
         tokio::spawn(async move {
             let frame = call.await;
-            let _ = out.send(frame);
+            // The slot is kept until the answer has room: calls waiting to
+            // be written count against the limit of calls running.
+            let _ = out.send(frame).await;
             drop(slot);
         });
         true
@@ -169,10 +193,11 @@ impl Connection {
         self.answered += 1;
     }
 
-    /// Hands the waiting answers to the writer.
-    fn flush(&mut self) {
+    /// Hands the waiting answers to the writer once the budget has room for
+    /// them: while it has none, the connection is not read.
+    async fn flush(&mut self) {
         if !self.batch.is_empty() {
-            let _ = self.out.send(self.batch.split().freeze());
+            let _ = self.out.send(self.batch.split().freeze()).await;
         }
         self.answered = 0;
     }

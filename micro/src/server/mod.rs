@@ -3,7 +3,9 @@
 //! One port serves HTTP/1.1, h2c and [`mux`] (micro to micro). Limits are
 //! set on purpose: request bodies (4 MiB, 413 beyond), header read time
 //! (10 s, against slowloris), header count (100), h2 concurrent streams and
-//! mux calls per connection (200) and header list size (16 KiB). Shutdown stops accepting, lets in-flight calls finish within a
+//! mux calls per connection (200), header list size (16 KiB), the answers a
+//! mux connection may have waiting to be written (1 MiB, then it is not
+//! read) and its idle time (2 minutes). Shutdown stops accepting, lets in-flight calls finish within a
 //! bounded drain time, then closes what is left.
 
 pub(crate) mod handler;
@@ -51,6 +53,12 @@ pub struct ServerOptions {
     pub max_header_list_size: u32,
     /// How long shutdown waits for in-flight calls before closing them.
     pub drain_timeout: Duration,
+    /// How long a mux connection may go without a call before it is closed
+    /// (with `GOAWAY`, so the client knows no call was cut off), and how
+    /// long a mux peer may leave the answers written to it unread. Longer
+    /// than a client's idle time (its pool TTL, a minute by default), so a
+    /// well-behaved client closes first.
+    pub idle_timeout: Duration,
 }
 
 impl Default for ServerOptions {
@@ -62,6 +70,7 @@ impl Default for ServerOptions {
             max_concurrent_streams: 200,
             max_header_list_size: 16 * 1024,
             drain_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -99,6 +108,13 @@ impl ServerOptions {
     #[must_use]
     pub fn max_header_list_size(mut self, bytes: u32) -> Self {
         self.max_header_list_size = bytes;
+        self
+    }
+
+    /// Sets [`idle_timeout`](Self::idle_timeout).
+    #[must_use]
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
         self
     }
 
@@ -173,6 +189,7 @@ impl Server {
         let limits = mux::server::Limits {
             preface_timeout: self.options.header_read_timeout,
             in_flight: self.options.max_concurrent_streams as usize,
+            idle_timeout: self.options.idle_timeout,
         };
         let mux_shared = Arc::clone(&shared);
         let mux: listen::MuxServe = Arc::new(move |stream, peer, stop| {
