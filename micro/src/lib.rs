@@ -48,6 +48,7 @@ mod future;
 pub mod headers;
 mod local;
 pub mod metadata;
+mod net;
 pub mod mux;
 pub mod prelude;
 pub mod registry;

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use http::HeaderMap;
 
 use crate::headers;
-use crate::server::Peer;
+use crate::net::Peer;
 
 /// Key/value pairs that travel with a request as headers.
 ///

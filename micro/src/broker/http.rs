@@ -42,7 +42,8 @@ use crate::BoxFuture;
 use crate::body::BodyError;
 use crate::error::Error;
 use crate::registry::{self, CacheRegistry, RegisterOptions, Registry, RegistryError};
-use crate::server::{Peer, RunningServer, ServerOptions, listen};
+use crate::net::Peer;
+use crate::server::{RunningServer, ServerOptions, listen};
 
 /// The registry name every HTTP broker subscription registers under.
 pub const SERVICE_NAME: &str = "micro.http.broker";
@@ -180,12 +181,12 @@ impl HttpBroker {
             broker: "http",
             message,
         };
-        let address = crate::service::normalize_address(&self.inner.options.address);
+        let address = crate::net::normalize_address(&self.inner.options.address);
         let listener = TcpListener::bind(&address)
             .await
             .map_err(|e| unavailable(format!("cannot listen on {address}: {e}")))?;
         let bound = listener.local_addr().map_err(|e| unavailable(e.to_string()))?;
-        let advertised = crate::service::advertised_address(self.inner.options.advertise.as_deref(), bound);
+        let advertised = crate::net::advertised_address(self.inner.options.advertise.as_deref(), bound);
         let options = ServerOptions::default().body_limit(self.inner.options.body_limit);
         let broker = self.clone();
         let server = listen(

@@ -13,7 +13,6 @@ mod stream;
 pub(crate) mod transport;
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -46,9 +45,6 @@ use crate::registry::{CacheRegistry, MdnsRegistry, Node, Registry, RegistryError
 use crate::selector::{Outcome, Selector, Strategy};
 use crate::server::Shared;
 use crate::server::handler::Message;
-
-/// Node metadata key listing the content types a node serves.
-pub(crate) const CONTENT_TYPES_KEY: &str = "content-types";
 
 /// Client settings; Go Micro's defaults.
 #[derive(Clone, Debug)]
@@ -753,50 +749,6 @@ fn deadline_of(client: &ClientOptions, call: &CallOptions, context: Option<&Cont
     }
 }
 
-/// What a client reads of a node's metadata on every call, read once when
-/// the registry cache stores the node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Wire {
-    /// The codec to call it with, unless the call forces one.
-    codec: Codec,
-    /// Whether it serves mux.
-    mux: bool,
-    /// Whether it is a micro node, which needs no `Micro-Id` (a Go Micro
-    /// server tells the calls on a connection apart by it) and no
-    /// `Micro-Service` (it knows its name).
-    micro: bool,
-}
-
-impl Wire {
-    pub(crate) fn of(node_metadata: &BTreeMap<String, String>) -> Wire {
-        let is = |(key, value): (&str, &str)| node_metadata.get(key).is_some_and(|v| v == value);
-        Wire {
-            codec: codec_for(node_metadata),
-            mux: is(crate::mux::NODE_KEY),
-            micro: is(crate::service::FRAMEWORK),
-        }
-    }
-}
-
-/// MessagePack with nodes that list it; JSON with nodes that speak `mucp`;
-/// Go Micro's legacy JSON-RPC with nodes that name no protocol.
-fn codec_for(node_metadata: &BTreeMap<String, String>) -> Codec {
-    let serves = |ct: &str| {
-        node_metadata.get(CONTENT_TYPES_KEY).is_some_and(|list| {
-            list.as_bytes()
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii() == ct.as_bytes())
-        })
-    };
-    if serves(Codec::Msgpack.content_type()) {
-        Codec::Msgpack
-    } else if node_metadata.contains_key("protocol") {
-        Codec::Json
-    } else {
-        Codec::JsonRpc
-    }
-}
-
 fn encode_request<Req: Serialize + ?Sized>(codec: Codec, endpoint: &str, request: &Req) -> Result<Bytes> {
     let body = codec.encode(request).map_err(|e| e.into_error(CLIENT_ID))?;
     match codec {
@@ -902,19 +854,6 @@ fn request_headers(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn codec_follows_node_metadata() {
-        let mut md = BTreeMap::new();
-        assert_eq!(codec_for(&md), Codec::JsonRpc);
-        md.insert("protocol".to_owned(), "mucp".to_owned());
-        assert_eq!(codec_for(&md), Codec::Json);
-        md.insert(
-            CONTENT_TYPES_KEY.to_owned(),
-            "application/msgpack,application/json".to_owned(),
-        );
-        assert_eq!(codec_for(&md), Codec::Msgpack);
-    }
 
     #[tokio::test(start_paused = true)]
     async fn inherited_deadline_wins_when_earlier() {

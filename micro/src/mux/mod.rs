@@ -31,9 +31,6 @@ use tracing::debug;
 /// What a mux client sends first.
 pub(crate) const PREFACE: [u8; 8] = *b"\0MICROM1";
 
-/// The node metadata key of nodes that serve mux, and its value.
-pub(crate) const NODE_KEY: (&str, &str) = ("mux", "1");
-
 /// After this many answers, each side lets the other work on them before
 /// going on: the server writes them, the client runs their callers.
 const PIPELINE: usize = 16;

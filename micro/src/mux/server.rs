@@ -25,7 +25,8 @@ use crate::error::{Error, SERVER_ID};
 use crate::headers;
 use crate::metadata::Metadata;
 use crate::server::handler::Message;
-use crate::server::{Peer, Shared, Unary, body_too_large, dispatch};
+use crate::net::Peer;
+use crate::server::{Shared, Unary, body_too_large, dispatch};
 
 /// Limits of a mux connection.
 #[derive(Clone, Copy, Debug)]

@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 
 use super::{Action, Event, Node, RegisterOptions, Registry, RegistryError, Service, WatchOptions, Watcher};
 use crate::BoxFuture;
-use crate::client::Wire;
+use super::wire::Wire;
 
 /// Go Micro's cache TTL.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
@@ -424,7 +424,7 @@ mod tests {
         assert_eq!(snapshot.wire(0, 0), Some(plain));
         assert_eq!(snapshot.wire(0, 1), None);
         let mut fast = service("b");
-        fast.nodes[0].metadata = crate::service::node_metadata(&Default::default(), "memory", "memory");
+        fast.nodes[0].metadata = crate::registry::wire::node_metadata(&Default::default(), "memory", "memory");
         let fast_wire = Wire::of(&fast.nodes[0].metadata);
         assert_ne!(fast_wire, plain);
         snapshot.change(|services| {

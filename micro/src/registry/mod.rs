@@ -12,6 +12,7 @@ mod describe;
 pub mod etcd;
 pub mod mdns;
 pub mod memory;
+pub(crate) mod wire;
 
 use std::collections::BTreeMap;
 use std::fmt;

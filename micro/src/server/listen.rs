@@ -24,6 +24,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::{debug, info, warn};
 
 use super::ServerOptions;
+use crate::net::Peer;
 use super::idle::{Activity, Counted};
 use crate::BoxFuture;
 
@@ -35,14 +36,6 @@ pub(crate) type MuxServe = Arc<dyn Fn(TcpStream, Arc<Peer>, CancellationToken) -
 const H2_CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
 /// The HTTP/2 stream window: what one stream may have in flight.
 const H2_STREAM_WINDOW: u32 = 1024 * 1024;
-
-/// The two ends of a connection, written once as the `Local` and `Remote`
-/// metadata values every call on it carries.
-#[derive(Debug)]
-pub(crate) struct Peer {
-    pub(crate) local: String,
-    pub(crate) remote: String,
-}
 
 /// A listener that is accepting connections.
 #[derive(Debug)]

@@ -28,7 +28,7 @@ pub use handler::{
 pub use router::{DuplicateHandler, Router};
 
 pub use self::listen::{Drained, RunningServer};
-pub(crate) use self::listen::{Peer, listen};
+pub(crate) use self::listen::listen;
 pub use self::subscriber::SubscriberStats;
 pub(crate) use self::subscriber::{Subscribed, open as open_message};
 pub(crate) use self::transport::{Shared, Unary, body_too_large, dispatch, respond};

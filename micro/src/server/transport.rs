@@ -23,7 +23,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 use tracing::{debug, error, warn};
 
-use super::Peer;
+use crate::net::Peer;
 use super::handler::{EndpointDescriptor, Handler, Message, Request, Response};
 use super::router::Router;
 use super::stream;

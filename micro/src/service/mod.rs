@@ -12,7 +12,6 @@ mod running;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -23,7 +22,6 @@ pub use running::Running;
 use crate::BoxFuture;
 use crate::broker::{Broker, HttpBroker, HttpBrokerOptions, MemoryBroker};
 use crate::client::{Client, ClientOptions};
-use crate::codec;
 use crate::error::Error;
 use crate::registry::{MdnsOptions, MdnsRegistry, MemoryRegistry, Registry};
 use crate::selector::Strategy;
@@ -387,7 +385,7 @@ impl Service {
                 .server_version
                 .or(self.version)
                 .unwrap_or_else(|| "latest".to_owned()),
-            address: normalize_address(&flags.server_address.or(self.address).unwrap_or_else(|| ":0".to_owned())),
+            address: crate::net::normalize_address(&flags.server_address.or(self.address).unwrap_or_else(|| ":0".to_owned())),
             advertise: flags.server_advertise.or(self.advertise),
             register_ttl: flags.register_ttl.or(self.register_ttl).unwrap_or(DEFAULT_REGISTER_TTL),
             register_interval: flags
@@ -532,76 +530,10 @@ fn default_registry(flags: &Flags) -> Arc<dyn Registry> {
     Arc::new(MdnsRegistry::with_options(options))
 }
 
-/// Go's `:8080` means every interface.
-pub(crate) fn normalize_address(address: &str) -> String {
-    if address.starts_with(':') {
-        format!("0.0.0.0{address}")
-    } else {
-        address.to_owned()
-    }
-}
-
-/// The address to register: the advertised one, or the bound one with an
-/// unspecified IP replaced by this host's first private IPv4 (loopback when
-/// there is none).
-pub(crate) fn advertised_address(advertise: Option<&str>, bound: SocketAddr) -> String {
-    if let Some(address) = advertise {
-        return address.to_owned();
-    }
-    if !bound.ip().is_unspecified() {
-        return bound.to_string();
-    }
-    let ip = if_addrs::get_if_addrs()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|i| i.ip())
-        .filter(|ip| ip.is_ipv4() && !ip.is_loopback())
-        .max_by_key(|ip| matches!(ip, IpAddr::V4(v4) if v4.is_private()))
-        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    SocketAddr::new(ip, bound.port()).to_string()
-}
-
-/// The node metadata Go Micro clients look for, and the codecs micro serves.
-/// The node metadata pair that marks a micro node.
-pub(crate) const FRAMEWORK: (&str, &str) = ("framework", "micro-rs");
-
-pub(crate) fn node_metadata(user: &BTreeMap<String, String>, registry: &str, broker: &str) -> BTreeMap<String, String> {
-    let mut metadata = user.clone();
-    for (k, v) in [
-        ("protocol", "mucp"),
-        ("server", "mucp"),
-        ("transport", "http"),
-        ("registry", registry),
-        ("broker", broker),
-        FRAMEWORK,
-        crate::mux::NODE_KEY,
-    ] {
-        metadata.entry(k.to_owned()).or_insert_with(|| v.to_owned());
-    }
-    metadata
-        .entry(crate::client::CONTENT_TYPES_KEY.to_owned())
-        .or_insert_with(|| codec::SUPPORTED.join(","));
-    metadata
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn go_addresses_are_normalized() {
-        assert_eq!(normalize_address(":8080"), "0.0.0.0:8080");
-        assert_eq!(normalize_address("127.0.0.1:1"), "127.0.0.1:1");
-    }
-
-    #[test]
-    fn advertised_address_prefers_explicit_then_bound() {
-        let bound: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        assert_eq!(advertised_address(Some("10.0.0.1:1"), bound), "10.0.0.1:1");
-        assert_eq!(advertised_address(None, bound), "127.0.0.1:9");
-        let any: SocketAddr = "0.0.0.0:9".parse().unwrap();
-        assert!(advertised_address(None, any).ends_with(":9"));
-    }
 
     #[test]
     fn flags_win_over_builder() {

@@ -8,7 +8,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::{Hook, Hooks, ServiceError, Settled, advertised_address, node_metadata};
+use super::{Hook, Hooks, ServiceError, Settled};
+use crate::net::advertised_address;
+use crate::registry::wire::node_metadata;
 use crate::broker::Broker;
 use crate::client::Client;
 use crate::registry::{self, RegisterOptions, Registry};
