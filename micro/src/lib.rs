@@ -49,13 +49,13 @@ pub mod headers;
 mod local;
 pub mod metadata;
 mod net;
-pub mod mux;
 pub mod prelude;
 pub mod registry;
 pub mod selector;
 pub mod server;
 pub mod service;
 pub mod stream;
+mod transport;
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -41,9 +41,10 @@ use super::{Broker, BrokerError, Event, Handler, Message, SubscribeOptions, Subs
 use crate::BoxFuture;
 use crate::body::BodyError;
 use crate::error::Error;
-use crate::registry::{self, CacheRegistry, RegisterOptions, Registry, RegistryError};
 use crate::net::Peer;
-use crate::server::{RunningServer, ServerOptions, listen};
+use crate::registry::{self, CacheRegistry, RegisterOptions, Registry, RegistryError};
+use crate::transport::ServerOptions;
+use crate::transport::http::listen::{RunningServer, listen};
 
 /// The registry name every HTTP broker subscription registers under.
 pub const SERVICE_NAME: &str = "micro.http.broker";

@@ -6,11 +6,9 @@
 //! kept for a minute.
 
 mod call;
-mod pool;
 mod publish;
 pub mod retry;
 mod stream;
-pub(crate) mod transport;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -30,8 +28,7 @@ use tracing::debug;
 pub use call::{Bidirectional, Call, CallOptions, ClientStreaming, Mode, ServerStreaming, Unary};
 pub use publish::{Publish, Publisher};
 
-use self::retry::{Delivery, Failure, RetryPolicy, backoff};
-use self::transport::{Answer, HttpTransport, TransportOptions};
+use self::retry::{RetryPolicy, backoff, retryable};
 use crate::BoxFuture;
 use crate::broker::{Broker, HttpBroker};
 use crate::codec::{Codec, jsonrpc};
@@ -39,12 +36,14 @@ use crate::context::Context;
 use crate::error::{CLIENT_ID, Error, Result};
 use crate::headers::names;
 use crate::metadata::Metadata;
-use crate::mux::client::{MuxClient, MuxOptions, call_frame};
 use crate::registry::cache::Snapshot;
 use crate::registry::{CacheRegistry, MdnsRegistry, Node, Registry, RegistryError};
 use crate::selector::{Outcome, Selector, Strategy};
 use crate::server::Shared;
 use crate::server::handler::Message;
+use crate::transport::http::client::{HttpTransport, TransportOptions};
+use crate::transport::mux::client::{MuxClient, MuxOptions, call_frame};
+use crate::transport::{Answer, Delivery, Failure};
 
 /// Client settings; Go Micro's defaults.
 #[derive(Clone, Debug)]
@@ -67,7 +66,8 @@ pub struct ClientOptions {
     pub response_limit: usize,
     /// Speak HTTP/2 (h2c) instead of HTTP/1.1.
     pub http2: bool,
-    /// Send unary calls over [mux](crate::mux) to nodes that serve it
+    /// Send unary calls over mux (micro's framed transport, see
+    /// [the crate docs](crate#transports)) to nodes that serve it
     /// (micro nodes); HTTP otherwise.
     pub mux: bool,
     /// Run calls to a node served by this same process in place: the handler
@@ -559,7 +559,7 @@ impl Client {
                 Err(failure) => failure,
             };
             debug!(service, endpoint, attempt, node = %target.key(), address = %target.address(), code = failure.error.code, detail = %failure.error.detail, "attempt failed");
-            if !failure.retryable(options.idempotent, policy) || Instant::now() >= deadline {
+            if !retryable(&failure, options.idempotent, policy) || Instant::now() >= deadline {
                 return Err(failure.error);
             }
             tried.push(target.key().to_owned());

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::transport::{Delivery, Failure};
 
 /// Decides whether an error the server answered with is worth another
 /// attempt: Go Micro's `client.Retry` option.
@@ -41,38 +42,14 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(factor as u64 * 100)
 }
 
-/// How far a failed attempt got.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Delivery {
-    /// The request never reached a server (no connection was made).
-    NotSent,
-    /// The request may have reached the server, which did not answer.
-    Unknown,
-    /// The server answered with an error.
-    Answered,
-}
-
-/// A failed attempt: the error and how far the request got.
-#[derive(Debug)]
-pub(crate) struct Failure {
-    pub(crate) error: Error,
-    pub(crate) delivery: Delivery,
-}
-
-impl Failure {
-    pub(crate) fn new(error: Error, delivery: Delivery) -> Self {
-        Failure { error, delivery }
-    }
-
-    /// Whether another attempt may be made: always when the request never
-    /// left, when `policy` says so for an answer, and after a transport
-    /// failure only for idempotent endpoints (or when `policy` says so).
-    pub(crate) fn retryable(&self, idempotent: bool, policy: RetryPolicy) -> bool {
-        match self.delivery {
-            Delivery::NotSent => true,
-            Delivery::Unknown => idempotent || policy(&self.error),
-            Delivery::Answered => policy(&self.error),
-        }
+/// Whether another attempt may be made after `failure`: always when the
+/// request never left, when `policy` says so for an answer, and after a
+/// transport failure only for idempotent endpoints (or when `policy` says so).
+pub(crate) fn retryable(failure: &Failure, idempotent: bool, policy: RetryPolicy) -> bool {
+    match failure.delivery {
+        Delivery::NotSent => true,
+        Delivery::Unknown => idempotent || policy(&failure.error),
+        Delivery::Answered => policy(&failure.error),
     }
 }
 
@@ -91,14 +68,14 @@ mod tests {
     #[test]
     fn only_safe_failures_are_retried() {
         let refused = Failure::new(Error::internal_server_error("c", "refused"), Delivery::NotSent);
-        assert!(refused.retryable(false, retry_never));
+        assert!(retryable(&refused, false, retry_never));
         let reset = Failure::new(Error::internal_server_error("c", "reset"), Delivery::Unknown);
-        assert!(!reset.retryable(false, retry_on_timeout));
-        assert!(reset.retryable(true, retry_on_timeout));
+        assert!(!retryable(&reset, false, retry_on_timeout));
+        assert!(retryable(&reset, true, retry_on_timeout));
         let business = Failure::new(Error::internal_server_error("s", "boom"), Delivery::Answered);
-        assert!(!business.retryable(true, retry_on_timeout));
-        assert!(business.retryable(false, retry_always));
+        assert!(!retryable(&business, true, retry_on_timeout));
+        assert!(retryable(&business, false, retry_always));
         let timeout = Failure::new(Error::timeout("s", "slow"), Delivery::Answered);
-        assert!(timeout.retryable(false, retry_on_timeout));
+        assert!(retryable(&timeout, false, retry_on_timeout));
     }
 }

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::retry::{Delivery, backoff};
+use super::retry::backoff;
 use super::{CallOptions, Client, request_headers};
 use crate::codec::Codec;
 use crate::context::Context;
@@ -22,6 +22,7 @@ use crate::error::Result;
 use crate::headers::names;
 use crate::stream::frame::{ChannelBody, FrameReader, Side};
 use crate::stream::{BUFFER, Receiver, Sender};
+use crate::transport::Delivery;
 
 impl Client {
     /// Opens a stream of `endpoint` on a node of `service`.

@@ -15,9 +15,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use super::wire::Wire;
 use super::{Action, Event, Node, RegisterOptions, Registry, RegistryError, Service, WatchOptions, Watcher};
 use crate::BoxFuture;
-use super::wire::Wire;
 
 /// Go Micro's cache TTL.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(60);

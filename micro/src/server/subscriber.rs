@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use tracing::{info, warn};
 
+use super::dispatch::{catching_panics, start_handler};
 use super::handler::{Handler, SubscriberDescriptor};
-use super::transport::{catching_panics, start_handler};
 use crate::broker::{self, Broker, BrokerError, Event, SubscribeOptions, Subscription};
 use crate::codec::Codec;
 use crate::context::Context;

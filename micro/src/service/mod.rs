@@ -385,7 +385,9 @@ impl Service {
                 .server_version
                 .or(self.version)
                 .unwrap_or_else(|| "latest".to_owned()),
-            address: crate::net::normalize_address(&flags.server_address.or(self.address).unwrap_or_else(|| ":0".to_owned())),
+            address: crate::net::normalize_address(
+                &flags.server_address.or(self.address).unwrap_or_else(|| ":0".to_owned()),
+            ),
             advertise: flags.server_advertise.or(self.advertise),
             register_ttl: flags.register_ttl.or(self.register_ttl).unwrap_or(DEFAULT_REGISTER_TTL),
             register_interval: flags
@@ -533,7 +535,6 @@ fn default_registry(flags: &Flags) -> Arc<dyn Registry> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
 
     #[test]
     fn flags_win_over_builder() {

@@ -9,10 +9,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::{Hook, Hooks, ServiceError, Settled};
-use crate::net::advertised_address;
-use crate::registry::wire::node_metadata;
 use crate::broker::Broker;
 use crate::client::Client;
+use crate::net::advertised_address;
+use crate::registry::wire::node_metadata;
 use crate::registry::{self, RegisterOptions, Registry};
 use crate::server::{Drained, Handler, RunningServer, Subscribed, SubscriberStats};
 

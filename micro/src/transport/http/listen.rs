@@ -23,10 +23,10 @@ use tokio::task::coop::unconstrained;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::{debug, info, warn};
 
-use super::ServerOptions;
-use crate::net::Peer;
 use super::idle::{Activity, Counted};
 use crate::BoxFuture;
+use crate::net::Peer;
+use crate::transport::ServerOptions;
 
 /// Serves a connection whose first byte is zero (a mux client), until the
 /// token says stop.

@@ -24,9 +24,8 @@ use crate::codec::Codec;
 use crate::error::{Error, SERVER_ID};
 use crate::headers;
 use crate::metadata::Metadata;
-use crate::server::handler::Message;
 use crate::net::Peer;
-use crate::server::{Shared, Unary, body_too_large, dispatch};
+use crate::transport::{Call, Dispatch, body_too_large};
 
 /// Limits of a mux connection.
 #[derive(Clone, Copy, Debug)]
@@ -42,10 +41,10 @@ pub(crate) struct Limits {
 
 /// Serves a connection whose first byte said mux, until the client closes
 /// it, it breaks, or `stop` fires; then finishes the calls it read.
-pub(crate) async fn serve(
+pub(crate) async fn serve<D: Dispatch>(
     mut stream: TcpStream,
     peer: Arc<Peer>,
-    shared: Arc<Shared>,
+    shared: Arc<D>,
     limits: Limits,
     stop: CancellationToken,
 ) {
@@ -60,7 +59,7 @@ pub(crate) async fn serve(
     let (reader, writer) = stream.into_split();
     let (out, frames) = Outbox::new(OUTBOUND_BUDGET);
     let writing = tokio::spawn(write_frames(frames, writer, limits.idle_timeout));
-    let mut calls = FramedRead::new(reader, FrameDecoder::new(shared.body_limit + HEADER_ALLOWANCE));
+    let mut calls = FramedRead::new(reader, FrameDecoder::new(shared.body_limit() + HEADER_ALLOWANCE));
     let mut connection = Connection {
         slots: Arc::new(Semaphore::new(limits.in_flight)),
         peer: Arc::clone(&peer),
@@ -131,8 +130,8 @@ pub(crate) async fn serve(
 const FLUSH_AT: usize = 64 * 1024;
 
 /// The state of one connection's reading side.
-struct Connection {
-    shared: Arc<Shared>,
+struct Connection<D> {
+    shared: Arc<D>,
     peer: Arc<Peer>,
     /// Calls running on their own task, each holding a slot.
     slots: Arc<Semaphore>,
@@ -148,7 +147,7 @@ struct Connection {
     read: u64,
 }
 
-impl Connection {
+impl<D: Dispatch> Connection<D> {
     /// Handles one frame; a call that finishes on its first poll is answered
     /// in place, one that waits runs on a task of its own.
     async fn take(&mut self, inbound: Inbound) -> bool {
@@ -157,7 +156,7 @@ impl Connection {
             Inbound::Frame { id, kind, payload } => (id, kind, payload),
             Inbound::TooLarge { id, .. } => {
                 self.last = id;
-                let error = body_too_large(self.shared.body_limit);
+                let error = body_too_large(self.shared.body_limit());
                 self.push(&error_frame(id, &error));
                 return true;
             }
@@ -205,7 +204,7 @@ impl Connection {
 }
 
 /// Runs one call and encodes its answer.
-async fn answer(shared: Arc<Shared>, peer: Arc<Peer>, id: u32, payload: Bytes) -> Bytes {
+async fn answer<D: Dispatch>(shared: Arc<D>, peer: Arc<Peer>, id: u32, payload: Bytes) -> Bytes {
     let mut reader = FrameReader::new(payload);
     let head = match CallHead::read(&mut reader) {
         Ok(head) => head,
@@ -232,20 +231,23 @@ async fn answer(shared: Arc<Shared>, peer: Arc<Peer>, id: u32, payload: Bytes) -
     metadata.insert(headers::LOCAL, peer.local.as_str());
     metadata.insert(headers::REMOTE, peer.remote.as_str());
     let body = reader.rest();
-    if body.len() > shared.body_limit {
-        return error_frame(id, &body_too_large(shared.body_limit));
+    if body.len() > shared.body_limit() {
+        return error_frame(id, &body_too_large(shared.body_limit()));
     }
-    let service = Some(head.service.as_str())
-        .filter(|s| !s.is_empty())
-        .map(|s| shared.service_name(s));
-    let call = Unary {
+    // A call that names no service is addressed to the server's own.
+    let service = shared.service(Some(head.service.as_str()).filter(|s| !s.is_empty()));
+    let call = Call {
         service,
         codec,
         metadata: metadata.into(),
         deadline: head.timeout.and_then(|t| Instant::now().checked_add(t)),
-        message: Message::Body(body),
+        body,
     };
-    match dispatch(&shared, head.endpoint.as_str(), call).await {
+    let answered = match shared.route(head.endpoint.as_str()) {
+        Ok(route) => shared.unary(route, call).await,
+        Err(error) => Err(error),
+    };
+    match answered {
         Ok(body) => {
             let content_type = codec.content_type();
             let mut frame = FrameWriter::new(id, REPLY, 2 + content_type.len() + body.len());

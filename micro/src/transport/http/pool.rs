@@ -17,8 +17,8 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::retry::{Delivery, Failure};
 use crate::error::{CLIENT_ID, Error};
+use crate::transport::{Delivery, Failure};
 
 /// Idle HTTP/1.1 connections by node address.
 #[derive(Debug)]

@@ -7,57 +7,26 @@
 //! JSON in `Micro-Error`; any other caller gets the HTTP status of the error
 //! code with the error JSON as the body, and the same header.
 
-use std::future::poll_fn;
-use std::panic::AssertUnwindSafe;
-use std::pin::pin;
-use std::sync::{Arc, OnceLock};
-use std::task::Poll;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, future};
-use http::Method;
 use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use tokio::time::Instant;
-use tracing::{debug, error, warn};
+use tracing::{debug, warn};
 
-use crate::net::Peer;
-use super::handler::{EndpointDescriptor, Handler, Message, Request, Response};
-use super::router::Router;
-use super::stream;
-use crate::BoxFuture;
 use crate::body::BodyError;
 use crate::codec::{Codec, jsonrpc};
-use crate::context::Context;
 use crate::error::{Error, SERVER_ID};
 use crate::headers::names;
 use crate::metadata::LazyMetadata;
-use crate::stream::frame::ChannelBody;
-
-/// What every connection of a server shares.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) router: Router,
-    pub(crate) body_limit: usize,
-    /// The server's name, or else the first `Micro-Service` it was called
-    /// with, kept so that calls naming it (nearly all) share it instead of
-    /// each copying it.
-    pub(crate) service: OnceLock<Arc<str>>,
-}
-
-impl Shared {
-    /// What calls see as the name of the service they were addressed to.
-    pub(crate) fn service_name(&self, name: &str) -> Arc<str> {
-        let known = self.service.get_or_init(|| Arc::from(name));
-        if **known == *name {
-            Arc::clone(known)
-        } else {
-            Arc::from(name)
-        }
-    }
-}
+use crate::net::Peer;
+use crate::stream::frame::{ChannelBody, FrameReader, Side};
+use crate::transport::{Call, Dispatch, body_too_large};
 
 /// The call-level headers of a request, read off it.
 #[derive(Debug, Default)]
@@ -156,17 +125,19 @@ impl Reply {
 }
 
 /// Serves one HTTP request; never fails: every problem becomes a Go Micro error.
-pub(crate) fn serve(
-    shared: Arc<Shared>,
+pub(crate) fn serve<D: Dispatch>(
+    dispatch: Arc<D>,
     peer: Arc<Peer>,
     request: http::Request<Incoming>,
 ) -> impl Future<Output = http::Response<ResponseBody>> + Send + 'static {
     // Everything up to reading the body happens now, so that the future
     // hyper keeps per request holds only what the rest needs.
-    let (go_micro, started) = start(&shared, peer, request);
+    let (go_micro, started) = start(&*dispatch, peer, request);
     let reply = match started {
         Started::Replied(reply) => future::Either::Left(std::future::ready(reply)),
-        Started::Unary(BodyPending { body, routed, call }) => future::Either::Right(finish(shared, body, routed, call)),
+        Started::Unary(BodyPending { body, routed, call }) => {
+            future::Either::Right(finish(dispatch, body, routed, call))
+        }
     };
     // `map`, not an async block, which would keep what it captured.
     reply.map(move |reply| {
@@ -179,50 +150,41 @@ pub(crate) fn serve(
 
 /// A request checked and routed: answered already (an error, or a stream
 /// that runs on its own), or a unary call whose body is still to be read.
-enum Started {
+enum Started<R> {
     Replied(Reply),
-    Unary(BodyPending),
+    Unary(BodyPending<R>),
 }
 
 /// A unary call before its body is read.
-struct BodyPending {
+struct BodyPending<R> {
     body: Incoming,
-    /// Its handler, unless only a JSON-RPC envelope names the endpoint.
-    routed: Option<Routed>,
-    call: Unary,
-}
-
-/// An endpoint's handler and descriptor.
-type Routed = (Arc<dyn Handler>, &'static EndpointDescriptor);
-
-/// The handler and descriptor of `endpoint`, kept for the call.
-fn route(shared: &Shared, endpoint: &str) -> Result<Routed, Error> {
-    let (handler, descriptor) = shared.router.route(endpoint)?;
-    Ok((Arc::clone(handler), descriptor))
+    /// Its endpoint, unless only a JSON-RPC envelope names it.
+    routed: Option<R>,
+    call: Call,
 }
 
 /// Whether a Go Micro client sent the request, and the call started.
-fn start(shared: &Shared, peer: Arc<Peer>, request: http::Request<Incoming>) -> (bool, Started) {
+fn start<D: Dispatch>(dispatch: &D, peer: Arc<Peer>, request: http::Request<Incoming>) -> (bool, Started<D::Route>) {
     let head = Head::read(request.headers());
     let go_micro = head.go_micro;
-    let prepared = match prepare(shared, request.method(), &head) {
+    let prepared = match prepare(dispatch, request.method(), &head) {
         Ok(prepared) => prepared,
         Err(e) => return (go_micro, Started::Replied(Reply::error(e))),
     };
-    (go_micro, start_call(shared, peer, request, prepared))
+    (go_micro, start_call(dispatch, peer, request, prepared))
 }
 
 /// What a request's call headers say.
-struct Prepared {
+struct Prepared<R> {
     codec: Codec,
     deadline: Option<Instant>,
     /// The service named, shared with the server's other calls.
     service: Option<Arc<str>>,
-    /// The endpoint's handler, if a header names it.
-    routed: Option<Routed>,
+    /// The endpoint, if a header names it.
+    routed: Option<R>,
 }
 
-fn prepare(shared: &Shared, method: &Method, head: &Head<'_>) -> Result<Prepared, Error> {
+fn prepare<D: Dispatch>(dispatch: &D, method: &Method, head: &Head<'_>) -> Result<Prepared<D::Route>, Error> {
     if method != Method::POST {
         return Err(Error::method_not_allowed(
             SERVER_ID,
@@ -237,12 +199,9 @@ fn prepare(shared: &Shared, method: &Method, head: &Head<'_>) -> Result<Prepared
     };
     let deadline = head.timeout.and_then(|t| Instant::now().checked_add(t));
     // A call that names no service is addressed to the server's own.
-    let service = match head.service {
-        Some(name) => Some(shared.service_name(name)),
-        None => shared.service.get().cloned(),
-    };
+    let service = dispatch.service(head.service);
     // Route before reading the body, unless only a JSON-RPC envelope names the endpoint.
-    let routed = head.endpoint.map(|endpoint| route(shared, endpoint)).transpose()?;
+    let routed = head.endpoint.map(|endpoint| dispatch.route(endpoint)).transpose()?;
     Ok(Prepared {
         codec,
         deadline,
@@ -251,7 +210,12 @@ fn prepare(shared: &Shared, method: &Method, head: &Head<'_>) -> Result<Prepared
     })
 }
 
-fn start_call(shared: &Shared, peer: Arc<Peer>, request: http::Request<Incoming>, prepared: Prepared) -> Started {
+fn start_call<D: Dispatch>(
+    dispatch: &D,
+    peer: Arc<Peer>,
+    request: http::Request<Incoming>,
+    prepared: Prepared<D::Route>,
+) -> Started<D::Route> {
     let Prepared {
         codec,
         deadline,
@@ -259,49 +223,49 @@ fn start_call(shared: &Shared, peer: Arc<Peer>, request: http::Request<Incoming>
         routed,
     } = prepared;
     let (parts, body) = request.into_parts();
-    let metadata = LazyMetadata::from_headers(parts.headers, peer);
-    if let Some((handler, descriptor)) = routed.as_ref().filter(|(_, d)| d.kind().is_stream()) {
-        let context = Context::for_request(metadata, deadline, service, descriptor.name());
-        let opened = stream::open(
-            shared,
-            Arc::clone(handler),
-            descriptor,
-            context,
-            codec,
-            (parts.version, body),
-            deadline,
-        );
-        return Started::Replied(Reply {
-            codec: Some(codec),
-            jsonrpc_id: None,
-            result: opened.map(Payload::Stream),
-        });
+    let call = Call {
+        service,
+        codec,
+        metadata: LazyMetadata::from_headers(parts.headers, peer),
+        deadline,
+        body: Bytes::new(),
+    };
+    match routed {
+        Some(route) if D::streams(&route) => {
+            let opened = if parts.version == Version::HTTP_2 {
+                let requests = FrameReader::new(body, dispatch.body_limit(), Side::Server);
+                dispatch.open_stream(route, call, requests)
+            } else {
+                Err(Error::bad_request(
+                    SERVER_ID,
+                    format!(
+                        "{} streams: call it over HTTP/2 (h2c, e.g. curl --http2-prior-knowledge)",
+                        D::endpoint(&route)
+                    ),
+                ))
+            };
+            Started::Replied(Reply {
+                codec: Some(codec),
+                jsonrpc_id: None,
+                result: opened.map(Payload::Stream),
+            })
+        }
+        routed => Started::Unary(BodyPending { body, routed, call }),
     }
-    Started::Unary(BodyPending {
-        body,
-        routed,
-        call: Unary {
-            service,
-            codec,
-            metadata,
-            deadline,
-            message: Message::Body(Bytes::new()),
-        },
-    })
 }
 
 /// Reads a unary call's body and runs it. (It takes a [`BodyPending`]'s
 /// parts as separate arguments: a future keeps each argument whole while it
 /// runs, so taking them out of one would keep two copies.)
-async fn finish(shared: Arc<Shared>, body: Incoming, routed: Option<Routed>, mut call: Unary) -> Reply {
+async fn finish<D: Dispatch>(dispatch: Arc<D>, body: Incoming, routed: Option<D::Route>, mut call: Call) -> Reply {
     let codec = call.codec;
-    let body = match read_body(body, shared.body_limit).await {
+    let body = match read_body(body, dispatch.body_limit()).await {
         Ok(body) => body,
         Err(e) => return Reply::error(e),
     };
     let (routed, body, jsonrpc_id) = match codec {
         Codec::JsonRpc => match jsonrpc::decode_request(&body) {
-            Ok(envelope) => match routed.map_or_else(|| route(&shared, &envelope.method), Ok) {
+            Ok(envelope) => match routed.map_or_else(|| dispatch.route(&envelope.method), Ok) {
                 Ok(routed) => (routed, envelope.params, Some(envelope.id)),
                 Err(e) => return Reply::error(e),
             },
@@ -317,84 +281,13 @@ async fn finish(shared: Arc<Shared>, body: Incoming, routed: Option<Routed>, mut
             }
         },
     };
-    call.message = Message::Body(body);
-    let result = answer(&routed.0, routed.1, call)
-        .map(|response| response?.into_body())
-        .await;
+    call.body = body;
+    let result = dispatch.unary(routed, call).await;
     Reply {
         codec: Some(codec),
         jsonrpc_id,
         result: result.map(Payload::Full),
     }
-}
-
-/// A unary call however it arrived, decoded from its transport.
-pub(crate) struct Unary {
-    pub(crate) service: Option<Arc<str>>,
-    pub(crate) codec: Codec,
-    pub(crate) metadata: LazyMetadata,
-    pub(crate) deadline: Option<Instant>,
-    /// The encoded body, or in an in-process call the caller's value.
-    pub(crate) message: Message,
-}
-
-/// Routes a unary call to `endpoint` and runs its handler: the encoded
-/// response or the error.
-pub(crate) fn dispatch(
-    shared: &Shared,
-    endpoint: &str,
-    call: Unary,
-) -> impl Future<Output = Result<Bytes, Error>> + Send + 'static {
-    respond(shared, endpoint, call).map(|response| response?.into_body())
-}
-
-/// Routes a unary call and starts its handler: the handler's response or
-/// the error, once the returned future is awaited.
-pub(crate) fn respond(
-    shared: &Shared,
-    endpoint: &str,
-    call: Unary,
-) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
-    match shared.router.route(endpoint) {
-        Ok((handler, descriptor)) => future::Either::Right(answer(handler, descriptor, call)),
-        Err(e) => future::Either::Left(std::future::ready(Err(e))),
-    }
-}
-
-/// Starts the handler of a routed unary call: its response or the error,
-/// once the returned future is awaited.
-fn answer(
-    handler: &Arc<dyn Handler>,
-    descriptor: &'static EndpointDescriptor,
-    call: Unary,
-) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
-    let Unary {
-        service,
-        codec,
-        metadata,
-        deadline,
-        message,
-    } = call;
-    let endpoint = descriptor.name();
-    if descriptor.kind().is_stream() {
-        return future::Either::Left(std::future::ready(Err(Error::bad_request(
-            SERVER_ID,
-            format!(
-                "{endpoint} is a streaming endpoint: open it as a stream over HTTP/2, naming it in the Micro-Endpoint header"
-            ),
-        ))));
-    }
-    let context = Context::for_request(metadata, deadline, service, endpoint);
-    let request = Request::with_message(descriptor.method(), context.clone(), codec, message);
-    future::Either::Right(run(Arc::clone(handler), request, endpoint, context, deadline))
-}
-
-/// The error for a request body over the server's `limit`, on any transport.
-pub(crate) fn body_too_large(limit: usize) -> Error {
-    Error::payload_too_large(
-        SERVER_ID,
-        format!("request body is larger than the server's limit of {limit} bytes"),
-    )
 }
 
 async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Error> {
@@ -407,73 +300,6 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Error> {
         Err(BodyError::TooLarge) => Err(body_too_large(limit)),
         Err(BodyError::Read(e)) => Err(Error::bad_request(SERVER_ID, format!("cannot read request body: {e}"))),
     }
-}
-
-/// Starts the handler and runs it inside its context, under its deadline,
-/// catching panics.
-pub(super) fn run(
-    handler: Arc<dyn Handler>,
-    request: Request,
-    endpoint: &'static str,
-    context: Context,
-    deadline: Option<Instant>,
-) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
-    // The handler's code runs in its future, polled inside the context's
-    // scope; `call` itself only decodes the request.
-    let future = start_handler(endpoint, || handler.call(request));
-    let guarded = context.scope(catching_panics(endpoint, future));
-    async move {
-        let mut guarded = pin!(guarded);
-        // Most handlers answer on their first poll: those need no timer.
-        if let Poll::Ready(answer) = poll_fn(|cx| Poll::Ready(guarded.as_mut().poll(cx))).await {
-            return answer;
-        }
-        let Some(deadline) = deadline else {
-            return guarded.await;
-        };
-        // Boxed: the timer is for handlers that wait, and inline it would
-        // widen the future of every call, in-process calls' included.
-        let expired = Box::pin(tokio::time::sleep_until(deadline));
-        match future::select(guarded, expired).await {
-            future::Either::Left((answer, _)) => answer,
-            future::Either::Right(_) => Err(Error::timeout(
-                SERVER_ID,
-                format!("{endpoint} did not finish within the caller's deadline"),
-            )),
-        }
-    }
-}
-
-/// Starts a handler's future, turning a panic into a 500 error that names `what`.
-pub(super) fn start_handler<T: Send + 'static>(
-    what: &str,
-    start: impl FnOnce() -> BoxFuture<'static, Result<T, Error>>,
-) -> BoxFuture<'static, Result<T, Error>> {
-    match std::panic::catch_unwind(AssertUnwindSafe(start)) {
-        Ok(future) => future,
-        Err(panic) => Box::pin(std::future::ready(Err(panicked(what, panic.as_ref())))),
-    }
-}
-
-/// Runs a handler's future, turning a panic into a 500 error that names `what`.
-pub(super) async fn catching_panics<T>(
-    what: impl AsRef<str>,
-    future: BoxFuture<'static, Result<T, Error>>,
-) -> Result<T, Error> {
-    AssertUnwindSafe(future)
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|panic| Err(panicked(what.as_ref(), panic.as_ref())))
-}
-
-fn panicked(endpoint: &str, panic: &(dyn std::any::Any + Send)) -> Error {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string panic payload".to_owned());
-    error!(endpoint, panic = %message, "handler panicked");
-    Error::internal_server_error(SERVER_ID, format!("panic recovered: {message}"))
 }
 
 /// The HTTP response of a reply: its body and `Content-Type`, or the error.

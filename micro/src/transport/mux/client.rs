@@ -16,10 +16,9 @@ use tracing::debug;
 
 use super::frame::{ERROR, FrameDecoder, FrameReader, FrameWriter, GOAWAY, Inbound, REPLY};
 use super::{Budget, OUTBOUND_BUDGET, Outbox, PREFACE, write_frames};
-use crate::client::retry::{Delivery, Failure};
-use crate::client::transport::Answer;
 use crate::codec::Codec;
 use crate::error::{CLIENT_ID, Error};
+use crate::transport::{Answer, Delivery, Failure};
 
 /// Settings of the mux connections.
 #[derive(Clone, Debug)]
@@ -382,7 +381,7 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
-    use crate::mux::frame::CALL;
+    use crate::transport::mux::frame::CALL;
 
     fn options() -> MuxOptions {
         MuxOptions {

@@ -18,12 +18,12 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
 use super::pool::{Checkout, Connection, Pool};
-use super::retry::{Delivery, Failure};
 use crate::body::BodyError;
 use crate::codec::Codec;
 use crate::error::{CLIENT_ID, Error};
 use crate::headers::names;
 use crate::stream::frame::ChannelBody;
+use crate::transport::{Answer, Delivery, Failure};
 
 /// How often an idle stream connection is pinged, and how long a ping may take.
 const STREAM_PING: Duration = Duration::from_secs(20);
@@ -54,14 +54,6 @@ enum Calls {
     Http1(Pool),
     /// Every call to a node on one h2c connection.
     Http2(HyperClient<HttpConnector, Full<Bytes>>),
-}
-
-/// A response body and its codec.
-#[derive(Debug)]
-pub(crate) struct Answer {
-    /// The codec its content type names, if it names one micro knows.
-    pub(crate) codec: Option<Codec>,
-    pub(crate) body: Bytes,
 }
 
 impl HttpTransport {

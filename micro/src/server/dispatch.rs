@@ -1,0 +1,281 @@
+//! The dispatch core: what happens to a call once a transport has decoded
+//! it, the same for HTTP, h2 streams, mux, in-process calls and broker
+//! messages. A routed call gets its context (metadata, deadline, the service
+//! and endpoint it was addressed to); its handler runs inside that context,
+//! under its deadline, with panics caught and turned into 500 errors; the
+//! reply is the handler's response or a Go Micro error.
+//!
+//! The transports reach it through [`Dispatch`], which [`Shared`] (what
+//! every connection of a server shares) implements.
+
+use std::future::poll_fn;
+use std::panic::AssertUnwindSafe;
+use std::pin::pin;
+use std::sync::{Arc, OnceLock};
+use std::task::Poll;
+
+use bytes::Bytes;
+use futures_util::{FutureExt, future};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, error};
+
+use super::handler::{EndpointDescriptor, Handler, Message, Request, Response, StreamParts};
+use super::router::Router;
+use crate::BoxFuture;
+use crate::codec::Codec;
+use crate::context::Context;
+use crate::error::{Error, SERVER_ID};
+use crate::metadata::LazyMetadata;
+use crate::stream::BUFFER;
+use crate::stream::frame::{self, ChannelBody, FrameReader};
+use crate::transport::{Call, Dispatch};
+
+/// What every connection of a server shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) router: Router,
+    pub(crate) body_limit: usize,
+    /// The server's name, or else the first `Micro-Service` it was called
+    /// with, kept so that calls naming it (nearly all) share it instead of
+    /// each copying it.
+    pub(crate) service: OnceLock<Arc<str>>,
+}
+
+impl Shared {
+    /// What calls see as the name of the service they were addressed to.
+    pub(crate) fn service_name(&self, name: &str) -> Arc<str> {
+        let known = self.service.get_or_init(|| Arc::from(name));
+        if **known == *name {
+            Arc::clone(known)
+        } else {
+            Arc::from(name)
+        }
+    }
+}
+
+/// An endpoint's handler and descriptor, as routing found them.
+pub(crate) type Routed = (Arc<dyn Handler>, &'static EndpointDescriptor);
+
+impl Dispatch for Shared {
+    type Route = Routed;
+
+    fn body_limit(&self) -> usize {
+        self.body_limit
+    }
+
+    fn service(&self, named: Option<&str>) -> Option<Arc<str>> {
+        match named {
+            Some(name) => Some(self.service_name(name)),
+            None => self.service.get().cloned(),
+        }
+    }
+
+    fn route(&self, endpoint: &str) -> Result<Routed, Error> {
+        let (handler, descriptor) = self.router.route(endpoint)?;
+        Ok((Arc::clone(handler), descriptor))
+    }
+
+    fn endpoint((_, descriptor): &Routed) -> &'static str {
+        descriptor.name()
+    }
+
+    fn streams((_, descriptor): &Routed) -> bool {
+        descriptor.kind().is_stream()
+    }
+
+    fn unary(
+        &self,
+        (handler, descriptor): Routed,
+        call: Call,
+    ) -> impl Future<Output = Result<Bytes, Error>> + Send + 'static {
+        answer(handler, descriptor, Unary::from(call)).map(|response| response?.into_body())
+    }
+
+    fn open_stream(
+        &self,
+        (handler, descriptor): Routed,
+        call: Call,
+        requests: FrameReader,
+    ) -> Result<ChannelBody, Error> {
+        open_stream(handler, descriptor, call, requests)
+    }
+}
+
+impl From<Call> for Unary {
+    fn from(call: Call) -> Unary {
+        Unary {
+            service: call.service,
+            codec: call.codec,
+            metadata: call.metadata,
+            deadline: call.deadline,
+            message: Message::Body(call.body),
+        }
+    }
+}
+
+/// A unary call however it arrived: decoded from a transport, or made in
+/// this process with the caller's value.
+pub(crate) struct Unary {
+    pub(crate) service: Option<Arc<str>>,
+    pub(crate) codec: Codec,
+    pub(crate) metadata: LazyMetadata,
+    pub(crate) deadline: Option<Instant>,
+    /// The encoded body, or in an in-process call the caller's value.
+    pub(crate) message: Message,
+}
+
+/// Routes a unary call and starts its handler: the handler's response or
+/// the error, once the returned future is awaited.
+pub(crate) fn respond(
+    shared: &Shared,
+    endpoint: &str,
+    call: Unary,
+) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
+    match shared.router.route(endpoint) {
+        Ok((handler, descriptor)) => future::Either::Right(answer(Arc::clone(handler), descriptor, call)),
+        Err(e) => future::Either::Left(std::future::ready(Err(e))),
+    }
+}
+
+/// Starts the handler of a routed unary call: its response or the error,
+/// once the returned future is awaited.
+fn answer(
+    handler: Arc<dyn Handler>,
+    descriptor: &'static EndpointDescriptor,
+    call: Unary,
+) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
+    let Unary {
+        service,
+        codec,
+        metadata,
+        deadline,
+        message,
+    } = call;
+    let endpoint = descriptor.name();
+    if descriptor.kind().is_stream() {
+        return future::Either::Left(std::future::ready(Err(Error::bad_request(
+            SERVER_ID,
+            format!(
+                "{endpoint} is a streaming endpoint: open it as a stream over HTTP/2, naming it in the Micro-Endpoint header"
+            ),
+        ))));
+    }
+    let context = Context::for_request(metadata, deadline, service, endpoint);
+    let request = Request::with_message(descriptor.method(), context.clone(), codec, message);
+    future::Either::Right(run(handler, request, endpoint, context, deadline))
+}
+
+/// Starts the handler of a stream reading its requests from `requests`;
+/// the returned body carries its responses, then its outcome as trailers.
+/// When the caller goes away the handler is dropped.
+fn open_stream(
+    handler: Arc<dyn Handler>,
+    descriptor: &'static EndpointDescriptor,
+    call: Call,
+    requests: FrameReader,
+) -> Result<ChannelBody, Error> {
+    let endpoint = descriptor.name();
+    let Call {
+        service,
+        codec,
+        metadata,
+        deadline,
+        body: _,
+    } = call;
+    if codec == Codec::JsonRpc {
+        return Err(Error::unsupported_media_type(
+            SERVER_ID,
+            format!("{endpoint} streams, and application/json-rpc cannot: use application/json or application/msgpack"),
+        ));
+    }
+    let context = Context::for_request(metadata, deadline, service, endpoint);
+    let (sender, rx) = mpsc::channel(BUFFER);
+    let parts = StreamParts {
+        reader: requests,
+        sender: sender.clone(),
+    };
+    let request = Request::streaming(descriptor.method(), context.clone(), codec, parts);
+    tokio::spawn(async move {
+        let outcome = tokio::select! {
+            outcome = run(handler, request, endpoint, context, deadline) => outcome.map(drop),
+            () = sender.closed() => {
+                debug!(endpoint, "the caller left the stream; its handler is dropped");
+                return;
+            }
+        };
+        if let Err(error) = &outcome {
+            debug!(endpoint, code = error.code, detail = %error.detail, "stream failed");
+        }
+        // The caller may be gone by now; nothing is left to tell it then.
+        let _ = sender.send(http_body::Frame::trailers(frame::trailers(&outcome))).await;
+    });
+    Ok(ChannelBody::new(rx))
+}
+
+/// Starts the handler and runs it inside its context, under its deadline,
+/// catching panics.
+pub(crate) fn run(
+    handler: Arc<dyn Handler>,
+    request: Request,
+    endpoint: &'static str,
+    context: Context,
+    deadline: Option<Instant>,
+) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
+    // The handler's code runs in its future, polled inside the context's
+    // scope; `call` itself only decodes the request.
+    let future = start_handler(endpoint, || handler.call(request));
+    let guarded = context.scope(catching_panics(endpoint, future));
+    async move {
+        let mut guarded = pin!(guarded);
+        // Most handlers answer on their first poll: those need no timer.
+        if let Poll::Ready(answer) = poll_fn(|cx| Poll::Ready(guarded.as_mut().poll(cx))).await {
+            return answer;
+        }
+        let Some(deadline) = deadline else {
+            return guarded.await;
+        };
+        // Boxed: the timer is for handlers that wait, and inline it would
+        // widen the future of every call, in-process calls' included.
+        let expired = Box::pin(tokio::time::sleep_until(deadline));
+        match future::select(guarded, expired).await {
+            future::Either::Left((answer, _)) => answer,
+            future::Either::Right(_) => Err(Error::timeout(
+                SERVER_ID,
+                format!("{endpoint} did not finish within the caller's deadline"),
+            )),
+        }
+    }
+}
+
+/// Starts a handler's future, turning a panic into a 500 error that names `what`.
+pub(crate) fn start_handler<T: Send + 'static>(
+    what: &str,
+    start: impl FnOnce() -> BoxFuture<'static, Result<T, Error>>,
+) -> BoxFuture<'static, Result<T, Error>> {
+    match std::panic::catch_unwind(AssertUnwindSafe(start)) {
+        Ok(future) => future,
+        Err(panic) => Box::pin(std::future::ready(Err(panicked(what, panic.as_ref())))),
+    }
+}
+
+/// Runs a handler's future, turning a panic into a 500 error that names `what`.
+pub(crate) async fn catching_panics<T>(
+    what: impl AsRef<str>,
+    future: BoxFuture<'static, Result<T, Error>>,
+) -> Result<T, Error> {
+    AssertUnwindSafe(future)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| Err(panicked(what.as_ref(), panic.as_ref())))
+}
+
+fn panicked(endpoint: &str, panic: &(dyn std::any::Any + Send)) -> Error {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".to_owned());
+    error!(endpoint, panic = %message, "handler panicked");
+    Error::internal_server_error(SERVER_ID, format!("panic recovered: {message}"))
+}
