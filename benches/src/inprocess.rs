@@ -32,7 +32,12 @@ pub async fn measure(calls: u32, rounds: usize) -> Result<InProcess, crate::Erro
     let client = |local| {
         HelloworldClient::new(
             "helloworld",
-            micro::Client::with_options(Arc::clone(&registry), ClientOptions::default().local_calls(local)),
+            micro::Client::with_options(
+                Arc::clone(&registry),
+                ClientOptions::default()
+                    .local_calls(local)
+                    .in_process(running.client().options().in_process.clone()),
+            ),
         )
     };
     let (local, mux) = (client(true), client(false));

@@ -1,25 +1,15 @@
-//! In-process calls: a client that finds the picked node served by this
-//! process hands the request to the handler without touching the network,
-//! and without encoding it when both sides use the same Rust types.
-//!
-//! Every running server enters its address here. With
-//! [`ClientOptions::local_calls`](crate::client::ClientOptions::local_calls)
-//! set, a call whose node is one of them runs the handler directly: the
-//! request value moves to the handler and the response value moves back.
-//! When a side's type differs (a client with its own copy of the request
-//! struct, say), that value goes through the node's codec instead, exactly as
-//! over the wire.
+//! The values of in-process calls: a request or response that moves from
+//! caller to handler (or back) as the value itself when both sides use the
+//! same Rust type, and goes through the node's codec, exactly as over the
+//! wire, when a side's type differs (a client with its own copy of the
+//! request struct, say). The servers such calls reach are in
+//! [`InProcess`](crate::server::InProcess).
 
-use std::any::Any;
-use std::sync::{Arc, Mutex, Weak};
-
-use foldhash::HashMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio_util::sync::CancellationToken;
+use std::any::Any;
 
 use crate::codec::{Codec, CodecError};
-use crate::server::Shared;
 
 /// A request or response value that can still be encoded if the other side
 /// wants a different type.
@@ -46,42 +36,6 @@ pub(crate) fn take<T: DeserializeOwned + 'static>(value: Box<dyn Value>, codec: 
     }
     let body = value.encode(codec)?;
     codec.decode_request(&body)
-}
-
-/// A running server, as in-process calls find it.
-struct Entry {
-    shared: Weak<Shared>,
-    stop: CancellationToken,
-}
-
-impl Entry {
-    fn live(&self) -> Option<Arc<Shared>> {
-        if self.stop.is_cancelled() {
-            return None;
-        }
-        self.shared.upgrade()
-    }
-}
-
-/// Running servers by listening address.
-static SERVERS: Mutex<Option<HashMap<String, Entry>>> = Mutex::new(None);
-
-/// Enters a server listening on `address` until `stop` fires.
-pub(crate) fn register(address: String, shared: &Arc<Shared>, stop: CancellationToken) {
-    let mut servers = SERVERS.lock().unwrap_or_else(|p| p.into_inner());
-    let servers = servers.get_or_insert_with(HashMap::default);
-    servers.retain(|_, entry| entry.live().is_some());
-    let entry = Entry {
-        shared: Arc::downgrade(shared),
-        stop,
-    };
-    servers.insert(address, entry);
-}
-
-/// The server of this process listening on `address`, if one is running.
-pub(crate) fn find(address: &str) -> Option<Arc<Shared>> {
-    let servers = SERVERS.lock().unwrap_or_else(|p| p.into_inner());
-    servers.as_ref()?.get(address)?.live()
 }
 
 #[cfg(test)]

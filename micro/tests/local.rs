@@ -96,8 +96,13 @@ async fn start() -> (Running, Arc<dyn Registry>) {
     (running, registry)
 }
 
-fn client(registry: &Arc<dyn Registry>, local: bool) -> Client {
-    Client::with_options(Arc::clone(registry), ClientOptions::default().local_calls(local))
+/// A client sharing the service's table of servers it may call in place.
+fn client(running: &Running, registry: &Arc<dyn Registry>, local: bool) -> Client {
+    let table = running.client().options().in_process.clone();
+    Client::with_options(
+        Arc::clone(registry),
+        ClientOptions::default().local_calls(local).in_process(table),
+    )
 }
 
 /// One test, so that the serialization counter sees only its own calls.
@@ -107,7 +112,7 @@ async fn local_calls_skip_the_wire_and_the_codec_when_types_match() {
     let request = Counted { name: "alice".into() };
 
     // Over the wire the request is serialized, and the transport's metadata is seen.
-    let wire = EchoClient::new("echo", client(&registry, false));
+    let wire = EchoClient::new("echo", client(&running, &registry, false));
     let before = SERIALIZED.load(Ordering::SeqCst);
     let rsp = wire.echo(request.clone()).metadata("X-User", "u1").await.unwrap();
     assert!(
@@ -117,7 +122,7 @@ async fn local_calls_skip_the_wire_and_the_codec_when_types_match() {
     assert_eq!(rsp.user.as_deref(), Some("u1"));
 
     // In place: same answer, nothing serialized, no transport headers.
-    let local = EchoClient::new("echo", client(&registry, true));
+    let local = EchoClient::new("echo", client(&running, &registry, true));
     let before = SERIALIZED.load(Ordering::SeqCst);
     let rsp = local.echo(request.clone()).metadata("X-User", "u2").await.unwrap();
     assert_eq!(
@@ -136,7 +141,7 @@ async fn local_calls_skip_the_wire_and_the_codec_when_types_match() {
     );
 
     // Types that differ on either side go through the codec and still arrive.
-    let rsp: TheirResponse = client(&registry, true)
+    let rsp: TheirResponse = client(&running, &registry, true)
         .call("echo", "Echo.Echo", TheirRequest { name: "bob".into() })
         .await
         .unwrap();
@@ -154,7 +159,7 @@ async fn local_calls_skip_the_wire_and_the_codec_when_types_match() {
         .unwrap_err();
     assert_eq!(err.code, 408, "{err}");
     assert!(started.elapsed() < Duration::from_secs(2));
-    let err = client(&registry, true)
+    let err = client(&running, &registry, true)
         .call::<_, Echoed>("echo", "Echo.Missing", request.clone())
         .await
         .unwrap_err();
@@ -163,17 +168,44 @@ async fn local_calls_skip_the_wire_and_the_codec_when_types_match() {
     // Once the server stops, calls no longer run in place: the registry
     // still lists the node, and the network call to it fails.
     let record = registry.get_service("echo").await.unwrap().remove(0);
+    let table = running.client().options().in_process.clone();
     running.stop().await.unwrap();
     registry.register(&record, RegisterOptions::default()).await.unwrap();
     let err = EchoClient::new(
         "echo",
         Client::with_options(
             Arc::clone(&registry),
-            ClientOptions::default().local_calls(true).retries(0),
+            ClientOptions::default().local_calls(true).retries(0).in_process(table),
         ),
     )
     .echo(request)
     .await
     .unwrap_err();
     assert_eq!(err.code, 500, "a stopped server is not called in place: {err}");
+}
+
+#[tokio::test]
+async fn only_clients_sharing_the_services_table_call_it_in_place() {
+    let (running, registry) = start().await;
+    let request = Counted { name: "carol".into() };
+    // A client sharing the service's table calls it in place. (Both clients
+    // here would otherwise call over HTTP, whose Host header the handler sees.)
+    let own = Client::with_options(
+        Arc::clone(&registry),
+        ClientOptions::default()
+            .local_calls(true)
+            .mux(false)
+            .in_process(running.client().options().in_process.clone()),
+    );
+    let rsp = EchoClient::new("echo", own).echo(request.clone()).await.unwrap();
+    assert_eq!(rsp.host, None, "the call sharing the table went over HTTP");
+    // A client with a table of its own does not know the server: the call
+    // goes over the wire, as it would to a server in another process.
+    let stranger = Client::with_options(
+        Arc::clone(&registry),
+        ClientOptions::default().local_calls(true).mux(false),
+    );
+    let rsp = EchoClient::new("echo", stranger).echo(request).await.unwrap();
+    assert!(rsp.host.is_some(), "a client not sharing the table called in place");
+    running.stop().await.unwrap();
 }

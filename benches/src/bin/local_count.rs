@@ -32,7 +32,9 @@ async fn main() -> Result<(), Error> {
         .handle(echo::Helloworld)
         .start()
         .await?;
-    let options = ClientOptions::default().local_calls(true);
+    // Sharing the service's table of servers it may call in place.
+    let table = running.client().options().in_process.clone();
+    let options = ClientOptions::default().local_calls(true).in_process(table);
     let client = echo::HelloworldClient::new("helloworld", micro::Client::with_options(registry, options));
     for _ in 0..calls {
         let request = echo::Request { name: "alice".into() };

@@ -39,8 +39,8 @@ use crate::metadata::Metadata;
 use crate::registry::cache::Snapshot;
 use crate::registry::{CacheRegistry, MdnsRegistry, Node, Registry, RegistryError};
 use crate::selector::{Outcome, Selector, Strategy};
-use crate::server::Shared;
 use crate::server::handler::Message;
+use crate::server::{InProcess, Shared};
 use crate::transport::http::client::{HttpTransport, TransportOptions};
 use crate::transport::mux::client::{MuxClient, MuxOptions, call_frame};
 use crate::transport::{Answer, Delivery, Failure};
@@ -75,6 +75,10 @@ pub struct ClientOptions {
     /// value, neither encoded when both sides use the same types (see
     /// [`local_calls`](Self::local_calls)).
     pub local_calls: bool,
+    /// The servers of this process that [`local_calls`](Self::local_calls)
+    /// may reach: a new empty table by default; a
+    /// [`Service`](crate::Service) enters its own server in its client's.
+    pub in_process: InProcess,
     /// How nodes are picked.
     pub selector: Strategy,
     /// Which answered errors are retried (default: 408 only, as Go Micro).
@@ -97,6 +101,7 @@ impl Default for ClientOptions {
             http2: false,
             mux: true,
             local_calls: false,
+            in_process: InProcess::new(),
             selector: Strategy::Random,
             retry: retry::retry_on_timeout,
             broker: None,
@@ -170,8 +175,8 @@ impl ClientOptions {
 
     /// Sets [`local_calls`](Self::local_calls).
     ///
-    /// A call whose picked node is a server running in this process skips
-    /// the network: the handler runs on the caller's task with the request
+    /// A call whose picked node is a server of this process entered in the
+    /// client's [`in_process`](Self::in_process) table skips the network: the handler runs on the caller's task with the request
     /// value, under the call's deadline, and its response value comes back.
     /// A side whose Rust type differs from the other's gets its value through
     /// the node's codec, as over the wire. What differs from a network call:
@@ -184,6 +189,14 @@ impl ClientOptions {
     #[must_use]
     pub fn local_calls(mut self, enabled: bool) -> Self {
         self.local_calls = enabled;
+        self
+    }
+
+    /// Sets [`in_process`](Self::in_process): share `table` with the
+    /// services and clients whose servers this client may call in place.
+    #[must_use]
+    pub fn in_process(mut self, table: InProcess) -> Self {
+        self.in_process = table;
         self
     }
 
@@ -603,7 +616,7 @@ impl Client {
         if !self.inner.options.local_calls {
             return None;
         }
-        crate::local::find(target.address())
+        self.inner.options.in_process.find(target.address())
     }
 
     /// One attempt over mux.

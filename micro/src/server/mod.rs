@@ -8,6 +8,7 @@
 
 mod dispatch;
 pub(crate) mod handler;
+mod in_process;
 mod router;
 mod subscriber;
 
@@ -22,6 +23,7 @@ pub use handler::{
 pub use router::{DuplicateHandler, Router};
 
 pub(crate) use self::dispatch::{Shared, Unary, respond};
+pub use self::in_process::InProcess;
 pub use self::subscriber::SubscriberStats;
 pub(crate) use self::subscriber::{Subscribed, open as open_message};
 pub use crate::transport::ServerOptions;
@@ -35,6 +37,7 @@ pub struct Server {
     router: Router,
     options: ServerOptions,
     name: Option<Arc<str>>,
+    in_process: Option<InProcess>,
 }
 
 impl Server {
@@ -44,7 +47,17 @@ impl Server {
             router: Router::new(),
             options,
             name: None,
+            in_process: None,
         }
+    }
+
+    /// Enters the server, once it is serving, in `table`, so that clients
+    /// sharing the table call it in place (with
+    /// [`ClientOptions::local_calls`](crate::client::ClientOptions::local_calls)).
+    #[must_use]
+    pub fn in_process(mut self, table: InProcess) -> Self {
+        self.in_process = Some(table);
+        self
     }
 
     /// The name of the service this server is registered as: what
@@ -98,14 +111,16 @@ impl Server {
         let mux: MuxServe = Arc::new(move |stream, peer, stop| {
             Box::pin(mux::server::serve(stream, peer, Arc::clone(&mux_shared), limits, stop))
         });
-        let local = Arc::clone(&shared);
+        let local = self.in_process.map(|table| (table, Arc::clone(&shared)));
         let running = listen::listen(
             listener,
             &self.options,
             move |peer, request| http::server::serve(Arc::clone(&shared), peer, request),
             Some(mux),
         );
-        crate::local::register(running.local_addr().to_string(), &local, running.stop_token());
+        if let Some((table, shared)) = local {
+            table.enter(running.local_addr().to_string(), &shared, running.stop_token());
+        }
         running
     }
 }

@@ -372,7 +372,9 @@ impl Service {
             server_options.drain_timeout = drain;
         }
         let name = self.name().to_owned();
-        let mut server = Server::new(server_options).named(name.as_str());
+        // Its client calls it in place when local calls are on.
+        let in_process = client.options().in_process.clone();
+        let mut server = Server::new(server_options).named(name.as_str()).in_process(in_process);
         for handler in &self.handlers {
             server.add(Arc::clone(handler))?;
         }
