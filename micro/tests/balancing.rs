@@ -168,18 +168,12 @@ async fn killing_one_of_three_instances_under_load_fails_no_idempotent_call() {
         registry.clone(),
         ClientOptions::default().selector(Strategy::RoundRobin),
     );
-    let started = Instant::now();
-    loop {
-        let nodes = registry.get_service(&name).await.map(|s| s[0].nodes.len()).unwrap_or(0);
-        if nodes == 3 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "only {nodes} of 3 instances discovered"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::eventually(
+        "the 3 instances to be discovered",
+        Duration::from_secs(10),
+        async || registry.get_service(&name).await.is_ok_and(|s| s[0].nodes.len() == 3),
+    )
+    .await;
 
     let load = Duration::from_secs(8);
     let kill_at = Duration::from_secs(2);

@@ -3,6 +3,8 @@
 //! (`netns-run --services etcd` installs it).
 #![cfg(feature = "etcd")]
 
+mod support;
+
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -131,14 +133,12 @@ async fn calls_continue_from_the_cache_while_etcd_is_down_and_registration_recov
     // R14 (a): a key deleted behind the service's back is written again.
     let mut raw = etcd_client::Client::connect([endpoint.as_str()], None).await.unwrap();
     raw.delete(key.as_str(), None).await.unwrap();
-    let deleted = Instant::now();
-    while !node_key_present(&endpoint, &key).await {
-        assert!(
-            deleted.elapsed() < Duration::from_millis(2500),
-            "the key did not come back"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::eventually(
+        "the deleted key to come back",
+        Duration::from_millis(2500),
+        async || node_key_present(&endpoint, &key).await,
+    )
+    .await;
 
     // R16: etcd goes away; calls to the known node go on from the cache.
     etcd.kill();
@@ -159,14 +159,12 @@ async fn calls_continue_from_the_cache_while_etcd_is_down_and_registration_recov
 
     // Back up: the node is registered again within an interval or so.
     etcd.spawn();
-    let up = Instant::now();
-    while !node_key_present(&endpoint, &key).await {
-        assert!(
-            up.elapsed() < Duration::from_secs(6),
-            "not registered again after etcd came back"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::eventually(
+        "the node to be registered again after etcd came back",
+        Duration::from_secs(6),
+        async || node_key_present(&endpoint, &key).await,
+    )
+    .await;
     let pong: Pong = client.call("pinger", "Pinger.Ping", Ping {}).await.unwrap();
     assert!(pong.ok);
     running.stop().await.unwrap();

@@ -13,6 +13,7 @@ use micro::server::ServerOptions;
 use micro::service::Running;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Nap {
@@ -35,13 +36,17 @@ struct Woke {
     remaining_ms: Option<u64>,
 }
 
-struct Sleeper;
+/// Tells, by its tag, each nap that has started.
+struct Sleeper {
+    started: mpsc::UnboundedSender<u32>,
+}
 
 #[micro::service]
 impl Sleeper {
     #[endpoint]
     async fn nap(&self, ctx: &Context, req: Nap) -> Result<Woke> {
         let remaining_ms = ctx.remaining().map(|d| d.as_millis() as u64);
+        let _ = self.started.send(req.tag);
         tokio::time::sleep(Duration::from_millis(req.millis)).await;
         Ok(Woke {
             tag: req.tag,
@@ -61,17 +66,24 @@ impl Sleeper {
 }
 
 async fn start(options: ServerOptions) -> (Running, Arc<dyn Registry>) {
+    let (running, registry, _) = start_telling(options).await;
+    (running, registry)
+}
+
+/// A started sleeper, and the tags of its naps as each starts.
+async fn start_telling(options: ServerOptions) -> (Running, Arc<dyn Registry>, mpsc::UnboundedReceiver<u32>) {
+    let (started, naps) = mpsc::unbounded_channel();
     let registry: Arc<dyn Registry> = Arc::new(MemoryRegistry::new());
     let running = Service::new("sleeper")
         .flags(Flags::none())
         .address("127.0.0.1:0")
         .registry(Arc::clone(&registry))
         .server(options)
-        .handle(Sleeper)
+        .handle(Sleeper { started })
         .start()
         .await
         .unwrap();
-    (running, registry)
+    (running, registry, naps)
 }
 
 fn client(registry: &Arc<dyn Registry>, options: ClientOptions) -> SleeperClient {
@@ -303,10 +315,11 @@ async fn bad_frames_get_errors_and_the_connection_keeps_serving() {
 
 #[tokio::test]
 async fn shutdown_says_goaway_answers_what_it_read_then_closes() {
-    let (running, _registry) = start(ServerOptions::default()).await;
+    let (running, _registry, mut naps) = start_telling(ServerOptions::default()).await;
     let mut mux = RawMux::open(&running).await;
     mux.call(5, "Sleeper.Nap", &[], br#"{"millis":300,"tag":5}"#).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = tokio::time::timeout(Duration::from_secs(5), naps.recv()).await;
+    assert_eq!(started, Ok(Some(5)), "the server read call 5 and started it");
     let stopping = tokio::spawn(running.stop());
     let (id, kind, _) = mux.read().await.unwrap();
     assert_eq!((id, kind), (5, 4), "GOAWAY naming the last call read");
@@ -354,6 +367,7 @@ async fn an_idle_connection_is_closed_and_the_next_call_reconnects() {
     let first = sleeper.nap(Nap { millis: 0, tag: 1 }).await.unwrap();
     let second = sleeper.nap(Nap { millis: 0, tag: 2 }).await.unwrap();
     assert_eq!(first.remote, second.remote, "back-to-back calls share the connection");
+    // Idle past the pool's TTL: the wait is the behaviour under test.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let third = sleeper.nap(Nap { millis: 0, tag: 3 }).await.unwrap();
     assert_eq!(third.tag, 3);

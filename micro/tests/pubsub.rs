@@ -678,11 +678,7 @@ mod nats {
 
     /// Waits until `done` holds, for at most 10 s.
     async fn eventually(what: &str, done: impl Fn() -> bool) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while !done() {
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        support::eventually(what, Duration::from_secs(10), async || done()).await;
     }
 
     fn url() -> String {

@@ -183,15 +183,11 @@ async fn mdns_registries_in_one_process_see_each_other() {
         .register(&service(&name, vec![node(&name, 1)]), RegisterOptions::default())
         .await
         .unwrap();
-    let started = Instant::now();
-    let found = loop {
-        let ids = nodes_of(&browser, &name).await;
-        if !ids.is_empty() || started.elapsed() > Duration::from_secs(5) {
-            break ids;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert_eq!(found, [node(&name, 1).id]);
+    support::eventually("the browser to find the node", Duration::from_secs(5), async || {
+        !nodes_of(&browser, &name).await.is_empty()
+    })
+    .await;
+    assert_eq!(nodes_of(&browser, &name).await, [node(&name, 1).id]);
     publisher
         .deregister(&service(&name, vec![node(&name, 1)]))
         .await
@@ -294,24 +290,21 @@ async fn a_killed_node_is_dropped_once_reported_unreachable() {
     let browser = MdnsRegistry::new();
     let mut child = publisher(&name);
     tokio::task::block_in_place(|| printed(&child, "REGISTERED"));
-    let started = Instant::now();
-    while nodes_of(&browser, &name).await.is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(5), "never discovered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    support::eventually("the node to be discovered", Duration::from_secs(5), async || {
+        !nodes_of(&browser, &name).await.is_empty()
+    })
+    .await;
     child.process.kill().unwrap();
     child.process.wait().unwrap();
     assert_eq!(nodes_of(&browser, &name).await.len(), 1, "no goodbye: still listed");
     let dead = node(&name, 7);
-    let reported = Instant::now();
     browser.report_unreachable(&name, &dead);
-    while !nodes_of(&browser, &name).await.is_empty() {
-        assert!(
-            reported.elapsed() < Duration::from_secs(5),
-            "not dropped 5 s after the report"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::eventually(
+        "the node to be dropped after the report",
+        Duration::from_secs(5),
+        async || nodes_of(&browser, &name).await.is_empty(),
+    )
+    .await;
 }
 
 #[cfg(feature = "etcd")]
@@ -377,15 +370,12 @@ mod etcd {
         registry.register(&renewed, ttl.clone()).await.unwrap();
         registry.register(&lapsed, ttl.clone()).await.unwrap();
         assert_eq!(nodes_of(&registry, &name).await.len(), 2);
-        let started = Instant::now();
-        while nodes_of(&registry, &name).await.len() == 2 {
+        // Renewing one node at every look, until the other's lease lapses.
+        support::eventually("the lapsed lease to expire", Duration::from_secs(8), async || {
             registry.register(&renewed, ttl.clone()).await.unwrap();
-            assert!(
-                started.elapsed() < Duration::from_secs(8),
-                "the lapsed lease never expired"
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+            nodes_of(&registry, &name).await.len() < 2
+        })
+        .await;
         assert_eq!(
             nodes_of(&registry, &name).await,
             [node(&name, 1).id],

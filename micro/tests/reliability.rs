@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,30 @@ struct State {
     max_in_flight: AtomicUsize,
     cancelled: AtomicUsize,
     attempts: Mutex<Vec<(Instant, String)>>,
+    /// Fired whenever a handler starts or ends.
+    changed: tokio::sync::Notify,
+}
+
+impl State {
+    /// Waits, for at most `within`, until a handler starting or ending makes
+    /// `condition` hold.
+    async fn wait_for(&self, what: &str, within: Duration, condition: impl Fn(&State) -> bool) {
+        let wait = async {
+            loop {
+                let changed = self.changed.notified();
+                tokio::pin!(changed);
+                // Registered before the check, so a change in between is not missed.
+                changed.as_mut().enable();
+                if condition(self) {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        tokio::time::timeout(within, wait)
+            .await
+            .unwrap_or_else(|_| panic!("timed out after {within:?} waiting for {what}"));
+    }
 }
 
 /// Counts a running handler; counts it as cancelled if dropped unfinished.
@@ -56,6 +80,7 @@ impl InFlight {
         state.calls.fetch_add(1, Ordering::SeqCst);
         let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         state.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        state.changed.notify_waiters();
         InFlight {
             state: Arc::clone(state),
             finished: false,
@@ -69,6 +94,7 @@ impl Drop for InFlight {
         if !self.finished {
             self.state.cancelled.fetch_add(1, Ordering::SeqCst);
         }
+        self.state.changed.notify_waiters();
     }
 }
 
@@ -328,11 +354,12 @@ async fn slowloris_connections_are_closed_and_file_descriptors_return() {
         );
     }
     drop(conn);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while open_fds() > baseline + 5 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(open_fds() <= baseline + 5, "fds {} vs baseline {baseline}", open_fds());
+    support::eventually(
+        &format!("the fds to return to the baseline of {baseline}"),
+        Duration::from_secs(10),
+        async || open_fds() <= baseline + 5,
+    )
+    .await;
     running.stop().await.unwrap();
 }
 
@@ -480,14 +507,11 @@ async fn deadlines_cancel_handlers_and_retries_never_extend_them() {
         elapsed < Duration::from_millis(1000),
         "retries extended the deadline: {elapsed:?}"
     );
-    let deadline = Instant::now() + Duration::from_millis(500);
-    while state.cancelled.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(
-        state.cancelled.load(Ordering::SeqCst) >= 1,
-        "the handler future was dropped"
-    );
+    state
+        .wait_for("the handler future to be dropped", Duration::from_secs(2), |s| {
+            s.cancelled.load(Ordering::SeqCst) >= 1
+        })
+        .await;
     assert_eq!(state.in_flight.load(Ordering::SeqCst), 0);
     running.stop().await.unwrap();
 }
@@ -510,28 +534,21 @@ async fn graceful_shutdown_order() {
             })
         })
         .collect();
-    while state.in_flight.load(Ordering::SeqCst) < 50 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    state
+        .wait_for("50 calls in flight", Duration::from_secs(10), |s| {
+            s.in_flight.load(Ordering::SeqCst) == 50
+        })
+        .await;
     let started = Instant::now();
     let stopping = tokio::spawn(running.stop());
     let event = watcher.next().await.unwrap().unwrap();
     assert_eq!(event.action, Action::Delete, "deregistered first");
-    let refused = Arc::new(AtomicBool::new(false));
-    {
-        let deadline = Instant::now() + Duration::from_millis(500);
-        while Instant::now() < deadline {
-            if tokio::net::TcpStream::connect(addr).await.is_err() {
-                refused.store(true, Ordering::SeqCst);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-    assert!(
-        refused.load(Ordering::SeqCst),
-        "new connections are refused while draining"
-    );
+    support::eventually(
+        "new connections to be refused while draining",
+        Duration::from_millis(500),
+        async || tokio::net::TcpStream::connect(addr).await.is_err(),
+    )
+    .await;
     assert!(
         state.in_flight.load(Ordering::SeqCst) > 0,
         "refused before the in-flight calls ended"
@@ -546,7 +563,7 @@ async fn graceful_shutdown_order() {
         started.elapsed()
     );
 
-    let (running, _) = probe(ServerOptions::default().drain_timeout(Duration::from_secs(3))).await;
+    let (running, state) = probe(ServerOptions::default().drain_timeout(Duration::from_secs(3))).await;
     let addr = running.local_addr();
     let stuck = tokio::spawn(async move {
         let mut conn = RawConnection::open(addr).await;
@@ -558,7 +575,11 @@ async fn graceful_shutdown_order() {
         .await;
         conn.try_read_response().await
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    state
+        .wait_for("the stuck call to start", Duration::from_secs(10), |s| {
+            s.in_flight.load(Ordering::SeqCst) == 1
+        })
+        .await;
     let started = Instant::now();
     assert_eq!(running.stop().await.unwrap(), Drained::TimedOut(1));
     assert!(

@@ -4,7 +4,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,6 +13,7 @@ use micro::registry::{MemoryRegistry, Node, RegisterOptions, Registry};
 use micro::server::{Drained, ServerOptions};
 use micro::service::Running;
 use micro::{Flags, Metadata};
+use tokio::sync::mpsc;
 
 use support::{RawConnection, request_bytes};
 
@@ -43,9 +43,80 @@ struct Seen {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Empty {}
 
+/// What one `Echo.Nap` call did, as its handler reports it.
+#[derive(Debug, PartialEq)]
+enum NapEvent {
+    /// The handler started, with what was left of its deadline.
+    Started { remaining: Option<Duration> },
+    /// The handler slept its time and answered.
+    Finished,
+    /// The handler's future was dropped before it finished: cancelled.
+    Dropped,
+}
+
+/// Where `Echo.Nap` reports its [`NapEvent`]s.
+#[derive(Clone)]
+struct Naps(mpsc::UnboundedSender<NapEvent>);
+
+impl Naps {
+    fn new() -> (Naps, mpsc::UnboundedReceiver<NapEvent>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Naps(tx), rx)
+    }
+
+    /// Reports nowhere.
+    fn unheard() -> Naps {
+        Naps::new().0
+    }
+
+    fn started(&self, ctx: &Context) -> NapGuard {
+        let _ = self.0.send(NapEvent::Started {
+            remaining: ctx.remaining(),
+        });
+        NapGuard {
+            naps: self.clone(),
+            finished: false,
+        }
+    }
+}
+
+/// Reports `Finished`, or `Dropped` if the nap ends without finishing.
+struct NapGuard {
+    naps: Naps,
+    finished: bool,
+}
+
+impl Drop for NapGuard {
+    fn drop(&mut self) {
+        let event = if self.finished {
+            NapEvent::Finished
+        } else {
+            NapEvent::Dropped
+        };
+        let _ = self.naps.0.send(event);
+    }
+}
+
+/// The next event a nap reports, within 10 s.
+async fn next_nap(naps: &mut mpsc::UnboundedReceiver<NapEvent>) -> NapEvent {
+    tokio::time::timeout(Duration::from_secs(10), naps.recv())
+        .await
+        .expect("the nap handler reported within 10 s")
+        .expect("the service holds the sender")
+}
+
 struct Echo {
     client: Client,
-    finished: Arc<AtomicUsize>,
+    naps: Naps,
+}
+
+impl Echo {
+    fn new(client: Client) -> Echo {
+        Echo {
+            client,
+            naps: Naps::unheard(),
+        }
+    }
 }
 
 #[micro::service]
@@ -65,8 +136,9 @@ impl Echo {
     #[endpoint]
     async fn nap(&self, ctx: &Context, req: Nap) -> Result<Seen> {
         let seen = seen(ctx);
+        let mut guard = self.naps.started(ctx);
         tokio::time::sleep(Duration::from_millis(req.millis)).await;
-        self.finished.fetch_add(1, Ordering::SeqCst);
+        guard.finished = true;
         Ok(Seen { finished: true, ..seen })
     }
 
@@ -104,9 +176,10 @@ fn seen(ctx: &Context) -> Seen {
     }
 }
 
-/// A started `echo` service on 127.0.0.1 with its own memory registry.
-async fn start_with(options: ServerOptions) -> (Running, Arc<AtomicUsize>) {
-    let finished = Arc::new(AtomicUsize::new(0));
+/// A started `echo` service on 127.0.0.1 with its own memory registry, and
+/// what its naps report.
+async fn start_with(options: ServerOptions) -> (Running, mpsc::UnboundedReceiver<NapEvent>) {
+    let (naps, events) = Naps::new();
     let service = Service::new("echo")
         .flags(Flags::none())
         .address("127.0.0.1:0")
@@ -114,14 +187,11 @@ async fn start_with(options: ServerOptions) -> (Running, Arc<AtomicUsize>) {
         .server(options);
     let client = service.client();
     let running = service
-        .handle(Echo {
-            client,
-            finished: Arc::clone(&finished),
-        })
+        .handle(Echo { client, naps })
         .start()
         .await
         .expect("service starts");
-    (running, finished)
+    (running, events)
 }
 
 async fn start() -> Running {
@@ -269,7 +339,7 @@ async fn other_methods_get_405() {
 
 #[tokio::test]
 async fn oversized_bodies_get_413_and_the_server_keeps_serving() {
-    let (running, finished) = start_with(ServerOptions::default().body_limit(1024)).await;
+    let (running, mut naps) = start_with(ServerOptions::default().body_limit(1024)).await;
     let addr = running.local_addr();
     // Declared too large: refused before the body is read.
     let mut conn = RawConnection::open(addr).await;
@@ -288,7 +358,7 @@ async fn oversized_bodies_get_413_and_the_server_keeps_serving() {
     conn.send_raw(&bytes).await;
     let rsp = conn.read_response().await;
     assert_eq!(rsp.status, 413);
-    assert_eq!(finished.load(Ordering::SeqCst), 0, "the handler never ran");
+    assert!(naps.try_recv().is_err(), "the handler never ran");
     // A body just under the limit still works, on a fresh connection.
     let mut conn = RawConnection::open(addr).await;
     let name = "b".repeat(900);
@@ -304,7 +374,7 @@ async fn oversized_bodies_get_413_and_the_server_keeps_serving() {
 
 #[tokio::test]
 async fn timeout_header_becomes_an_enforced_handler_deadline() {
-    let (running, finished) = start_with(ServerOptions::default()).await;
+    let (running, mut naps) = start_with(ServerOptions::default()).await;
     let mut conn = RawConnection::open(running.local_addr()).await;
     let started = Instant::now();
     let rsp = conn
@@ -319,7 +389,15 @@ async fn timeout_header_becomes_an_enforced_handler_deadline() {
         "took {:?}",
         started.elapsed()
     );
-    assert_eq!(finished.load(Ordering::SeqCst), 0, "the handler was cancelled");
+    assert!(
+        matches!(next_nap(&mut naps).await, NapEvent::Started { remaining: Some(left) } if left <= Duration::from_millis(200)),
+        "the handler saw the header's deadline"
+    );
+    assert_eq!(
+        next_nap(&mut naps).await,
+        NapEvent::Dropped,
+        "the handler was cancelled"
+    );
     // The handler sees what is left of the deadline.
     let rsp = conn
         .post(&[JSON, endpoint("Echo.Whoami"), ("Timeout", "3000000000")], b"{}")
@@ -400,7 +478,7 @@ async fn errors_reach_the_typed_client_with_their_code() {
 
 #[tokio::test]
 async fn client_deadline_reaches_the_server_and_ends_the_call() {
-    let (running, finished) = start_with(ServerOptions::default()).await;
+    let (running, mut naps) = start_with(ServerOptions::default()).await;
     let echo = EchoClient::new("echo", running.client());
     let started = Instant::now();
     let err = echo
@@ -414,8 +492,19 @@ async fn client_deadline_reaches_the_server_and_ends_the_call() {
         "took {:?}",
         started.elapsed()
     );
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(finished.load(Ordering::SeqCst), 0, "the server stopped the handler too");
+    // The server saw the deadline in the handler's context ...
+    match next_nap(&mut naps).await {
+        NapEvent::Started { remaining: Some(left) } => {
+            assert!(left <= Duration::from_millis(300), "{left:?} left of a 300 ms deadline");
+        }
+        other => panic!("the handler started without the client's deadline: {other:?}"),
+    }
+    // ... and ended the handler there, long before its 5 s nap was over.
+    assert_eq!(
+        next_nap(&mut naps).await,
+        NapEvent::Dropped,
+        "the server stopped the handler too"
+    );
     running.stop().await.unwrap();
 }
 
@@ -495,14 +584,7 @@ async fn service_registers_its_endpoints_and_deregisters_on_stop() {
         .address("127.0.0.1:0")
         .registry(registry.clone());
     let client = service.client();
-    let running = service
-        .handle(Echo {
-            client,
-            finished: Arc::default(),
-        })
-        .start()
-        .await
-        .unwrap();
+    let running = service.handle(Echo::new(client)).start().await.unwrap();
     let found = registry.get_service("echo").await.unwrap();
     let record = &found[0];
     assert_eq!(record.version, "1.2.3");
@@ -544,10 +626,7 @@ async fn registration_is_renewed_before_its_ttl_runs_out() {
         .registry(registry.clone())
         .register_ttl(Duration::from_millis(400))
         .register_interval(Duration::from_millis(100))
-        .handle(Echo {
-            client: Client::default(),
-            finished: Arc::default(),
-        })
+        .handle(Echo::new(Client::default()))
         .start()
         .await
         .unwrap();
@@ -561,18 +640,18 @@ async fn registration_is_renewed_before_its_ttl_runs_out() {
 
 #[tokio::test]
 async fn stop_finishes_in_flight_calls_and_refuses_new_connections() {
-    let (running, finished) = start_with(ServerOptions::default()).await;
+    let (running, mut naps) = start_with(ServerOptions::default()).await;
     let addr = running.local_addr();
     let in_flight = tokio::spawn(async move {
         let mut conn = RawConnection::open(addr).await;
         conn.post(&[JSON, endpoint("Echo.Nap")], br#"{"millis": 400}"#).await
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(matches!(next_nap(&mut naps).await, NapEvent::Started { .. }));
     let drained = running.stop().await.unwrap();
     assert_eq!(drained, Drained::Clean);
     let rsp = in_flight.await.unwrap();
     assert_eq!(rsp.status, 200, "the in-flight call finished: {}", rsp.body_text());
-    assert_eq!(finished.load(Ordering::SeqCst), 1);
+    assert_eq!(next_nap(&mut naps).await, NapEvent::Finished);
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "no longer accepting"
@@ -581,7 +660,7 @@ async fn stop_finishes_in_flight_calls_and_refuses_new_connections() {
 
 #[tokio::test]
 async fn drain_time_bounds_shutdown() {
-    let (running, _) = start_with(ServerOptions::default().drain_timeout(Duration::from_millis(200))).await;
+    let (running, mut naps) = start_with(ServerOptions::default().drain_timeout(Duration::from_millis(200))).await;
     let addr = running.local_addr();
     let stuck = tokio::spawn(async move {
         let mut conn = RawConnection::open(addr).await;
@@ -593,7 +672,7 @@ async fn drain_time_bounds_shutdown() {
         .await;
         conn.try_read_response().await
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(matches!(next_nap(&mut naps).await, NapEvent::Started { .. }));
     let started = Instant::now();
     let drained = running.stop().await.unwrap();
     assert_eq!(drained, Drained::TimedOut(1));
@@ -603,6 +682,11 @@ async fn drain_time_bounds_shutdown() {
         started.elapsed()
     );
     assert!(stuck.await.unwrap().is_none(), "the stuck call's connection was closed");
+    assert_eq!(
+        next_nap(&mut naps).await,
+        NapEvent::Dropped,
+        "the stuck handler was ended"
+    );
 }
 
 #[tokio::test]
@@ -707,10 +791,7 @@ async fn child_server_process() {
         return;
     }
     let running = Service::new("echo")
-        .handle(Echo {
-            client: Client::default(),
-            finished: Arc::default(),
-        })
+        .handle(Echo::new(Client::default()))
         .start()
         .await
         .unwrap();
@@ -752,14 +833,16 @@ async fn child_run_until_signal() {
         Ok(())
     });
     let client = service.client();
-    service
-        .handle(Echo {
-            client,
-            finished: Arc::default(),
-        })
-        .run()
-        .await
-        .unwrap();
+    // Tells the parent when a nap has started, so it signals a call in flight.
+    let (naps, mut events) = Naps::new();
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if matches!(event, NapEvent::Started { .. }) {
+                println!("NAP STARTED");
+            }
+        }
+    });
+    service.handle(Echo { client, naps }).run().await.unwrap();
     println!("STOPPED");
 }
 
@@ -780,7 +863,7 @@ async fn sigterm_drains_in_flight_calls_then_exits() {
         let mut conn = RawConnection::open(addr).await;
         conn.post(&[JSON, endpoint("Echo.Nap")], br#"{"millis": 500}"#).await
     });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::task::block_in_place(|| child.line_starting("NAP STARTED"));
     let pid = child.process.id().to_string();
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -810,10 +893,7 @@ async fn hooks_run_in_order_and_a_failing_before_start_aborts() {
         .after_start(hook("after_start"))
         .before_stop(hook("before_stop"))
         .after_stop(hook("after_stop"))
-        .handle(Echo {
-            client: Client::default(),
-            finished: Arc::default(),
-        })
+        .handle(Echo::new(Client::default()))
         .start()
         .await
         .unwrap();
@@ -829,10 +909,7 @@ async fn hooks_run_in_order_and_a_failing_before_start_aborts() {
         .address("127.0.0.1:0")
         .registry(registry.clone())
         .before_start(|| async { Err(Error::internal_server_error("hook", "no database")) })
-        .handle(Echo {
-            client: Client::default(),
-            finished: Arc::default(),
-        })
+        .handle(Echo::new(Client::default()))
         .start()
         .await
         .unwrap_err();

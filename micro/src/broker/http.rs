@@ -311,6 +311,7 @@ impl HttpBroker {
             let response = self.inner.client.request(request).await.map_err(|e| Undelivered {
                 // Only a refused connection proves the message never arrived.
                 reached: !e.is_connect(),
+                gone: false,
                 reason: format!("{}: {e}", node.address),
             })?;
             let status = response.status();
@@ -332,9 +333,13 @@ impl HttpBroker {
                     Ok(())
                 }
                 // The subscription is gone from that node: nothing ran.
-                StatusCode::NOT_FOUND => Err(Undelivered::unreached(answer())),
+                StatusCode::NOT_FOUND => Err(Undelivered {
+                    gone: true,
+                    ..Undelivered::unreached(answer())
+                }),
                 _ => Err(Undelivered {
                     reached: true,
+                    gone: false,
                     reason: answer(),
                 }),
             }
@@ -344,28 +349,52 @@ impl HttpBroker {
             .unwrap_or_else(|_| {
                 Err(Undelivered {
                     reached: true,
+                    gone: false,
                     reason: format!("{} did not answer in time", node.address),
                 })
             })
     }
 
+    /// Delivers to one subscriber node of a broadcast: a subscription gone
+    /// from its node since the registry was read wants no more messages, as
+    /// if it had not been listed.
+    async fn send_to_each(&self, node: &registry::Node, body: Bytes) -> Result<(), String> {
+        match self.send(node, body).await {
+            Err(e) if e.gone => {
+                debug!(node = %node.id, "the subscription is gone; nothing to deliver");
+                Ok(())
+            }
+            sent => sent.map_err(|e| e.reason),
+        }
+    }
+
     /// Delivers to one node of a queue group. Another member is tried only
     /// when the message provably did not reach the first (a refused
     /// connection, or no such subscription there), so a message is never
-    /// handled twice.
+    /// handled twice. When every member's subscription is gone, the group
+    /// is, and that is no failure.
     async fn send_to_one(&self, nodes: &[&registry::Node], body: &Bytes) -> Result<(), String> {
         let start = fastrand::usize(..nodes.len().max(1));
         let mut failures = Vec::new();
+        let mut all_gone = true;
         for i in 0..nodes.len() {
             let node = nodes[(start + i) % nodes.len()];
             match self.send(node, body.clone()).await {
                 Ok(()) => return Ok(()),
                 Err(e) if e.reached => {
                     failures.push(e.reason);
+                    all_gone = false;
                     break;
                 }
-                Err(e) => failures.push(e.reason),
+                Err(e) => {
+                    all_gone &= e.gone;
+                    failures.push(e.reason);
+                }
             }
+        }
+        if all_gone {
+            debug!("every subscription of the queue group is gone; nothing to deliver");
+            return Ok(());
         }
         Err(failures.join("; "))
     }
@@ -374,12 +403,18 @@ impl HttpBroker {
 /// Why a delivery failed, and whether the subscriber may have run.
 struct Undelivered {
     reached: bool,
+    /// The node answered that it has no such subscription (any more).
+    gone: bool,
     reason: String,
 }
 
 impl Undelivered {
     fn unreached(reason: String) -> Self {
-        Undelivered { reached: false, reason }
+        Undelivered {
+            reached: false,
+            gone: false,
+            reason,
+        }
     }
 }
 
@@ -453,8 +488,7 @@ impl Broker for HttpBroker {
                 if *version == BROADCAST_VERSION {
                     deliveries.extend(nodes.iter().map(|node| {
                         let body = body.clone();
-                        Box::pin(async move { self.send(node, body).await.map_err(|e| e.reason) })
-                            as BoxFuture<'_, Result<(), String>>
+                        Box::pin(self.send_to_each(node, body)) as BoxFuture<'_, Result<(), String>>
                     }));
                 } else {
                     let body = body.clone();

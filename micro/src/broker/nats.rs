@@ -98,6 +98,27 @@ impl NatsBroker {
     }
 }
 
+/// Returns once the server has read everything sent before on `client`'s
+/// connection: a message to a new inbox comes back, and the server reads a
+/// connection's commands in order.
+async fn round_trip(client: &Client) -> Result<(), BrokerError> {
+    let inbox = client.new_inbox();
+    let mut probe = client.subscribe(inbox.clone()).await.map_err(NatsBroker::unavailable)?;
+    client
+        .publish(inbox, Bytes::new())
+        .await
+        .map_err(NatsBroker::unavailable)?;
+    let answered = tokio::time::timeout(Duration::from_secs(5), probe.next()).await;
+    if let Err(e) = probe.unsubscribe().await {
+        warn!(error = %e, "cannot unsubscribe from a NATS inbox");
+    }
+    match answered {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(NatsBroker::unavailable("the connection closed")),
+        Err(_) => Err(NatsBroker::unavailable("the server did not answer within 5 s")),
+    }
+}
+
 /// Hands each message of one NATS subscription to `handler`, until `stop`.
 async fn consume(mut subscriber: async_nats::Subscriber, handler: Handler, stop: CancellationToken) {
     loop {
@@ -188,8 +209,9 @@ impl Broker for NatsBroker {
                 None => client.subscribe(topic.to_owned()).await,
             };
             let subscriber = subscribed.map_err(|e| Self::unavailable(format!("cannot subscribe to {topic}: {e}")))?;
-            // The subscription is live on the server once it has the SUB.
-            client.flush().await.map_err(Self::unavailable)?;
+            // The subscription is live once the server has read the SUB, which
+            // a flush does not tell (it only writes the socket).
+            round_trip(&client).await?;
             let stop = CancellationToken::new();
             self.tokens().push(stop.clone());
             let task = tokio::spawn(consume(subscriber, handler, stop.clone()));

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: a raw HTTP/1.1 connection that
 //! writes requests byte by byte and parses responses, so tests see exactly
-//! what travels on the wire.
+//! what travels on the wire; [`eventually`], for conditions that come true
+//! on their own time; and [`Child`], this test binary run as another process.
 
 #![allow(dead_code)]
 
@@ -10,6 +11,28 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+
+/// Waits until `condition` holds, checking it again and again (every 5 ms at
+/// first, backing off to every 100 ms), for at most `within`; panics saying
+/// it timed out waiting for `what` if it never does.
+///
+/// For what the test cannot be told about: a registry seen from another
+/// process, a file descriptor closed, a message on an asynchronous broker.
+/// When the code under test can signal the event (a handler that has
+/// started), wait for the signal instead.
+pub async fn eventually(what: &str, within: Duration, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if condition().await {
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        assert!(now < deadline, "timed out after {within:?} waiting for {what}");
+        tokio::time::sleep(pause.min(deadline - now)).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
 
 /// One HTTP/1.1 response as read off the socket.
 #[derive(Debug)]
