@@ -176,7 +176,11 @@ async fn oversized_uploads_are_refused_without_buffering_them() {
     let _alone = MEMORY.lock().await;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let (running, state) = probe(ServerOptions::default()).await;
+    // A chunked upload has no declared length: the server reads it up to the
+    // body limit before refusing it. A small limit keeps what ten of them may
+    // hold at once (10 x 256 KiB) well under the bound below, which buffering
+    // the whole uploads (20 x 10 MiB) would pass many times over.
+    let (running, state) = probe(ServerOptions::default().body_limit(256 * 1024)).await;
     let addr = running.local_addr();
     let before = rss_kib();
     let chunk = Arc::new(vec![b'a'; 64 * 1024]);
