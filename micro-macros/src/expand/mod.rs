@@ -8,6 +8,7 @@
 
 mod client;
 mod handler;
+mod stub;
 
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote};
@@ -38,7 +39,7 @@ pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
         let handler = if service.servable {
             handler::generate(&service)
         } else {
-            handler::stub(&service)
+            stub::generate(&service)
         };
         quote!(#client #handler)
     });
