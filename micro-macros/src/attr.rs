@@ -26,43 +26,56 @@ const SERVICE_KEYS: &str = "`name`, `client`, `crate`";
 const ENDPOINT_KEYS: &str = "`name`, `idempotent`";
 const SUBSCRIBE_KEYS: &str = "`topic`, `queue`";
 
+/// The arguments of `#[micro::service]`. A value of the right kind that says
+/// something wrong is reported and parsing goes on, so every argument is
+/// checked in one build.
 pub fn service_args(args: TokenStream, errors: &mut Errors) -> ServiceArgs {
     let mut out = ServiceArgs::default();
-    let parser =
-        syn::meta::parser(|meta| {
-            if meta.path.is_ident("name") {
-                once(&meta, out.name.is_some())?;
-                let lit = wire_name(&meta)?;
-                out.name = Some(lit);
-            } else if meta.path.is_ident("client") {
-                once(&meta, out.client.is_some())?;
-                let lit: LitStr = meta.value()?.parse().map_err(|e| {
-                    syn::Error::new(e.span(), "`client` takes a string, e.g. `client = \"GreeterClient\"`")
-                })?;
-                out.client = Some(lit.parse().map_err(|_| {
-                    syn::Error::new(
-                        lit.span(),
-                        "`client` names a type: write an identifier such as `client = \"GreeterClient\"`",
-                    )
-                })?);
-            } else if meta.path.is_ident("crate") {
-                once(&meta, out.krate.is_some())?;
-                let lit: LitStr = meta
-                    .value()?
-                    .parse()
-                    .map_err(|e| syn::Error::new(e.span(), "`crate` takes a string, e.g. `crate = \"::my_micro\"`"))?;
-                out.krate = Some(lit.parse().map_err(|_| {
-                    syn::Error::new(lit.span(), "`crate` is a path: write it as `crate = \"::my_micro\"`")
-                })?);
-            } else {
-                return Err(meta.error(format_args!(
-                    "unknown argument `{}` of #[micro::service]; expected one of: {SERVICE_KEYS}",
-                    path_text(&meta.path)
-                )));
+    let mut problems = Vec::new();
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("name") {
+            once(&meta, out.name.is_some())?;
+            let lit = wire_name(&meta)?;
+            out.name = Some(lit);
+        } else if meta.path.is_ident("client") {
+            once(&meta, out.client.is_some())?;
+            let lit: LitStr = meta
+                .value()?
+                .parse()
+                .map_err(|e| syn::Error::new(e.span(), "`client` takes a string, e.g. `client = \"GreeterClient\"`"))?;
+            match lit.parse::<Ident>() {
+                Ok(ident) => out.client = Some(ident),
+                Err(_) => problems.push(syn::Error::new(
+                    lit.span(),
+                    "`client` names the generated type: write one identifier such as `client = \"GreeterClient\"`",
+                )),
             }
-            Ok(())
-        });
-    if let Err(e) = parser.parse2(args) {
+        } else if meta.path.is_ident("crate") {
+            once(&meta, out.krate.is_some())?;
+            let lit: LitStr = meta
+                .value()?
+                .parse()
+                .map_err(|e| syn::Error::new(e.span(), "`crate` takes a string, e.g. `crate = \"::my_micro\"`"))?;
+            match lit.parse::<Path>() {
+                Ok(path) => out.krate = Some(path),
+                Err(_) => problems.push(syn::Error::new(
+                    lit.span(),
+                    "`crate` is the path of the `micro` crate as this crate names it: write it as `crate = \"::my_micro\"`",
+                )),
+            }
+        } else {
+            return Err(meta.error(format_args!(
+                "unknown argument `{}` of #[micro::service]; expected one of: {SERVICE_KEYS}",
+                path_text(&meta.path)
+            )));
+        }
+        Ok(())
+    });
+    let result = parser.parse2(args);
+    for problem in problems {
+        errors.push(problem);
+    }
+    if let Err(e) = result {
         errors.push(e);
     }
     out

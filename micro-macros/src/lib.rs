@@ -2,11 +2,14 @@
 //! `#[endpoint]` and `#[subscribe]`. Use them through the `micro` crate, which re-exports
 //! them; the generated code depends on `micro` alone.
 //!
-//! The macro runs in four stages, one per module: `attr` parses attribute
-//! arguments, `model` turns the `impl` block into one model entry per
-//! endpoint, `validate` checks what spans several endpoints, and `expand`
-//! writes the code. Every stage reports into one `errors::Errors`, so a
-//! build shows every mistake of an `impl` block at once.
+//! The macro runs in four stages: `attr` parses attribute arguments,
+//! `model` turns the `impl` block into one model entry per endpoint (reading
+//! each signature with `signature`, and types with `types`), `validate`
+//! checks what spans several endpoints, and `expand` writes the code. Every
+//! stage reports into one `errors::Errors`, so a build shows every mistake
+//! of an `impl` block at once; an endpoint with a mistake is still
+//! generated as a stub, so the mistake is reported once, not again at each
+//! use.
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
@@ -16,6 +19,8 @@ mod docs;
 mod errors;
 mod expand;
 mod model;
+mod signature;
+mod types;
 mod validate;
 
 use proc_macro::TokenStream;

@@ -298,23 +298,248 @@ impl ServiceClient {
     }
 }
 
+/// A type an endpoint can take as its request.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an endpoint's request: it does not implement `serde::Deserialize`",
+    label = "requests are decoded with serde",
+    note = "add `#[derive(serde::Deserialize)]` to `{Self}`, or take a type that implements `Deserialize`"
+)]
+pub trait RequestType: DeserializeOwned {}
+
+impl<T: DeserializeOwned> RequestType for T {}
+
+/// A type an endpoint can send as its response.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an endpoint's response: it does not implement `serde::Serialize`",
+    label = "responses are encoded with serde",
+    note = "add `#[derive(serde::Serialize)]` to `{Self}`, or return a type that implements `Serialize`"
+)]
+pub trait ResponseType: Serialize {}
+
+impl<T: Serialize> ResponseType for T {}
+
+/// A type a subscriber can take as its message.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a subscriber's message: it does not implement `serde::Deserialize`",
+    label = "messages are decoded with serde",
+    note = "add `#[derive(serde::Deserialize)]` to `{Self}`, or take a type that implements `Deserialize`"
+)]
+pub trait MessageType: DeserializeOwned {}
+
+impl<T: DeserializeOwned> MessageType for T {}
+
+/// The two halves of what an endpoint or subscriber returns.
+#[diagnostic::on_unimplemented(
+    message = "an endpoint returns `Result<T, E>`, not `{Self}`",
+    label = "write the return type as `Result<Response, MyError>` or `micro::Result<Response>`"
+)]
+pub trait EndpointResult {
+    /// The response type.
+    type Ok;
+    /// The error type.
+    type Err;
+}
+
+impl<T, E> EndpointResult for Result<T, E> {
+    type Ok = T;
+    type Err = E;
+}
+
+/// The error of an endpoint's `Result`, checked on [`Error`] so that the
+/// message below is the one the compiler shows.
+#[diagnostic::on_unimplemented(
+    message = "the error type `{E}` does not convert into `micro::Error`",
+    label = "an endpoint's errors are sent as `micro::Error`",
+    note = "implement `From<{E}> for micro::Error`, or map the error before returning it"
+)]
+pub trait FromEndpointError<E> {}
+
+impl<E: Into<Error>> FromEndpointError<E> for Error {}
+
 /// Checks, at the user's span, that a request type can be decoded.
-pub const fn assert_request<T: DeserializeOwned + Send + 'static>() {}
+pub const fn assert_request<T: RequestType + Send + 'static>() {}
 
 /// Checks, at the user's span, that a response type can be encoded.
-pub const fn assert_response<T: Serialize + Send + 'static>() {}
+pub const fn assert_response<T: ResponseType + Send + 'static>() {}
 
-/// The error half of an endpoint's `Result`, checked apart from the response.
-#[diagnostic::on_unimplemented(
-    message = "the error of an endpoint must convert into `micro::Error`; `{Self}` has an error type that does not",
-    label = "implement `From<YourError> for micro::Error`, or map the error before returning"
-)]
-pub trait ResultError {}
-
-impl<T, E: Into<Error>> ResultError for Result<T, E> {}
+/// Checks, at the user's span, that a subscriber's message can be decoded.
+pub const fn assert_message<T: MessageType + Send + 'static>() {}
 
 /// Checks, at the user's span, that an endpoint's error converts into [`Error`].
-pub const fn assert_error_of<R: ResultError>() {}
+pub const fn assert_error<E: Send + 'static>()
+where
+    Error: FromEndpointError<E>,
+{
+}
+
+/// Picks how an endpoint is dispatched by autoref: `(&Serve::<Req, Rsp,
+/// Out>::new()).unary(..)` resolves to [`ViaServe`] when the types have
+/// what serving needs, else to [`ViaStub`]. The `assert_*` checks have then
+/// already reported the type at the user's span, so the dispatch does not
+/// report it a second time; the stub is never built into a program.
+pub struct Serve<Req, Rsp, Out>(PhantomData<Types<Req, Rsp, Out>>);
+
+/// The types a [`Serve`] probe stands for; a function pointer, so the probe
+/// is `Send`, `Sync` and `'static` whatever they are.
+type Types<Req, Rsp, Out> = fn() -> (Req, Rsp, Out);
+
+impl<Req, Rsp, Out> Serve<Req, Rsp, Out> {
+    /// The probe.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Serve(PhantomData)
+    }
+}
+
+/// Serves an endpoint whose types can be decoded and encoded.
+pub trait ViaServe<Req, Rsp, Out> {
+    /// See [`unary`].
+    fn unary<F, Fut>(&self, request: Request, endpoint: F) -> BoxFuture<'static, Result<Response, Error>>
+    where
+        F: FnOnce(Context, Req) -> Fut + Send + 'static,
+        Fut: Future<Output = Out> + Send + 'static;
+    /// See [`server_stream`].
+    fn server_stream<F, Fut>(&self, request: Request, endpoint: F) -> BoxFuture<'static, Result<Response, Error>>
+    where
+        F: FnOnce(Context, Req, Sender<Rsp>) -> Fut + Send + 'static,
+        Fut: Future<Output = Out> + Send + 'static;
+    /// See [`client_stream`].
+    fn client_stream<F, Fut>(&self, request: Request, endpoint: F) -> BoxFuture<'static, Result<Response, Error>>
+    where
+        F: FnOnce(Context, Receiver<Req>) -> Fut + Send + 'static,
+        Fut: Future<Output = Out> + Send + 'static;
+    /// See [`bidi`].
+    fn bidi<F, Fut>(&self, request: Request, endpoint: F) -> BoxFuture<'static, Result<Response, Error>>
+    where
+        F: FnOnce(Context, Stream<Req, Rsp>) -> Fut + Send + 'static,
+        Fut: Future<Output = Out> + Send + 'static;
+    /// See [`bidi_halves`].
+    fn bidi_halves<F, Fut>(&self, request: Request, endpoint: F) -> BoxFuture<'static, Result<Response, Error>>
+    where
+        F: FnOnce(Context, Receiver<Req>, Sender<Rsp>) -> Fut + Send + 'static,
+        Fut: Future<Output = Out> + Send + 'static;
+    /// See [`subscriber`] (`Req` is the message).
+    fn subscriber<F, Fut>(
+        &self,
+        event: Event,
+        name: &'static str,
+        subscriber: F,
+    ) -> BoxFuture<'static, Result<(), Error>>
+    where
+        F: FnOnce(Context, Req) -> Fut + Send + 'static,
+        Fut: Future<Output = Out> + Send + 'static;
+}
+
+impl<Req, Rsp, Out> ViaServe<Req, Rsp, Out> for Serve<Req, Rsp, Out>
+where
+    Req: DeserializeOwned + Send + 'static,
+    Rsp: Serialize + Send + 'static,
+    Out: EndpointOutput,
+{
+    fn unary<F, Fut>(&self, request: Request, endpoint: F) -> BoxFuture<'static, Result<Response, Error>>
+    where
+        F: FnOnce(Context, Req) -> Fut + Send + 'static,
+        Fut: Future<Output = Out> + Send + 'static,
+    {
+        unary(request, endpoint)
+    }
+
+    fn server_stream<F, Fut>(&self, request: Request, endpoint: F) -> BoxFuture<'static, Result<Response, Error>>
+    where
+        F: FnOnce(Context, Req, Sender<Rsp>) -> Fut + Send + 'static,
+        Fut: Future<Output = Out> + Send + 'static,
+    {
+        server_stream(request, endpoint)
+    }
+
+    fn client_stream<F, Fut>(&self, request: Request, endpoint: F) -> BoxFuture<'static, Result<Response, Error>>
+    where
+        F: FnOnce(Context, Receiver<Req>) -> Fut + Send + 'static,
+        Fut: Future<Output = Out> + Send + 'static,
+    {
+        client_stream(request, endpoint)
+    }
+
+    fn bidi<F, Fut>(&self, request: Request, endpoint: F) -> BoxFuture<'static, Result<Response, Error>>
+    where
+        F: FnOnce(Context, Stream<Req, Rsp>) -> Fut + Send + 'static,
+        Fut: Future<Output = Out> + Send + 'static,
+    {
+        bidi(request, endpoint)
+    }
+
+    fn bidi_halves<F, Fut>(&self, request: Request, endpoint: F) -> BoxFuture<'static, Result<Response, Error>>
+    where
+        F: FnOnce(Context, Receiver<Req>, Sender<Rsp>) -> Fut + Send + 'static,
+        Fut: Future<Output = Out> + Send + 'static,
+    {
+        bidi_halves(request, endpoint)
+    }
+
+    fn subscriber<F, Fut>(
+        &self,
+        event: Event,
+        name: &'static str,
+        subscriber: F,
+    ) -> BoxFuture<'static, Result<(), Error>>
+    where
+        F: FnOnce(Context, Req) -> Fut + Send + 'static,
+        Fut: Future<Output = Out> + Send + 'static,
+    {
+        self::subscriber(event, name, subscriber)
+    }
+}
+
+/// The fallback of [`Serve`] for types that an `assert_*` check rejected.
+pub trait ViaStub {
+    /// An internal error.
+    fn unary<F>(&self, request: Request, endpoint: F) -> BoxFuture<'static, Result<Response, Error>> {
+        drop(endpoint);
+        unservable(&request, "")
+    }
+    /// An internal error.
+    fn server_stream<F>(&self, request: Request, endpoint: F) -> BoxFuture<'static, Result<Response, Error>> {
+        drop(endpoint);
+        unservable(&request, "")
+    }
+    /// An internal error.
+    fn client_stream<F>(&self, request: Request, endpoint: F) -> BoxFuture<'static, Result<Response, Error>> {
+        drop(endpoint);
+        unservable(&request, "")
+    }
+    /// An internal error.
+    fn bidi<F>(&self, request: Request, endpoint: F) -> BoxFuture<'static, Result<Response, Error>> {
+        drop(endpoint);
+        unservable(&request, "")
+    }
+    /// An internal error.
+    fn bidi_halves<F>(&self, request: Request, endpoint: F) -> BoxFuture<'static, Result<Response, Error>> {
+        drop(endpoint);
+        unservable(&request, "")
+    }
+    /// An internal error.
+    fn subscriber<F>(&self, event: Event, name: &'static str, subscriber: F) -> BoxFuture<'static, Result<(), Error>> {
+        drop((event, subscriber));
+        let error = Error::internal_server_error(SERVER_ID, format!("subscriber {name} was not built"));
+        Box::pin(std::future::ready(Err(error)))
+    }
+}
+
+impl<Req, Rsp, Out> ViaStub for &Serve<Req, Rsp, Out> {}
+
+/// The answer of an endpoint that `#[micro::service]` could not build (it
+/// reported why at compile time, so no program serves it): an internal error.
+#[cold]
+pub fn unservable(request: &Request, service: &'static str) -> BoxFuture<'static, Result<Response, Error>> {
+    let method = request.method();
+    let detail = if service.is_empty() {
+        format!("endpoint {method} was not built")
+    } else {
+        format!("endpoint {service}.{method} was not built")
+    };
+    let error = Error::internal_server_error(SERVER_ID, detail);
+    Box::pin(std::future::ready(Err(error)))
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,8 +1,9 @@
 //! The typed client: `<Type>Client` with one method per endpoint, each
 //! returning a `micro::client::Call` to set options on and await.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::quote;
+use syn::Ident;
 
 use crate::model::{Endpoint, Service, Shape};
 
@@ -15,7 +16,11 @@ pub fn generate(service: &Service) -> TokenStream {
          Each method calls one endpoint and returns a call to set options on and `.await`.",
         service.wire_name, service.ident
     );
-    let methods = service.endpoints.iter().map(|e| method(service, e));
+    let methods = service
+        .endpoints
+        .iter()
+        .filter(|e| e.in_client)
+        .map(|e| method(service, e));
     quote! {
         #[doc = #type_doc]
         #[derive(#private::core::clone::Clone, #private::core::fmt::Debug)]
@@ -51,14 +56,26 @@ fn method(service: &Service, endpoint: &Endpoint) -> TokenStream {
     let krate = &service.krate;
     let Endpoint {
         ident,
-        request,
         cfgs,
         deprecated,
         idempotent,
         ..
     } = endpoint;
     let wire = endpoint.wire_name(service);
-    let response = &endpoint.response;
+    // A type that could not be read from a signature with errors becomes a
+    // generic, so calls written for the fixed signature compile meanwhile.
+    let mut generics = Vec::new();
+    let mut named = |ty: &Option<syn::Type>, name: &str| match ty {
+        Some(ty) => quote!(#ty),
+        None => {
+            let param = Ident::new(name, Span::call_site());
+            generics.push(param.clone());
+            quote!(#param)
+        }
+    };
+    let request = named(&endpoint.request, "__MicroRequest");
+    let response = named(&endpoint.response, "__MicroResponse");
+    let generics = (!generics.is_empty()).then(|| quote!(<#(#generics),*>));
     let calls = format!("Calls `{wire}`.");
     let docs = if endpoint.docs.is_empty() {
         quote!(#[doc = #calls])
@@ -93,7 +110,7 @@ fn method(service: &Service, endpoint: &Endpoint) -> TokenStream {
         #(#cfgs)*
         #(#deprecated)*
         #docs
-        pub fn #ident(&self, #params) -> #private::Call<#request, #response #mode> {
+        pub fn #ident #generics(&self, #params) -> #private::Call<#request, #response #mode> {
             #body
         }
     }

@@ -1,13 +1,19 @@
 //! The server side: `impl Handler` (dispatch by method name, delivery to
 //! subscribers), the service descriptor, the type checks at the user's
 //! spans, and the `inventory` submission.
+//!
+//! Each type mistake is reported once, by an `assert_*` check spanned at the
+//! user's type whose trait carries `#[diagnostic::on_unimplemented]`; the
+//! dispatch goes through the `Serve` autoref probe, which falls back to a
+//! stub instead of reporting the same mistake again.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
+use syn::Ident;
 use syn::spanned::Spanned;
 
-use super::type_name;
-use crate::model::{Endpoint, Service, Shape, Subscriber};
+use super::{respan, type_name};
+use crate::model::{Endpoint, Served, Service, Shape, Subscriber};
 
 pub fn generate(service: &Service) -> TokenStream {
     let krate = &service.krate;
@@ -16,14 +22,29 @@ pub fn generate(service: &Service) -> TokenStream {
     let wire_name = &service.wire_name;
     let rust_name = service.ident.to_string();
     let docs = &service.docs;
-    let checks = service.endpoints.iter().map(|e| checks(service, e));
-    let describers = service.endpoints.iter().map(|e| describers(service, e));
-    let entries = service.endpoints.iter().map(|e| entry(service, e));
-    let arms = service.endpoints.iter().map(|e| arm(service, e));
+    let served = || {
+        service
+            .endpoints
+            .iter()
+            .filter_map(|e| e.served.as_ref().map(|served| (e, served)))
+    };
+    let listed = || served().filter(|(e, _)| e.dispatched);
+    let checks = served().map(|(e, served)| checks(service, e, served));
+    let describers = listed().map(|(e, served)| describers(service, e, served));
+    let entries = listed().map(|(e, _)| entry(service, e));
+    let arms = service
+        .endpoints
+        .iter()
+        .filter(|e| e.dispatched)
+        .map(|e| arm(service, e));
     let subscriber_checks = service.subscribers.iter().map(|s| subscriber_checks(service, s));
     let subscriber_entries = service.subscribers.iter().map(|s| subscriber_entry(service, s));
     let deliver = deliver(service);
     let request = Ident::new("__micro_request", Span::mixed_site());
+    let sync_bound = respan(
+        quote!(#self_ty: #private::core::marker::Send + #private::core::marker::Sync + 'static),
+        self_ty.span(),
+    );
     quote! {
         const _: () = {
             #(#checks)*
@@ -38,8 +59,10 @@ pub fn generate(service: &Service) -> TokenStream {
                 &[#(#subscriber_entries),*],
             );
 
+            // The bound, trivially true or false, puts a type that is not
+            // `Send + Sync` in one error at the type, not in one per endpoint.
             #[automatically_derived]
-            impl #private::Handler for #self_ty {
+            impl #private::Handler for #self_ty where #sync_bound {
                 fn descriptor(&self) -> &'static #private::ServiceDescriptor {
                     &__MICRO_DESCRIPTOR
                 }
@@ -67,21 +90,28 @@ pub fn generate(service: &Service) -> TokenStream {
     }
 }
 
-use syn::Ident;
-
-/// Type checks reported at the user's own tokens.
-fn checks(service: &Service, endpoint: &Endpoint) -> TokenStream {
-    let private = {
-        let krate = &service.krate;
-        quote!(#krate::__private)
-    };
+/// Type checks reported at the user's own tokens, one per type.
+fn checks(service: &Service, endpoint: &Endpoint, served: &Served) -> TokenStream {
+    let krate = &service.krate;
+    let private = quote!(#krate::__private);
     let cfgs = &endpoint.cfgs;
-    let request = &endpoint.request;
-    let output = &endpoint.output;
-    let response = &endpoint.response;
+    let Served {
+        request,
+        response,
+        output,
+        ..
+    } = served;
     let request_check = quote_spanned!(request.span()=> #private::assert_request::<#request>(););
-    let response_check = quote_spanned!(response.span()=> #private::assert_response::<#response>(););
-    let error_check = quote_spanned!(output.span()=> #private::assert_error_of::<#output>(););
+    // A unary or client-stream response is `T` of the `Result`, checked as
+    // the compiler reads it (the dispatch relies on exactly that).
+    let response_ty = match endpoint.shape {
+        Shape::Unary | Shape::ClientStream => {
+            respan(quote!(<#output as #private::EndpointResult>::Ok), response.span())
+        }
+        Shape::ServerStream | Shape::Bidi { .. } => quote!(#response),
+    };
+    let response_check = quote_spanned!(response.span()=> #private::assert_response::<#response_ty>(););
+    let error_check = error_check(&private, output, served.error.as_ref());
     quote! {
         #(#cfgs)*
         const _: () = {
@@ -89,6 +119,18 @@ fn checks(service: &Service, endpoint: &Endpoint) -> TokenStream {
             #response_check
             #error_check
         };
+    }
+}
+
+/// The check that the error of `output` converts into `micro::Error`, at the
+/// error type when it is written out, else at the return type.
+fn error_check(private: &TokenStream, output: &syn::Type, error: Option<&syn::Type>) -> TokenStream {
+    match error {
+        Some(error) => quote_spanned!(error.span()=> #private::assert_error::<#error>();),
+        None => {
+            let error = respan(quote!(<#output as #private::EndpointResult>::Err), output.span());
+            quote_spanned!(output.span()=> #private::assert_error::<#error>();)
+        }
     }
 }
 
@@ -100,14 +142,14 @@ fn describer_names(endpoint: &Endpoint) -> (Ident, Ident) {
 }
 
 /// Functions that describe the request and response for the registry.
-fn describers(service: &Service, endpoint: &Endpoint) -> TokenStream {
+fn describers(service: &Service, endpoint: &Endpoint, served: &Served) -> TokenStream {
     let krate = &service.krate;
     let private = quote!(#krate::__private);
     let cfgs = &endpoint.cfgs;
     let (request_fn, response_fn) = describer_names(endpoint);
-    let request = &endpoint.request;
+    let request = &served.request;
     let request_name = type_name(request);
-    let response = &endpoint.response;
+    let response = &served.response;
     let response_name = type_name(response);
     quote! {
         #(#cfgs)*
@@ -149,23 +191,36 @@ fn entry(service: &Service, endpoint: &Endpoint) -> TokenStream {
     }
 }
 
-/// The dispatch arm: decode, call the method, encode.
+/// The dispatch arm: decode, call the method, encode; a stub that answers
+/// an internal error for an endpoint with errors.
 fn arm(service: &Service, endpoint: &Endpoint) -> TokenStream {
     let krate = &service.krate;
-    let private = quote!(#krate::__private);
     let cfgs = &endpoint.cfgs;
     let method = &endpoint.wire_method;
+    let request = Ident::new("__micro_request", Span::mixed_site());
+    let Some(served) = &endpoint.served else {
+        let wire_name = &service.wire_name;
+        return quote! {
+            #(#cfgs)*
+            #method => #krate::__private::unservable(&#request, #wire_name),
+        };
+    };
     let ident = &endpoint.ident;
-    let request_ty = &endpoint.request;
-    let response_ty = &endpoint.response;
+    // Spanned at the method, so a future that is not `Send` is reported there.
+    let private = respan(quote!(#krate::__private), ident.span());
+    let Served {
+        request: request_ty,
+        response: response_ty,
+        output,
+        ..
+    } = served;
     // Prefixed names: hygiene does not keep a pattern from matching a unit
     // struct of the same name in the user's scope.
-    let request = Ident::new("__micro_request", Span::mixed_site());
     let ctx = Ident::new("__micro_ctx", Span::mixed_site());
     let message = Ident::new("__micro_message", Span::mixed_site());
     let tx = Ident::new("__micro_tx", Span::mixed_site());
-    let ctx_arg = endpoint.has_ctx.then(|| quote!(&#ctx,));
-    let ctx_param = if endpoint.has_ctx { quote!(#ctx) } else { quote!(_) };
+    let ctx_arg = served.has_ctx.then(|| quote!(&#ctx,));
+    let ctx_param = if served.has_ctx { quote!(#ctx) } else { quote!(_) };
     let (helper, params, args) = match endpoint.shape {
         Shape::Unary => (quote!(unary), quote!(#message: #request_ty), quote!(#message)),
         Shape::ServerStream => (
@@ -189,11 +244,18 @@ fn arm(service: &Service, endpoint: &Endpoint) -> TokenStream {
             quote!(#message, #tx),
         ),
     };
-    // Spanned at the method, so a future that is not `Send` is reported there.
+    let helper = respan(helper, ident.span());
     let dispatch = quote_spanned! {ident.span()=>
-        #private::#helper(#request, move |#ctx_param: #private::Context, #params| async move {
-            Self::#ident(&*self, #ctx_arg #args).await
-        })
+        {
+            #[allow(unused_imports)]
+            use #private::{ViaServe as _, ViaStub as _};
+            (&#private::Serve::<#request_ty, #response_ty, #output>::new()).#helper(
+                #request,
+                move |#ctx_param: #private::Context, #params| async move {
+                    Self::#ident(&*self, #ctx_arg #args).await
+                },
+            )
+        }
     };
     // Serving a deprecated endpoint is not a use of it.
     let allow = (!endpoint.deprecated.is_empty()).then(|| quote!(#[allow(deprecated)]));
@@ -212,8 +274,8 @@ fn subscriber_checks(service: &Service, subscriber: &Subscriber) -> TokenStream 
     let cfgs = &subscriber.cfgs;
     let message = &subscriber.message;
     let output = &subscriber.output;
-    let message_check = quote_spanned!(message.span()=> #private::assert_request::<#message>(););
-    let error_check = quote_spanned!(output.span()=> #private::assert_error_of::<#output>(););
+    let message_check = quote_spanned!(message.span()=> #private::assert_message::<#message>(););
+    let error_check = error_check(&private, output, subscriber.error.as_ref());
     let describer = message_describer(subscriber);
     let message_name = type_name(message);
     quote! {
@@ -273,12 +335,22 @@ fn deliver(service: &Service) -> Option<TokenStream> {
         let name = subscriber.wire_name(service);
         let ident = &subscriber.ident;
         let message_ty = &subscriber.message;
+        let output = &subscriber.output;
         let ctx_arg = subscriber.has_ctx.then(|| quote!(&#ctx,));
         let ctx_param = if subscriber.has_ctx { quote!(#ctx) } else { quote!(_) };
+        let private = respan(&private, ident.span());
         let dispatch = quote_spanned! {ident.span()=>
-            #private::subscriber(#event, #name, move |#ctx_param: #private::Context, #message: #message_ty| async move {
-                Self::#ident(&*self, #ctx_arg #message).await
-            })
+            {
+                #[allow(unused_imports)]
+                use #private::{ViaServe as _, ViaStub as _};
+                (&#private::Serve::<#message_ty, (), #output>::new()).subscriber(
+                    #event,
+                    #name,
+                    move |#ctx_param: #private::Context, #message: #message_ty| async move {
+                        Self::#ident(&*self, #ctx_arg #message).await
+                    },
+                )
+            }
         };
         quote! {
             #(#cfgs)*

@@ -1,15 +1,17 @@
 //! Writes the code: the impl block itself (helper attributes stripped), the
 //! typed client, the handler and the descriptor, and the errors found.
 //!
-//! Expansion never validates; it generates for the endpoints the model kept,
-//! so a build with errors shows the errors and nothing that cascades from
-//! them.
+//! Expansion never validates. An endpoint with errors gets a client method
+//! and a stub dispatch arm, and a block that cannot be served (generic, a
+//! trait impl) a stub `Handler` impl, so a build with errors shows the
+//! errors and nothing that cascades from them.
 
 mod client;
 mod handler;
+mod stub;
 
-use proc_macro2::{Span, TokenStream};
-use quote::quote;
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote};
 use syn::{ImplItem, ItemImpl};
 
 use crate::errors::Errors;
@@ -34,7 +36,11 @@ pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
     let generated = model.map(|mut service| {
         validate::check(&mut service, &mut errors);
         let client = client::generate(&service);
-        let handler = service.servable.then(|| handler::generate(&service));
+        let handler = if service.servable {
+            handler::generate(&service)
+        } else {
+            stub::generate(&service)
+        };
         quote!(#client #handler)
     });
     let item = strip_helpers(item);
@@ -79,4 +85,25 @@ fn type_name(ty: &syn::Type) -> String {
         syn::Type::Path(p) => p.path.segments.last().map(|s| s.ident.to_string()).unwrap_or_default(),
         other => quote!(#other).to_string().replace(' ', ""),
     }
+}
+
+/// `tokens` with every span set to `span`: generated code that rustc may
+/// report on (a bound not met) points at the user's tokens, not at the
+/// `#[micro::service]` attribute.
+fn respan(tokens: impl ToTokens, span: Span) -> TokenStream {
+    tokens
+        .into_token_stream()
+        .into_iter()
+        .map(|tree| match tree {
+            TokenTree::Group(group) => {
+                let mut respanned = Group::new(group.delimiter(), respan(group.stream(), span));
+                respanned.set_span(span);
+                TokenTree::Group(respanned)
+            }
+            mut other => {
+                other.set_span(span);
+                other
+            }
+        })
+        .collect()
 }

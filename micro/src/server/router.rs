@@ -17,12 +17,21 @@ pub struct Router {
     endpoints: HashMap<Box<str>, (Arc<dyn Handler>, &'static EndpointDescriptor), RandomState>,
 }
 
-/// Registering two handlers under one name.
+/// A handler that cannot be added: a name it would serve is taken. Nothing
+/// of the handler is added, so no call is routed to the wrong method.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "a handler named {0} is already registered; give one of them another name with #[micro::service(name = \"...\")]"
-)]
-pub struct DuplicateHandler(pub &'static str);
+#[non_exhaustive]
+pub enum DuplicateHandler {
+    /// A handler of this name is already registered.
+    #[error(
+        "a handler named {0} is already registered; give one of them another name with #[micro::service(name = \"...\")]"
+    )]
+    Handler(&'static str),
+    /// This endpoint (`Service.Method`) is already served, by another
+    /// handler or twice in the handler's own descriptor.
+    #[error("endpoint {0} is registered twice; give one of them another name with #[endpoint(name = \"...\")]")]
+    Endpoint(Box<str>),
+}
 
 impl Router {
     /// An empty router.
@@ -30,14 +39,24 @@ impl Router {
         Self::default()
     }
 
-    /// Adds a handler under its descriptor's name.
+    /// Adds a handler under its descriptor's name. A taken handler name or
+    /// endpoint name is refused before anything is added: serving it would
+    /// silently shadow one of the two.
     pub fn add(&mut self, handler: Arc<dyn Handler>) -> Result<(), DuplicateHandler> {
         let name = handler.descriptor().name();
         if self.handlers.contains_key(name) {
-            return Err(DuplicateHandler(name));
+            return Err(DuplicateHandler::Handler(name));
         }
-        for endpoint in handler.descriptor().endpoints() {
+        let endpoints = handler.descriptor().endpoints();
+        let mut keys: Vec<Box<str>> = Vec::with_capacity(endpoints.len());
+        for endpoint in endpoints {
             let key = format!("{name}.{}", endpoint.method()).into_boxed_str();
+            if self.endpoints.contains_key(&key) || keys.contains(&key) {
+                return Err(DuplicateHandler::Endpoint(key));
+            }
+            keys.push(key);
+        }
+        for (key, endpoint) in keys.into_iter().zip(endpoints) {
             self.endpoints.insert(key, (Arc::clone(&handler), endpoint));
         }
         self.handlers.insert(name, handler);
@@ -77,5 +96,90 @@ impl Router {
 impl std::fmt::Debug for Router {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_set().entries(self.handlers.keys()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::BoxFuture;
+    use crate::registry::Value;
+    use crate::server::handler::{Request, Response, ServiceDescriptor};
+    use crate::stream::Kind;
+
+    fn value() -> Value {
+        Value::named("Empty")
+    }
+
+    const fn endpoint(name: &'static str, method: &'static str) -> EndpointDescriptor {
+        EndpointDescriptor::__new(name, method, "", value, value, false, Kind::Unary)
+    }
+
+    /// A hand-written handler serving what its descriptor lists.
+    struct Listed(&'static ServiceDescriptor);
+
+    impl Handler for Listed {
+        fn descriptor(&self) -> &'static ServiceDescriptor {
+            self.0
+        }
+
+        fn call(self: Arc<Self>, _request: Request) -> BoxFuture<'static, Result<Response, Error>> {
+            Box::pin(std::future::ready(Err(Error::internal_server_error(
+                SERVER_ID, "unused",
+            ))))
+        }
+    }
+
+    static TWICE: ServiceDescriptor = ServiceDescriptor::__new(
+        "Twice",
+        "tests::Twice",
+        "",
+        &[endpoint("Twice.Hello", "Hello"), endpoint("Twice.Hello", "Hello")],
+        &[],
+    );
+    static OUTER: ServiceDescriptor = ServiceDescriptor::__new(
+        "Outer",
+        "tests::Outer",
+        "",
+        &[endpoint("Outer.Inner.Call", "Inner.Call")],
+        &[],
+    );
+    static NESTED: ServiceDescriptor = ServiceDescriptor::__new(
+        "Outer.Inner",
+        "tests::Nested",
+        "",
+        &[endpoint("Outer.Inner.Call", "Call")],
+        &[],
+    );
+
+    #[test]
+    fn an_endpoint_listed_twice_is_refused_and_nothing_is_added() {
+        let mut router = Router::new();
+        let refused = router.add(Arc::new(Listed(&TWICE)));
+        assert_eq!(refused, Err(DuplicateHandler::Endpoint("Twice.Hello".into())));
+        assert_eq!(router.handlers().count(), 0);
+        assert!(router.route("Twice.Hello").is_err());
+    }
+
+    #[test]
+    fn an_endpoint_name_another_handler_serves_is_refused() {
+        let mut router = Router::new();
+        assert_eq!(router.add(Arc::new(Listed(&OUTER))), Ok(()));
+        let refused = router.add(Arc::new(Listed(&NESTED)));
+        assert_eq!(refused, Err(DuplicateHandler::Endpoint("Outer.Inner.Call".into())));
+        let Ok((handler, _)) = router.route("Outer.Inner.Call") else {
+            panic!("the first handler's endpoint is no longer routed");
+        };
+        assert_eq!(handler.descriptor().name(), "Outer");
+    }
+
+    #[test]
+    fn a_handler_name_registered_twice_is_refused() {
+        let mut router = Router::new();
+        assert_eq!(router.add(Arc::new(Listed(&OUTER))), Ok(()));
+        assert_eq!(
+            router.add(Arc::new(Listed(&OUTER))),
+            Err(DuplicateHandler::Handler("Outer"))
+        );
     }
 }

@@ -21,4 +21,9 @@ impl Hello for Greeter {
     fn hello(&self) {}
 }
 
+// The handler is a stub meanwhile, so serving the type compiles.
+pub fn serve() -> micro::Service {
+    micro::Service::new("greeter").handle(Greeter)
+}
+
 fn main() {}

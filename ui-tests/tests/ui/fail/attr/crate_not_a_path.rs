@@ -1,0 +1,23 @@
+use micro::prelude::*;
+
+#[derive(Serialize, Deserialize)]
+pub struct Request {
+    pub name: String,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Response {
+    pub message: String,
+}
+
+pub struct Greeter;
+
+#[micro::service(crate = "micro crate")]
+impl Greeter {
+    #[endpoint]
+    async fn hello(&self, req: Request) -> Result<Response> {
+        Ok(Response { message: req.name })
+    }
+}
+
+fn main() {}
