@@ -7,22 +7,22 @@
 //! stream timeout is off by default); opening it is bounded by the request
 //! timeout.
 
-use http::HeaderValue;
+use std::sync::atomic::Ordering;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::debug;
 
-use super::retry::backoff;
-use super::{CallOptions, Client, request_headers};
+use super::attempt::{Attempt, Attempts, Step, deadline};
+use super::target::Target;
+use super::{CallOptions, Client};
 use crate::codec::Codec;
 use crate::context::Context;
 use crate::error::Result;
-use crate::headers::names;
-use crate::stream::frame::{ChannelBody, FrameReader, Side};
+use crate::stream::frame::{ChannelBody, FrameReader, FrameSender};
 use crate::stream::{BUFFER, Receiver, Sender};
-use crate::transport::Delivery;
+use crate::transport::{Delivery, Failure, Outbound, Transport};
 
 impl Client {
     /// Opens a stream of `endpoint` on a node of `service`.
@@ -37,60 +37,62 @@ impl Client {
         Rsp: DeserializeOwned,
     {
         let context = options.context.clone().or_else(Context::current);
-        let now = Instant::now();
-        let inherited = context.as_ref().and_then(Context::deadline);
-        let own = options.timeout.and_then(|t| now.checked_add(t));
-        let deadline = match (own, inherited) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let started = Instant::now();
+        let stream_deadline = deadline(options.timeout, context.as_ref(), started);
+        let open_by = started + self.inner.options.request_timeout;
+        let call = Attempts {
+            service,
+            endpoint,
+            options,
+            context: context.as_ref(),
+            started,
+            deadline: stream_deadline.map_or(open_by, |d| d.min(open_by)),
         };
-        let open_by = now + self.inner.options.request_timeout;
-        let open_by = deadline.map_or(open_by, |d| d.min(open_by));
-        let retries = options.retries.unwrap_or(self.inner.options.retries);
-        let mut tried = Vec::new();
-        let mut attempt = 0;
-        loop {
-            let mut target = self.resolve(service, options, &tried).await?;
-            // The legacy JSON-RPC envelope cannot carry a stream.
-            if target.codec == Codec::JsonRpc {
-                target.codec = Codec::Json;
-            }
-            let sequence = self.inner.sequence.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let mut headers = request_headers(
-                service,
-                endpoint,
-                Some(sequence),
-                target.codec,
-                deadline.map(|d| d.saturating_duration_since(Instant::now())),
-                context.as_ref(),
-                options,
-            );
-            headers.insert(names::STREAM, HeaderValue::from(sequence));
-            let (tx, rx) = mpsc::channel(BUFFER);
-            let opened = self
-                .inner
-                .transport
-                .open_stream(target.address(), headers, ChannelBody::new(rx), open_by)
-                .await;
-            self.mark(service, &target, opened.as_ref().err());
-            match opened {
-                Ok(body) => {
-                    let reader = FrameReader::new(body, self.inner.options.response_limit, Side::Client);
-                    return Ok((Sender::new(tx, target.codec), Receiver::new(reader, target.codec)));
-                }
-                Err(failure) => {
-                    debug!(attempt, node = %target.key(), code = failure.error.code, detail = %failure.error.detail, "stream did not open");
-                    let wait = backoff(attempt + 1);
-                    let retry =
-                        failure.delivery == Delivery::NotSent && attempt < retries && Instant::now() + wait < open_by;
-                    if !retry {
-                        return Err(failure.error);
-                    }
-                    tokio::time::sleep(wait).await;
-                    tried.push(target.key().to_owned());
-                    attempt += 1;
-                }
-            }
+        let mut opening = StreamOpen {
+            deadline: stream_deadline,
+        };
+        let (tx, reader, codec) = self.attempt(&call, None, &mut opening).await?;
+        Ok((Sender::new(tx, codec), Receiver::new(reader, codec)))
+    }
+}
+
+/// The attempts to open one stream.
+struct StreamOpen {
+    /// The stream's own deadline, if it has one.
+    deadline: Option<Instant>,
+}
+
+impl Attempt for StreamOpen {
+    type Output = (FrameSender, FrameReader, Codec);
+
+    async fn once(&mut self, client: &Client, call: &Attempts<'_>, target: &Target, _: u32) -> Step<Self::Output> {
+        // The legacy JSON-RPC envelope cannot carry a stream.
+        let codec = match target.codec {
+            Codec::JsonRpc => Codec::Json,
+            codec => codec,
+        };
+        let outbound = Outbound {
+            address: target.address(),
+            service: call.service,
+            endpoint: call.endpoint,
+            codec,
+            go_micro: Some(client.inner.sequence.fetch_add(1, Ordering::Relaxed)),
+            timeout: self.deadline.map(|d| d.saturating_duration_since(Instant::now())),
+            deadline: call.deadline,
+            context: call.context,
+            metadata: &call.options.metadata,
+        };
+        let (tx, rx) = mpsc::channel(BUFFER);
+        // Streams travel over HTTP/2 whatever the node's unary transport.
+        let requests = ChannelBody::new(rx);
+        let opened = Transport::open_stream(&client.inner.http, outbound, requests, call.deadline).await;
+        match opened {
+            Ok(reader) => Step::Done((tx, reader, codec)),
+            Err(failure) => Step::Failed(failure),
         }
+    }
+
+    fn retryable(&self, failure: &Failure) -> bool {
+        failure.delivery == Delivery::NotSent
     }
 }

@@ -19,13 +19,16 @@ mod limits;
 pub(crate) mod mux;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use crate::BoxFuture;
 use crate::codec::Codec;
+use crate::context::Context;
 use crate::error::{Error, SERVER_ID};
-use crate::metadata::LazyMetadata;
+use crate::metadata::{LazyMetadata, Metadata};
 use crate::stream::frame::{ChannelBody, FrameReader};
 
 pub use self::limits::ServerOptions;
@@ -112,4 +115,55 @@ pub(crate) fn body_too_large(limit: usize) -> Error {
         SERVER_ID,
         format!("request body is larger than the server's limit of {limit} bytes"),
     )
+}
+
+/// One attempt's request, as the client made it for a node: what a
+/// transport needs to put it on its wire.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Outbound<'a> {
+    /// The node's `host:port`.
+    pub(crate) address: &'a str,
+    pub(crate) service: &'a str,
+    pub(crate) endpoint: &'a str,
+    pub(crate) codec: Codec,
+    /// Go Micro's call number, for a Go Micro node, which tells the calls on
+    /// a connection apart by it and is sent the service's name; a micro
+    /// node (`None`) needs neither.
+    pub(crate) go_micro: Option<u64>,
+    /// The time left, sent as the call's timeout.
+    pub(crate) timeout: Option<Duration>,
+    /// When the attempt gives up.
+    pub(crate) deadline: Instant,
+    /// The context whose metadata the call forwards.
+    pub(crate) context: Option<&'a Context>,
+    /// The call's own metadata, sent after the context's.
+    pub(crate) metadata: &'a Metadata,
+}
+
+impl<'a> Outbound<'a> {
+    /// The metadata the call carries: what the context forwards, then the
+    /// call's own.
+    pub(crate) fn metadata(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let forwarded = self.context.into_iter().flat_map(Context::forwarded_metadata);
+        forwarded.chain(self.metadata.iter())
+    }
+}
+
+/// The client side of a transport: a unary call's round trip to a node, and
+/// the opening of a stream. Dyn-compatible: the client picks one per node,
+/// from what the registry says the node serves.
+pub(crate) trait Transport: Send + Sync {
+    /// Sends a unary call's encoded `body` and reads the answer, giving up
+    /// at the call's deadline.
+    fn round_trip<'a>(&'a self, call: Outbound<'a>, body: Bytes) -> BoxFuture<'a, Result<Answer, Failure>>;
+
+    /// Opens a stream: sends the call, whose request frames follow on
+    /// `requests`, and gives the reader of the response frames once the
+    /// server has accepted the stream (by `open_by`).
+    fn open_stream<'a>(
+        &'a self,
+        call: Outbound<'a>,
+        requests: ChannelBody,
+        open_by: Instant,
+    ) -> BoxFuture<'a, Result<FrameReader, Failure>>;
 }

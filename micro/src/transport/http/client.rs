@@ -6,7 +6,7 @@ use std::error::Error as StdError;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::response::Parts;
 use http::{Method, StatusCode, Uri};
 use http_body_util::Full;
@@ -16,14 +16,17 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
+use tracing::debug;
 
 use super::pool::{Checkout, Connection, Pool};
+use crate::BoxFuture;
 use crate::body::BodyError;
 use crate::codec::Codec;
 use crate::error::{CLIENT_ID, Error};
 use crate::headers::names;
 use crate::stream::frame::ChannelBody;
-use crate::transport::{Answer, Delivery, Failure};
+use crate::stream::frame::{FrameReader, Side};
+use crate::transport::{Answer, Delivery, Failure, Outbound, Transport};
 
 /// How often an idle stream connection is pinged, and how long a ping may take.
 const STREAM_PING: Duration = Duration::from_secs(20);
@@ -183,6 +186,60 @@ impl HttpTransport {
     }
 }
 
+impl Transport for HttpTransport {
+    fn round_trip<'a>(&'a self, call: Outbound<'a>, body: Bytes) -> BoxFuture<'a, Result<Answer, Failure>> {
+        Box::pin(self.round_trip(call.address, request_headers(&call), body, call.deadline))
+    }
+
+    fn open_stream<'a>(
+        &'a self,
+        call: Outbound<'a>,
+        requests: ChannelBody,
+        open_by: Instant,
+    ) -> BoxFuture<'a, Result<FrameReader, Failure>> {
+        let mut headers = request_headers(&call);
+        if let Some(sequence) = call.go_micro {
+            headers.insert(names::STREAM, HeaderValue::from(sequence));
+        }
+        Box::pin(async move {
+            let body = self.open_stream(call.address, headers, requests, open_by).await?;
+            Ok(FrameReader::new(body, self.response_limit, Side::Client))
+        })
+    }
+}
+
+/// A call's HTTP headers: its metadata, content type, endpoint and timeout;
+/// for a Go Micro node also its number (`Micro-Id`) and the service's name.
+pub(crate) fn request_headers(call: &Outbound<'_>) -> HeaderMap {
+    let mut map = HeaderMap::with_capacity(8 + call.metadata.len());
+    for (name, value) in call.metadata() {
+        match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            (Ok(name), Ok(value)) => {
+                map.insert(name, value);
+            }
+            _ => debug!(name, "metadata that is not a valid header is not sent"),
+        }
+    }
+    // Go Micro's client also sends `Accept`, which nothing reads.
+    map.insert(header::CONTENT_TYPE, call.codec.header_value());
+    if let Some(sequence) = call.go_micro {
+        map.insert(names::ID, HeaderValue::from(sequence));
+        if let Ok(value) = HeaderValue::try_from(call.service) {
+            map.insert(names::SERVICE, value);
+        }
+    }
+    if let Ok(value) = HeaderValue::try_from(call.endpoint) {
+        map.insert(names::ENDPOINT, value);
+    }
+    if let Some(timeout) = call.timeout {
+        map.insert(
+            names::TIMEOUT,
+            HeaderValue::from(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX)),
+        );
+    }
+    map
+}
+
 /// A request that a reused connection gave back unsent, because the peer had
 /// closed it, goes out on a new connection, which replaces `connection`.
 async fn resend(
@@ -327,6 +384,35 @@ fn chain(error: &(dyn StdError + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_carry_forwarded_metadata_and_timeout() {
+        let ctx = crate::Context::new()
+            .with_metadata("X-User", "alice")
+            .with_metadata("Micro-Id", "99");
+        let mut own = crate::Metadata::new();
+        own.insert("X-Trace", "t1");
+        let call = Outbound {
+            address: "127.0.0.1:1",
+            service: "greeter",
+            endpoint: "Greeter.Hello",
+            codec: Codec::Json,
+            go_micro: Some(7),
+            timeout: Some(Duration::from_secs(1)),
+            deadline: Instant::now(),
+            context: Some(&ctx),
+            metadata: &own,
+        };
+        let map = request_headers(&call);
+        assert_eq!(map["x-user"], "alice");
+        assert_eq!(map["x-trace"], "t1");
+        assert_eq!(map["micro-id"], "7", "the hop's own number, not the context's");
+        assert_eq!(map["micro-service"], "greeter");
+        assert_eq!(map["micro-endpoint"], "Greeter.Hello");
+        assert_eq!(map["timeout"], "1000000000");
+        let micro = request_headers(&Outbound { go_micro: None, ..call });
+        assert!(!micro.contains_key("micro-id") && !micro.contains_key("micro-service"));
+    }
 
     #[test]
     fn status_errors_keep_go_micro_json() {

@@ -16,9 +16,11 @@ use tracing::debug;
 
 use super::frame::{ERROR, FrameDecoder, FrameReader, FrameWriter, GOAWAY, Inbound, REPLY};
 use super::{Budget, OUTBOUND_BUDGET, Outbox, PREFACE, write_frames};
+use crate::BoxFuture;
 use crate::codec::Codec;
 use crate::error::{CLIENT_ID, Error};
-use crate::transport::{Answer, Delivery, Failure};
+use crate::stream::frame::{ChannelBody, FrameReader as StreamFrames};
+use crate::transport::{Answer, Delivery, Failure, Outbound, Transport};
 
 /// Settings of the mux connections.
 #[derive(Clone, Debug)]
@@ -97,6 +99,40 @@ impl MuxClient {
         let connection = Connection::open(address, &self.options).await?;
         *slot.live.lock().unwrap_or_else(|p| p.into_inner()) = Some(connection.clone());
         Ok(connection)
+    }
+}
+
+impl Transport for MuxClient {
+    fn round_trip<'a>(&'a self, call: Outbound<'a>, body: Bytes) -> BoxFuture<'a, Result<Answer, Failure>> {
+        let timeout = call.deadline.saturating_duration_since(Instant::now());
+        let frame = call_frame(
+            call.service,
+            call.endpoint,
+            call.codec.content_type(),
+            Some(timeout),
+            call.metadata(),
+            &body,
+        );
+        Box::pin(async move {
+            let frame = frame.map_err(|error| Failure::new(error, Delivery::NotSent))?;
+            self.round_trip(call.address, frame, call.deadline).await
+        })
+    }
+
+    fn open_stream<'a>(
+        &'a self,
+        call: Outbound<'a>,
+        _requests: ChannelBody,
+        _open_by: Instant,
+    ) -> BoxFuture<'a, Result<StreamFrames, Failure>> {
+        let error = Error::internal_server_error(
+            CLIENT_ID,
+            format!(
+                "{}: mux carries unary calls only; streams go over HTTP/2",
+                call.endpoint
+            ),
+        );
+        Box::pin(std::future::ready(Err(Failure::new(error, Delivery::NotSent))))
     }
 }
 

@@ -1,0 +1,272 @@
+//! A unary call: the request encoded once per codec, sent over the
+//! transport of the picked node, the response decoded; or, with
+//! [`local_calls`](super::ClientOptions::local_calls), run in place on a
+//! server of this process, the request and response values moved rather than
+//! encoded.
+
+use std::borrow::Cow;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+use super::attempt::{Attempt, Attempts, Step, deadline};
+use super::retry::{RetryPolicy, retryable};
+use super::target::Target;
+use super::{CallOptions, Client};
+use crate::BoxFuture;
+use crate::codec::{Codec, jsonrpc};
+use crate::context::Context;
+use crate::error::{CLIENT_ID, Error, Result};
+use crate::metadata::Metadata;
+use crate::server::handler::Message;
+use crate::server::{Shared, Unary};
+use crate::transport::{Answer, Delivery, Failure, Outbound};
+
+impl Client {
+    /// Makes a unary call: attempts on nodes the selector picks, retried as
+    /// the options allow, until one answers or the deadline passes.
+    ///
+    /// It takes what it needs by value, so that the boxed future holds each
+    /// once. With [`ClientOptions::local_calls`](super::ClientOptions::local_calls),
+    /// a call first looks for its node in this process, and boxes the
+    /// network's part (most of a call's state) apart, so that an in-process
+    /// call does not carry it.
+    pub(crate) fn invoke<Req, Rsp>(
+        self,
+        service: Arc<str>,
+        endpoint: Cow<'static, str>,
+        request: Req,
+        options: CallOptions,
+    ) -> BoxFuture<'static, Result<Rsp>>
+    where
+        Req: Serialize + Send + 'static,
+        Rsp: DeserializeOwned + Send + 'static,
+    {
+        if self.inner.options.local_calls {
+            Box::pin(self.local_first(service, endpoint, request, options))
+        } else {
+            Box::pin(self.remote(service, endpoint, request, options))
+        }
+    }
+
+    async fn remote<Req, Rsp>(
+        self,
+        service: Arc<str>,
+        endpoint: Cow<'static, str>,
+        request: Req,
+        options: CallOptions,
+    ) -> Result<Rsp>
+    where
+        Req: Serialize + Send + 'static,
+        Rsp: DeserializeOwned + 'static,
+    {
+        let context = options.context.clone().or_else(Context::current);
+        let call = self.unary_attempts(&service, &endpoint, &options, context.as_ref());
+        self.attempt(&call, None, &mut self.unary_attempt(&options, request))
+            .await
+    }
+
+    async fn local_first<Req, Rsp>(
+        self,
+        service: Arc<str>,
+        endpoint: Cow<'static, str>,
+        request: Req,
+        options: CallOptions,
+    ) -> Result<Rsp>
+    where
+        Req: Serialize + Send + 'static,
+        Rsp: DeserializeOwned + 'static,
+    {
+        let context = options.context.clone().or_else(Context::current);
+        let call = self.unary_attempts(&service, &endpoint, &options, context.as_ref());
+        let target = self.resolve(call.service, call.options, &[]).await?;
+        if let Some(shared) = self.local_server(&target) {
+            let answered = in_place(&shared, &call, target.codec, request).await;
+            self.mark(call.service, &target, None);
+            return answered;
+        }
+        let mut attempt = self.unary_attempt(&options, request);
+        Box::pin(self.attempt(&call, Some(target), &mut attempt)).await
+    }
+
+    /// What every attempt of a unary call starting now shares: it has the
+    /// call's timeout (the client's request timeout by default), or the
+    /// context's deadline when that is earlier.
+    fn unary_attempts<'a>(
+        &self,
+        service: &'a str,
+        endpoint: &'a str,
+        options: &'a CallOptions,
+        context: Option<&'a Context>,
+    ) -> Attempts<'a> {
+        let started = Instant::now();
+        let timeout = options.timeout.unwrap_or(self.inner.options.request_timeout);
+        Attempts {
+            service,
+            endpoint,
+            options,
+            context,
+            started,
+            deadline: deadline(Some(timeout), context, started).unwrap_or(started),
+        }
+    }
+
+    fn unary_attempt<Req, Rsp>(&self, options: &CallOptions, request: Req) -> UnaryAttempt<Req, Rsp> {
+        UnaryAttempt {
+            request: Some(request),
+            encoded: None,
+            idempotent: options.idempotent,
+            policy: options.retry.unwrap_or(self.inner.options.retry),
+            response: PhantomData,
+        }
+    }
+
+    /// This process's server of the picked node, when calls to it run in place.
+    fn local_server(&self, target: &Target) -> Option<Arc<Shared>> {
+        if !self.inner.options.local_calls {
+            return None;
+        }
+        self.inner.options.in_process.find(target.address())
+    }
+}
+
+/// The attempts of one unary call.
+struct UnaryAttempt<Req, Rsp> {
+    /// Taken by an attempt that runs in place.
+    request: Option<Req>,
+    /// The request in the codec of the last attempt, kept for the next.
+    encoded: Option<(Codec, Bytes)>,
+    idempotent: bool,
+    policy: RetryPolicy,
+    response: PhantomData<fn() -> Rsp>,
+}
+
+impl<Req, Rsp> Attempt for UnaryAttempt<Req, Rsp>
+where
+    Req: Serialize + Send + 'static,
+    Rsp: DeserializeOwned + 'static,
+{
+    type Output = Rsp;
+
+    async fn once(&mut self, client: &Client, call: &Attempts<'_>, target: &Target, attempt: u32) -> Step<Rsp> {
+        if let Some(shared) = client.local_server(target)
+            && let Some(request) = self.request.take()
+        {
+            // Not retried: the answer came from the handler itself.
+            return match in_place(&shared, call, target.codec, request).await {
+                Ok(response) => Step::Done(response),
+                Err(error) => Step::Final(error),
+            };
+        }
+        let body = match self.body(target.codec, call.endpoint) {
+            Ok(body) => body,
+            Err(error) => return Step::Final(error),
+        };
+        let go_micro = (!target.micro).then(|| client.inner.sequence.fetch_add(1, Ordering::Relaxed));
+        let now = if attempt == 0 { call.started } else { Instant::now() };
+        let outbound = Outbound {
+            address: target.address(),
+            service: call.service,
+            endpoint: call.endpoint,
+            codec: target.codec,
+            go_micro,
+            timeout: Some(call.deadline.saturating_duration_since(now)),
+            deadline: call.deadline,
+            context: call.context,
+            metadata: &call.options.metadata,
+        };
+        let answer = client.transport(target).round_trip(outbound, body).await;
+        match answer.and_then(|answer| decode_response(target.codec, answer)) {
+            Ok(response) => Step::Done(response),
+            Err(failure) => Step::Failed(failure),
+        }
+    }
+
+    fn retryable(&self, failure: &Failure) -> bool {
+        retryable(failure, self.idempotent, self.policy)
+    }
+}
+
+impl<Req: Serialize, Rsp> UnaryAttempt<Req, Rsp> {
+    /// The request in `codec`, encoded once for every attempt in that codec.
+    fn body(&mut self, codec: Codec, endpoint: &str) -> Result<Bytes> {
+        match (&self.encoded, &self.request) {
+            (Some((encoded, body)), _) if *encoded == codec => Ok(body.clone()),
+            (_, Some(request)) => {
+                let body = encode_request(codec, endpoint, request)?;
+                self.encoded = Some((codec, body.clone()));
+                Ok(body)
+            }
+            (_, None) => Err(Error::internal_server_error(CLIENT_ID, "the request was already taken")),
+        }
+    }
+}
+
+/// An attempt on a node this process serves: the handler runs here, and the
+/// request and response values move rather than being encoded. Not an
+/// `async fn`, whose future would keep its arguments beside the call it
+/// builds from them.
+fn in_place<Req, Rsp>(
+    shared: &Shared,
+    call: &Attempts<'_>,
+    codec: Codec,
+    request: Req,
+) -> impl Future<Output = Result<Rsp>> + 'static
+where
+    Req: Serialize + Send + 'static,
+    Rsp: DeserializeOwned + 'static,
+{
+    let unary = Unary {
+        service: Some(shared.service_name(call.service)),
+        codec,
+        metadata: outbound_metadata(call.context, call.options).into(),
+        deadline: Some(call.deadline),
+        message: Message::Value(Box::new(request)),
+    };
+    crate::server::respond(shared, call.endpoint, unary).map(move |response| {
+        let decoded = match response?.into_message() {
+            Message::Value(value) => crate::local::take::<Rsp>(value, codec),
+            Message::Body(body) => codec.decode(&body),
+        };
+        decoded.map_err(|e| Error::internal_server_error(CLIENT_ID, format!("cannot decode the response: {e}")))
+    })
+}
+
+/// The metadata a call carries: what the context forwards, then the call's own.
+fn outbound_metadata(context: Option<&Context>, options: &CallOptions) -> Metadata {
+    let mut metadata: Metadata = context.into_iter().flat_map(Context::forwarded_metadata).collect();
+    metadata.extend(&options.metadata);
+    metadata
+}
+
+fn encode_request<Req: Serialize + ?Sized>(codec: Codec, endpoint: &str, request: &Req) -> Result<Bytes> {
+    let body = codec.encode(request).map_err(|e| e.into_error(CLIENT_ID))?;
+    match codec {
+        Codec::JsonRpc => jsonrpc::encode_request(endpoint, 0, &body).map_err(|e| e.into_error(CLIENT_ID)),
+        _ => Ok(Bytes::from(body)),
+    }
+}
+
+fn decode_response<Rsp: DeserializeOwned>(codec: Codec, inbound: Answer) -> std::result::Result<Rsp, Failure> {
+    let codec = inbound.codec.unwrap_or(codec);
+    let decoded = match codec {
+        Codec::JsonRpc => match jsonrpc::decode_response(&inbound.body) {
+            Ok(Ok(result)) => Codec::Json.decode(&result),
+            Ok(Err(text)) => return Err(Failure::new(Error::parse(&text), Delivery::Answered)),
+            Err(e) => Err(e),
+        },
+        _ => codec.decode(&inbound.body),
+    };
+    decoded.map_err(|e| {
+        Failure::new(
+            Error::internal_server_error(CLIENT_ID, format!("cannot decode the response: {e}")),
+            Delivery::Answered,
+        )
+    })
+}
