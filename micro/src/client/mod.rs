@@ -28,7 +28,7 @@ pub use publish::{Publish, Publisher};
 
 use crate::broker::{Broker, HttpBroker};
 use crate::registry::{CacheRegistry, MdnsRegistry, Registry};
-use crate::selector::Selector;
+use crate::selector::{self, Selector};
 use crate::transport::http::client::{HttpTransport, TransportOptions};
 use crate::transport::mux::client::{MuxClient, MuxOptions};
 
@@ -42,7 +42,7 @@ struct Inner {
     options: ClientOptions,
     registry: Arc<dyn Registry>,
     cache: CacheRegistry,
-    selector: Selector,
+    selector: Arc<dyn Selector>,
     /// Go Micro's HTTP transport, and the HTTP/2 streams.
     http: HttpTransport,
     /// mux, to the micro nodes that serve it.
@@ -74,7 +74,10 @@ impl Client {
         Client {
             inner: Arc::new(Inner {
                 mux,
-                selector: Selector::new(options.selector),
+                selector: options
+                    .node_selector
+                    .clone()
+                    .unwrap_or_else(|| selector::for_strategy(options.selector)),
                 cache: CacheRegistry::new(Arc::clone(&registry)),
                 options,
                 registry,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::retry::{self, RetryPolicy};
 use crate::broker::Broker;
 use crate::codec::Codec;
-use crate::selector::Strategy;
+use crate::selector::{Selector, Strategy};
 use crate::server::InProcess;
 
 /// Client settings; Go Micro's defaults.
@@ -45,8 +45,10 @@ pub struct ClientOptions {
     /// may reach: a new empty table by default; a
     /// [`Service`](crate::Service) enters its own server in its client's.
     pub in_process: InProcess,
-    /// How nodes are picked.
+    /// How nodes are picked (`--selector`), with ejection of failing nodes.
     pub selector: Strategy,
+    /// A selector of one's own, used instead of [`selector`](Self::selector)'s.
+    pub node_selector: Option<Arc<dyn Selector>>,
     /// Which answered errors are retried (default: 408 only, as Go Micro).
     pub retry: RetryPolicy,
     /// The broker [`publish`](Client::publish) sends through (default: the
@@ -69,6 +71,7 @@ impl Default for ClientOptions {
             local_calls: false,
             in_process: InProcess::new(),
             selector: Strategy::Random,
+            node_selector: None,
             retry: retry::retry_on_timeout,
             broker: None,
         }
@@ -184,6 +187,13 @@ impl ClientOptions {
     #[must_use]
     pub fn selector(mut self, strategy: Strategy) -> Self {
         self.selector = strategy;
+        self
+    }
+
+    /// Sets [`node_selector`](Self::node_selector).
+    #[must_use]
+    pub fn node_selector(mut self, selector: Arc<dyn Selector>) -> Self {
+        self.node_selector = Some(selector);
         self
     }
 }

@@ -10,7 +10,7 @@ use crate::codec::Codec;
 use crate::error::{CLIENT_ID, Error, Result};
 use crate::registry::cache::Snapshot;
 use crate::registry::{Node, RegistryError};
-use crate::selector::Outcome;
+use crate::selector::{Outcome, Pool};
 use crate::transport::{Delivery, Failure, Transport};
 
 /// Where one attempt goes.
@@ -86,7 +86,15 @@ impl Client {
             .lookup(service)
             .await
             .map_err(|e| self.lookup_error(service, e))?;
-        let Some((picked_service, node)) = self.inner.selector.select(&services, &options.filters, tried) else {
+        // The nodes this call has not tried are preferred; once it tried
+        // every one, the last one tried is avoided.
+        let untried = |node: &Node| !tried.contains(&node.id);
+        let not_last = |node: &Node| tried.last() != Some(&node.id);
+        let mut pool = Pool::new(&services, &options.filters);
+        if !tried.is_empty() {
+            pool = pool.prefer(&untried).prefer(&not_last);
+        }
+        let Some((picked_service, node)) = self.inner.selector.select(&pool) else {
             let filters: Vec<String> = options.filters.iter().map(ToString::to_string).collect();
             return Err(Error::internal_server_error(
                 CLIENT_ID,
