@@ -51,7 +51,7 @@ pub struct ClientOptions {
     pub node_selector: Option<Arc<dyn Selector>>,
     /// Which answered errors are retried (default: 408 only, as Go Micro).
     pub retry: RetryPolicy,
-    /// The broker [`publish`](Client::publish) sends through (default: the
+    /// The broker [`publish`](super::Client::publish) sends through (default: the
     /// HTTP broker on the client's registry).
     pub broker: Option<Arc<dyn Broker>>,
 }
@@ -150,8 +150,8 @@ impl ClientOptions {
     /// A side whose Rust type differs from the other's gets its value through
     /// the node's codec, as over the wire. What differs from a network call:
     /// the handler's metadata is the caller's alone (no `Content-Type`,
-    /// `Micro-*`, `Local` or `Remote`; [`Context::service`] and
-    /// [`Context::endpoint`] are set), no body size limit applies since
+    /// `Micro-*`, `Local` or `Remote`; [`Context::service`](crate::Context::service) and
+    /// [`Context::endpoint`](crate::Context::endpoint) are set), no body size limit applies since
     /// nothing is encoded, and the call is not retried, since the answer
     /// came from the handler itself. Off by default, so that a process
     /// running client and server together still exercises the wire.
