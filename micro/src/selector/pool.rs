@@ -17,7 +17,9 @@ type Preference<'p> = &'p dyn Fn(&Node) -> bool;
 /// The most preferences a pool keeps; more are ignored, the latest first.
 const MOST: usize = 4;
 
-/// The candidates of one pick; see the [module docs](self).
+/// The candidates of one pick: the nodes of every version of a service that
+/// pass the call's filters, narrowed by preferences, each of which holds
+/// only while some node meets it.
 #[derive(Clone, Copy)]
 pub struct Pool<'a, 'p> {
     services: &'a [Service],
