@@ -19,6 +19,7 @@ mod docs;
 mod errors;
 mod expand;
 mod model;
+mod read;
 mod signature;
 mod types;
 mod validate;

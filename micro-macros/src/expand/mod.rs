@@ -15,7 +15,7 @@ use quote::{ToTokens, quote};
 use syn::{ImplItem, ItemImpl};
 
 use crate::errors::Errors;
-use crate::{attr, model, validate};
+use crate::{attr, validate};
 
 /// `#[micro::service]`.
 pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
@@ -32,7 +32,7 @@ pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
             return quote!(#error #input);
         }
     };
-    let model = model::read(args, &item, &mut errors);
+    let model = crate::read::read(args, &item, &mut errors);
     let generated = model.map(|mut service| {
         validate::check(&mut service, &mut errors);
         let client = client::generate(&service);
