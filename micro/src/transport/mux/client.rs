@@ -210,18 +210,22 @@ impl Connection {
             )
         };
         // A server that reads nothing holds the call here, not in a queue.
-        let room = match tokio::time::timeout_at(deadline, self.budget.reserve(call.len())).await {
-            Ok(Ok(room)) => room,
-            Ok(Err(_)) => return Err(closed()),
-            Err(_) => {
-                return Err(Failure::new(
-                    Error::timeout(
-                        CLIENT_ID,
-                        format!("call timeout: {address} took no calls within the deadline"),
-                    ),
-                    Delivery::NotSent,
-                ));
-            }
+        let room = match self.budget.try_reserve(call.len()) {
+            Ok(Some(room)) => room,
+            Ok(None) => match tokio::time::timeout_at(deadline, self.budget.reserve(call.len())).await {
+                Ok(Ok(room)) => room,
+                Ok(Err(_)) => return Err(closed()),
+                Err(_) => {
+                    return Err(Failure::new(
+                        Error::timeout(
+                            CLIENT_ID,
+                            format!("call timeout: {address} took no calls within the deadline"),
+                        ),
+                        Delivery::NotSent,
+                    ));
+                }
+            },
+            Err(_) => return Err(closed()),
         };
         let (tx, rx) = oneshot::channel();
         let id = {

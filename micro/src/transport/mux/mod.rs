@@ -15,17 +15,17 @@
 //! sends `GOAWAY` with the last call it read: it answers those, and the
 //! client retries the later ones elsewhere, knowing they never arrived.
 
+mod budget;
 pub(crate) mod client;
 pub(crate) mod frame;
 pub(crate) mod server;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tracing::debug;
 
 /// What a mux client sends first.
@@ -37,6 +37,8 @@ const PIPELINE: usize = 16;
 
 /// The most frames written with one system call.
 const BATCH: usize = 128;
+
+pub(crate) use self::budget::{Budget, Closed, Room};
 
 /// The bytes of frames a connection may have queued for its writer and not
 /// yet written. Every frame takes its size from this budget (a frame larger
@@ -53,28 +55,16 @@ pub(crate) struct Outbox {
     budget: Budget,
 }
 
-/// The room left in a connection's outbound budget.
-#[derive(Clone, Debug)]
-pub(crate) struct Budget {
-    room: Arc<Semaphore>,
-    size: u32,
-}
-
-/// Room taken from a [`Budget`] for one frame, given back when it is dropped.
-#[derive(Debug)]
-pub(crate) struct Room {
-    _permit: OwnedSemaphorePermit,
-}
-
-/// A frame waiting to be written, holding its room in the budget.
+/// A frame waiting to be written, and the room it took in the budget.
 #[derive(Debug)]
 pub(crate) struct Queued {
     frame: Bytes,
-    _room: Option<Room>,
+    room: Room,
 }
 
-/// The writer's end of an [`Outbox`]; once it is dropped, senders waiting
-/// for room fail instead of waiting for ever.
+/// The writer's end of an [`Outbox`]: it gives frames' room back once they
+/// are written; once it is dropped, senders waiting for room fail instead of
+/// waiting for ever.
 #[derive(Debug)]
 pub(crate) struct Inbox {
     frames: mpsc::UnboundedReceiver<Queued>,
@@ -83,41 +73,15 @@ pub(crate) struct Inbox {
 
 impl Drop for Inbox {
     fn drop(&mut self) {
-        self.budget.room.close();
-    }
-}
-
-/// The writer went away: the connection is closed.
-#[derive(Debug)]
-pub(crate) struct Closed;
-
-impl Budget {
-    /// Takes room for a frame of `len` bytes (all of it, for a frame larger
-    /// than the budget), waiting until there is as much.
-    pub(crate) async fn reserve(&self, len: usize) -> Result<Room, Closed> {
-        let room = self.share(len);
-        // Most frames find room at once: no waiting future is made then.
-        if let Ok(permit) = Arc::clone(&self.room).try_acquire_many_owned(room) {
-            return Ok(Room { _permit: permit });
-        }
-        let permit = Arc::clone(&self.room).acquire_many_owned(room).await;
-        permit.map(|permit| Room { _permit: permit }).map_err(|_| Closed)
-    }
-
-    fn share(&self, len: usize) -> u32 {
-        u32::try_from(len).unwrap_or(u32::MAX).clamp(1, self.size)
+        self.budget.close();
     }
 }
 
 impl Outbox {
     /// An outbox of `budget` bytes, and the queue its writer reads.
     pub(crate) fn new(budget: usize) -> (Outbox, Inbox) {
-        let size = u32::try_from(budget).unwrap_or(u32::MAX).max(1);
         let (queue, frames) = mpsc::unbounded_channel();
-        let budget = Budget {
-            room: Arc::new(Semaphore::new(size as usize)),
-            size,
-        };
+        let budget = Budget::new(budget);
         let inbox = Inbox {
             frames,
             budget: budget.clone(),
@@ -138,17 +102,18 @@ impl Outbox {
 
     /// Queues `frame` in the room taken for it.
     pub(crate) fn push(&self, frame: Bytes, room: Room) -> Result<(), Closed> {
-        let queued = Queued {
-            frame,
-            _room: Some(room),
-        };
-        self.queue.send(queued).map_err(|_| Closed)
+        self.queue.send(Queued { frame, room }).map_err(|_| Closed)
     }
 
     /// Queues `frame` outside the budget: for the few small frames a
     /// connection sends once (the preface, GOAWAY).
     pub(crate) fn send_unbudgeted(&self, frame: Bytes) -> Result<(), Closed> {
-        self.queue.send(Queued { frame, _room: None }).map_err(|_| Closed)
+        self.queue
+            .send(Queued {
+                frame,
+                room: Room::NONE,
+            })
+            .map_err(|_| Closed)
     }
 }
 
@@ -156,28 +121,23 @@ impl Outbox {
 /// time in one write, until every sender is gone, the peer stops reading, or
 /// a write makes no progress for `stall` (a peer that reads nothing).
 pub(crate) async fn write_frames<W: AsyncWrite + Unpin>(mut inbox: Inbox, mut sink: W, stall: Duration) {
-    let frames = &mut inbox.frames;
+    let Inbox { frames, budget } = &mut inbox;
     let mut batch = BytesMut::new();
-    let mut written: Vec<Queued> = Vec::new();
     while let Some(first) = frames.recv().await {
+        let mut taken = first.room;
         let result = match frames.try_recv() {
             // Alone in the queue: write it as it is.
-            Err(_) => {
-                let result = write_within(&mut sink, &first.frame, stall).await;
-                written.push(first);
-                result
-            }
+            Err(_) => write_within(&mut sink, &first.frame, stall).await,
             Ok(second) => {
                 batch.clear();
                 batch.extend_from_slice(&first.frame);
                 batch.extend_from_slice(&second.frame);
-                written.push(first);
-                written.push(second);
+                taken = taken.and(second.room);
                 for _ in 2..BATCH {
                     match frames.try_recv() {
                         Ok(next) => {
                             batch.extend_from_slice(&next.frame);
-                            written.push(next);
+                            taken = taken.and(next.room);
                         }
                         Err(_) => break,
                     }
@@ -186,7 +146,7 @@ pub(crate) async fn write_frames<W: AsyncWrite + Unpin>(mut inbox: Inbox, mut si
             }
         };
         // Written: their room goes back to the budget.
-        written.clear();
+        budget.release(taken);
         let result = match result {
             Ok(()) if frames.is_empty() => sink.flush().await,
             other => other,

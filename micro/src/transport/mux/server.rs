@@ -74,10 +74,16 @@ pub(crate) async fn serve<D: Dispatch>(
     // call since the last time and none is running; otherwise it is set again.
     let mut idle = Box::pin(tokio::time::sleep(limits.idle_timeout));
     let mut read_then = 0;
+    // Made once: a new one per wait would register with the token each time.
+    let mut stopped = std::pin::pin!(stop.cancelled());
     'reading: loop {
         let mut next = tokio::select! {
-            () = stop.cancelled() => break,
+            // In this order, none picked at random: a call read is served
+            // before anything else is looked at (a connection always busy
+            // sees the stop signal below, between batches).
+            biased;
             next = calls.next() => Some(next),
+            () = &mut stopped => break,
             () = &mut idle => {
                 let running = connection.slots.available_permits() < limits.in_flight;
                 if connection.read == read_then && !running {
@@ -113,6 +119,9 @@ pub(crate) async fn serve<D: Dispatch>(
             next = calls.next().now_or_never();
         }
         connection.flush().await;
+        if stop.is_cancelled() {
+            break;
+        }
     }
     // Shutting down or idle: the calls after the last one read were not
     // taken, and the client may send them elsewhere.
