@@ -35,11 +35,11 @@ pub enum Shape {
     /// One request, one response.
     Unary,
     /// One request; responses go out through a `Sender`.
-    ServerStream,
+    ServerStreaming,
     /// Requests come in through a `Receiver`; one response.
-    ClientStream,
+    ClientStreaming,
     /// Both ways: one `Stream`, or a `Receiver` and a `Sender` (`halves`).
-    Bidi {
+    Bidirectional {
         /// Whether the method takes the two halves apart.
         halves: bool,
     },

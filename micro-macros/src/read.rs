@@ -162,7 +162,7 @@ fn read_endpoint(method: &ImplItemFn, args: attr::EndpointArgs, self_ty: &Type, 
     let mut r = Reader::new(errors);
     let inputs = signature::read_method(sig, Role::Endpoint, &mut r);
     let params = signature::read_params(sig, &inputs, &mut r);
-    let streams_out = matches!(params.shape, Shape::ServerStream | Shape::Bidi { .. });
+    let streams_out = matches!(params.shape, Shape::ServerStreaming | Shape::Bidirectional { .. });
     let unit_only = streams_out
         .then_some("an endpoint that streams its responses sends them on the stream and returns `Result<()>`");
     let output = signature::read_output(sig, Role::Endpoint, unit_only, &mut r);

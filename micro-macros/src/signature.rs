@@ -212,10 +212,10 @@ pub fn read_params(sig: &Signature, inputs: &Inputs<'_>, r: &mut Reader<'_>) -> 
     };
     let read = match kinds.as_slice() {
         [Param::Value(req)] => params_of(Shape::Unary, req, None),
-        [Param::Value(req), Param::Sender(rsp)] => params_of(Shape::ServerStream, req, Some(rsp)),
-        [Param::Receiver(req)] => params_of(Shape::ClientStream, req, None),
-        [Param::Stream(req, rsp)] => params_of(Shape::Bidi { halves: false }, req, Some(rsp)),
-        [Param::Receiver(req), Param::Sender(rsp)] => params_of(Shape::Bidi { halves: true }, req, Some(rsp)),
+        [Param::Value(req), Param::Sender(rsp)] => params_of(Shape::ServerStreaming, req, Some(rsp)),
+        [Param::Receiver(req)] => params_of(Shape::ClientStreaming, req, None),
+        [Param::Stream(req, rsp)] => params_of(Shape::Bidirectional { halves: false }, req, Some(rsp)),
+        [Param::Receiver(req), Param::Sender(rsp)] => params_of(Shape::Bidirectional { halves: true }, req, Some(rsp)),
         [] => {
             let message = if inputs.has_ctx {
                 "an endpoint takes a request value after the context, e.g. `ctx: &Context, req: Request`"
@@ -235,7 +235,7 @@ pub fn read_params(sig: &Signature, inputs: &Inputs<'_>, r: &mut Reader<'_>) -> 
                 "a server stream takes its request before the sender: `req: Request, tx: Sender<Response>`",
             );
             return Params {
-                shape: Shape::ServerStream,
+                shape: Shape::ServerStreaming,
                 request: None,
                 streamed_response: Some((*rsp).clone()),
             };
@@ -245,7 +245,7 @@ pub fn read_params(sig: &Signature, inputs: &Inputs<'_>, r: &mut Reader<'_>) -> 
                 params[0],
                 "put the receiver before the sender: `rx: Receiver<Request>, tx: Sender<Response>`",
             );
-            return params_of(Shape::Bidi { halves: true }, req, Some(rsp));
+            return params_of(Shape::Bidirectional { halves: true }, req, Some(rsp));
         }
         [Param::Value(_), Param::Value(_)] if !inputs.has_ctx => {
             r.fail(

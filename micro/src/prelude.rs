@@ -3,6 +3,8 @@
 pub use crate::client::Client;
 pub use crate::context::Context;
 pub use crate::error::{Error, Result};
+pub use crate::metadata::Metadata;
 pub use crate::service::Service;
+pub use crate::stream::{Receiver, Sender, Stream};
 pub use micro_macros::{endpoint, service, subscribe};
 pub use serde::{Deserialize, Serialize};

@@ -19,7 +19,8 @@ pub use crate::client::{Bidirectional, ClientStreaming, ServerStreaming};
 pub use crate::client::{Call, Client};
 pub use crate::context::Context;
 pub use crate::error::Error;
-pub use crate::registry::{Value, describe};
+pub use crate::registry::Value;
+use crate::registry::describe;
 pub use crate::server::{
     CompiledService, EndpointDescriptor, Handler, Request, Response, ServiceDescriptor, SubscriberDescriptor,
 };
@@ -539,6 +540,48 @@ pub fn unservable(request: &Request, service: &'static str) -> BoxFuture<'static
     };
     let error = Error::internal_server_error(SERVER_ID, detail);
     Box::pin(std::future::ready(Err(error)))
+}
+
+/// A service's descriptor.
+pub const fn service_descriptor(
+    name: &'static str,
+    rust_path: &'static str,
+    docs: &'static str,
+    endpoints: &'static [EndpointDescriptor],
+    subscribers: &'static [SubscriberDescriptor],
+) -> ServiceDescriptor {
+    ServiceDescriptor::new(name, rust_path, docs, endpoints, subscribers)
+}
+
+/// An endpoint's descriptor.
+#[allow(clippy::too_many_arguments)]
+pub const fn endpoint_descriptor(
+    name: &'static str,
+    method: &'static str,
+    docs: &'static str,
+    request: fn() -> Value,
+    response: fn() -> Value,
+    idempotent: bool,
+    kind: Kind,
+) -> EndpointDescriptor {
+    EndpointDescriptor::new(name, method, docs, request, response, idempotent, kind)
+}
+
+/// A subscriber's descriptor.
+pub const fn subscriber_descriptor(
+    name: &'static str,
+    method: &'static str,
+    topic: &'static str,
+    queue: Option<&'static str>,
+    docs: &'static str,
+    message: fn() -> Value,
+) -> SubscriberDescriptor {
+    SubscriberDescriptor::new(name, method, topic, queue, docs, message)
+}
+
+/// A service compiled into this binary, for `inventory`.
+pub const fn compiled_service(descriptor: &'static ServiceDescriptor) -> CompiledService {
+    CompiledService::new(descriptor)
 }
 
 #[cfg(test)]

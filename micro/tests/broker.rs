@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use micro::Error;
-use micro::broker::{Broker, Event, Handler, HttpBroker, HttpBrokerOptions, MemoryBroker, Message, SubscribeOptions};
+use micro::broker::{
+    Broker, Event, HttpBroker, HttpBrokerOptions, MemoryBroker, Message, MessageHandler, SubscribeOptions,
+};
 use micro::registry::{MemoryRegistry, Registry};
 
 /// A topic no other test uses, so tests sharing a NATS server do not meet.
@@ -29,12 +31,12 @@ struct Inbox {
 
 impl Inbox {
     /// A handler that keeps every event in this inbox.
-    fn handler(&self) -> Handler {
+    fn handler(&self) -> MessageHandler {
         self.failing_handler(false)
     }
 
     /// A handler that keeps every event, then fails if `fail`.
-    fn failing_handler(&self, fail: bool) -> Handler {
+    fn failing_handler(&self, fail: bool) -> MessageHandler {
         let inbox = self.clone();
         Arc::new(move |event| {
             inbox.events.lock().unwrap().push(event);

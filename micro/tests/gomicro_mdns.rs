@@ -88,7 +88,7 @@ fn go_server_socket() -> UdpSocket {
     socket.into()
 }
 
-async fn next_event(watcher: &mut Watcher, name: &str, action: Action) -> micro::registry::Event {
+async fn next_event(watcher: &mut Watcher, name: &str, action: Action) -> micro::registry::WatchEvent {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use micro::registry::{
-    Action, Endpoint, Event, MdnsOptions, MdnsRegistry, MemoryRegistry, Node, RegisterOptions, Registry, RegistryError,
-    Service, Value, WatchOptions, Watcher,
+    Action, Endpoint, MdnsOptions, MdnsRegistry, MemoryRegistry, Node, RegisterOptions, Registry, RegistryError,
+    Service, Value, WatchEvent, WatchOptions, Watcher,
 };
 
 /// A name no other test uses, so parallel tests on one network do not meet.
@@ -52,7 +52,7 @@ fn service(name: &str, nodes: Vec<Node>) -> Service {
     }
 }
 
-async fn next_event(watcher: &mut Watcher, name: &str, action: Action) -> Event {
+async fn next_event(watcher: &mut Watcher, name: &str, action: Action) -> WatchEvent {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

@@ -462,10 +462,10 @@ async fn streams_and_unary_calls_share_the_port_and_the_registry_marks_streams()
     let descriptor = micro::server::Handler::descriptor(&Streamer { gauges: Arc::default() });
     let kinds: Vec<_> = descriptor.endpoints().iter().map(|e| (e.method(), e.kind())).collect();
     use micro::stream::Kind;
-    assert!(kinds.contains(&("Count", Kind::ServerStream)));
-    assert!(kinds.contains(&("Sum", Kind::ClientStream)));
-    assert!(kinds.contains(&("Echo", Kind::Bidi)));
-    assert!(kinds.contains(&("EchoHalves", Kind::Bidi)));
+    assert!(kinds.contains(&("Count", Kind::ServerStreaming)));
+    assert!(kinds.contains(&("Sum", Kind::ClientStreaming)));
+    assert!(kinds.contains(&("Echo", Kind::Bidirectional)));
+    assert!(kinds.contains(&("EchoHalves", Kind::Bidirectional)));
     running.stop().await.unwrap();
 }
 

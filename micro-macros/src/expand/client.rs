@@ -90,17 +90,17 @@ fn method(service: &Service, endpoint: &Endpoint) -> TokenStream {
             quote!(),
             quote!(self.inner.call(#wire, request, #idempotent)),
         ),
-        Shape::ServerStream => (
+        Shape::ServerStreaming => (
             quote!(request: #request),
             quote!(, #private::ServerStreaming),
             quote!(self.inner.server_stream(#wire, request)),
         ),
-        Shape::ClientStream => (
+        Shape::ClientStreaming => (
             quote!(),
             quote!(, #private::ClientStreaming),
             quote!(self.inner.client_stream(#wire)),
         ),
-        Shape::Bidi { .. } => (
+        Shape::Bidirectional { .. } => (
             quote!(),
             quote!(, #private::Bidirectional),
             quote!(self.inner.bidi(#wire)),

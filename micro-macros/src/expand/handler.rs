@@ -51,7 +51,7 @@ pub fn generate(service: &Service) -> TokenStream {
             #(#describers)*
             #(#subscriber_checks)*
 
-            static __MICRO_DESCRIPTOR: #private::ServiceDescriptor = #private::ServiceDescriptor::__new(
+            static __MICRO_DESCRIPTOR: #private::ServiceDescriptor = #private::service_descriptor(
                 #wire_name,
                 #private::core::concat!(#private::core::module_path!(), "::", #rust_name),
                 #docs,
@@ -84,7 +84,7 @@ pub fn generate(service: &Service) -> TokenStream {
             }
 
             #private::inventory::submit! {
-                #private::CompiledService::__new(&__MICRO_DESCRIPTOR)
+                #private::compiled_service(&__MICRO_DESCRIPTOR)
             }
         };
     }
@@ -105,10 +105,10 @@ fn checks(service: &Service, endpoint: &Endpoint, served: &Served) -> TokenStrea
     // A unary or client-stream response is `T` of the `Result`, checked as
     // the compiler reads it (the dispatch relies on exactly that).
     let response_ty = match endpoint.shape {
-        Shape::Unary | Shape::ClientStream => {
+        Shape::Unary | Shape::ClientStreaming => {
             respan(quote!(<#output as #private::EndpointResult>::Ok), response.span())
         }
-        Shape::ServerStream | Shape::Bidi { .. } => quote!(#response),
+        Shape::ServerStreaming | Shape::Bidirectional { .. } => quote!(#response),
     };
     let response_check = quote_spanned!(response.span()=> #private::assert_response::<#response_ty>(););
     let error_check = error_check(&private, output, served.error.as_ref());
@@ -179,13 +179,13 @@ fn entry(service: &Service, endpoint: &Endpoint) -> TokenStream {
     let (request_fn, response_fn) = describer_names(endpoint);
     let kind = match endpoint.shape {
         Shape::Unary => quote!(Unary),
-        Shape::ServerStream => quote!(ServerStream),
-        Shape::ClientStream => quote!(ClientStream),
-        Shape::Bidi { .. } => quote!(Bidi),
+        Shape::ServerStreaming => quote!(ServerStreaming),
+        Shape::ClientStreaming => quote!(ClientStreaming),
+        Shape::Bidirectional { .. } => quote!(Bidirectional),
     };
     quote! {
         #(#cfgs)*
-        #krate::__private::EndpointDescriptor::__new(
+        #krate::__private::endpoint_descriptor(
             #wire, #method, #docs, #request_fn, #response_fn, #idempotent, #krate::__private::Kind::#kind,
         )
     }
@@ -223,22 +223,22 @@ fn arm(service: &Service, endpoint: &Endpoint) -> TokenStream {
     let ctx_param = if served.has_ctx { quote!(#ctx) } else { quote!(_) };
     let (helper, params, args) = match endpoint.shape {
         Shape::Unary => (quote!(unary), quote!(#message: #request_ty), quote!(#message)),
-        Shape::ServerStream => (
+        Shape::ServerStreaming => (
             quote!(server_stream),
             quote!(#message: #request_ty, #tx: #private::Sender<#response_ty>),
             quote!(#message, #tx),
         ),
-        Shape::ClientStream => (
+        Shape::ClientStreaming => (
             quote!(client_stream),
             quote!(#message: #private::Receiver<#request_ty>),
             quote!(#message),
         ),
-        Shape::Bidi { halves: false } => (
+        Shape::Bidirectional { halves: false } => (
             quote!(bidi),
             quote!(#message: #private::Stream<#request_ty, #response_ty>),
             quote!(#message),
         ),
-        Shape::Bidi { halves: true } => (
+        Shape::Bidirectional { halves: true } => (
             quote!(bidi_halves),
             quote!(#message: #private::Receiver<#request_ty>, #tx: #private::Sender<#response_ty>),
             quote!(#message, #tx),
@@ -313,7 +313,7 @@ fn subscriber_entry(service: &Service, subscriber: &Subscriber) -> TokenStream {
     let describer = message_describer(subscriber);
     quote! {
         #(#cfgs)*
-        #krate::__private::SubscriberDescriptor::__new(#name, #method, #topic, #queue, #docs, #describer)
+        #krate::__private::subscriber_descriptor(#name, #method, #topic, #queue, #docs, #describer)
     }
 }
 

@@ -27,7 +27,7 @@ pub fn generate(service: &Service) -> TokenStream {
     let request = Ident::new("__micro_request", Span::mixed_site());
     quote! {
         const _: () = {
-            static __MICRO_DESCRIPTOR: #private::ServiceDescriptor = #private::ServiceDescriptor::__new(
+            static __MICRO_DESCRIPTOR: #private::ServiceDescriptor = #private::service_descriptor(
                 #wire_name,
                 #private::core::concat!(#private::core::module_path!(), "::", #rust_name),
                 "",

@@ -37,7 +37,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::{Broker, BrokerError, Event, Handler, Message, SubscribeOptions, Subscription, TOPIC_HEADER, Unsubscribe};
+use super::{
+    Broker, BrokerError, Event, Message, MessageHandler, SubscribeOptions, Subscription, TOPIC_HEADER, Unsubscribe,
+};
 use crate::BoxFuture;
 use crate::body::BodyError;
 use crate::error::Error;
@@ -125,7 +127,7 @@ struct Inner {
 
 struct Subscriber {
     topic: String,
-    handler: Handler,
+    handler: MessageHandler,
     record: registry::Service,
 }
 
@@ -510,7 +512,7 @@ impl Broker for HttpBroker {
     fn subscribe<'a>(
         &'a self,
         topic: &'a str,
-        handler: Handler,
+        handler: MessageHandler,
         options: SubscribeOptions,
     ) -> BoxFuture<'a, Result<Subscription, BrokerError>> {
         Box::pin(async move {

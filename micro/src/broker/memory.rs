@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tracing::warn;
 
-use super::{Broker, BrokerError, Event, Handler, Message, SubscribeOptions, Subscription, Unsubscribe};
+use super::{Broker, BrokerError, Event, Message, MessageHandler, SubscribeOptions, Subscription, Unsubscribe};
 use crate::BoxFuture;
 
 /// A broker inside one process. Clones share subscriptions;
@@ -32,7 +32,7 @@ struct State {
 struct Entry {
     id: u64,
     queue: Option<String>,
-    handler: Handler,
+    handler: MessageHandler,
 }
 
 impl MemoryBroker {
@@ -53,13 +53,13 @@ impl MemoryBroker {
 
     /// The handlers a message to `topic` goes to: every subscriber without a
     /// queue, and one member of each queue group in turn.
-    fn recipients(&self, topic: &str) -> Vec<Handler> {
+    fn recipients(&self, topic: &str) -> Vec<MessageHandler> {
         let mut state = self.state();
         let State { topics, turns, .. } = &mut *state;
         let Some(entries) = topics.get(topic) else {
             return Vec::new();
         };
-        let mut recipients: Vec<Handler> = entries
+        let mut recipients: Vec<MessageHandler> = entries
             .iter()
             .filter(|e| e.queue.is_none())
             .map(|e| Arc::clone(&e.handler))
@@ -108,7 +108,7 @@ impl Broker for MemoryBroker {
     fn subscribe<'a>(
         &'a self,
         topic: &'a str,
-        handler: Handler,
+        handler: MessageHandler,
         options: SubscribeOptions,
     ) -> BoxFuture<'a, Result<Subscription, BrokerError>> {
         Box::pin(async move {
@@ -164,7 +164,7 @@ mod tests {
 
     use super::*;
 
-    fn counting(count: &Arc<AtomicUsize>) -> Handler {
+    fn counting(count: &Arc<AtomicUsize>) -> MessageHandler {
         let count = Arc::clone(count);
         Arc::new(move |_| {
             count.fetch_add(1, Ordering::SeqCst);
@@ -205,7 +205,7 @@ mod tests {
         let broker = MemoryBroker::new();
         let calls = Arc::new(AtomicUsize::new(0));
         let seen = Arc::clone(&calls);
-        let failing: Handler = Arc::new(move |_| {
+        let failing: MessageHandler = Arc::new(move |_| {
             seen.fetch_add(1, Ordering::SeqCst);
             Box::pin(async { Err(crate::Error::internal_server_error("test", "boom")) })
         });

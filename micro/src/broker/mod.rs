@@ -111,7 +111,7 @@ pub struct Event {
 
 /// A subscriber's handler; its error is logged and counted, and the
 /// subscription goes on.
-pub type Handler = Arc<dyn Fn(Event) -> BoxFuture<'static, Result<(), Error>> + Send + Sync>;
+pub type MessageHandler = Arc<dyn Fn(Event) -> BoxFuture<'static, Result<(), Error>> + Send + Sync>;
 
 /// Options of a subscription.
 #[derive(Clone, Debug, Default)]
@@ -238,7 +238,7 @@ pub trait Broker: Send + Sync + fmt::Debug {
     fn subscribe<'a>(
         &'a self,
         topic: &'a str,
-        handler: Handler,
+        handler: MessageHandler,
         options: SubscribeOptions,
     ) -> BoxFuture<'a, Result<Subscription, BrokerError>>;
 

@@ -21,7 +21,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::{Broker, BrokerError, Event, Handler, Message, SubscribeOptions, Subscription, TOPIC_HEADER, Unsubscribe};
+use super::{
+    Broker, BrokerError, Event, Message, MessageHandler, SubscribeOptions, Subscription, TOPIC_HEADER, Unsubscribe,
+};
 use crate::BoxFuture;
 
 /// Where Go Micro's NATS broker connects by default.
@@ -120,7 +122,7 @@ async fn round_trip(client: &Client) -> Result<(), BrokerError> {
 }
 
 /// Hands each message of one NATS subscription to `handler`, until `stop`.
-async fn consume(mut subscriber: async_nats::Subscriber, handler: Handler, stop: CancellationToken) {
+async fn consume(mut subscriber: async_nats::Subscriber, handler: MessageHandler, stop: CancellationToken) {
     loop {
         let received = tokio::select! {
             () = stop.cancelled() => break,
@@ -199,7 +201,7 @@ impl Broker for NatsBroker {
     fn subscribe<'a>(
         &'a self,
         topic: &'a str,
-        handler: Handler,
+        handler: MessageHandler,
         options: SubscribeOptions,
     ) -> BoxFuture<'a, Result<Subscription, BrokerError>> {
         Box::pin(async move {

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::wire::Wire;
-use super::{Action, Event, Node, RegisterOptions, Registry, RegistryError, Service, WatchOptions, Watcher};
+use super::{Action, Node, RegisterOptions, Registry, RegistryError, Service, WatchEvent, WatchOptions, Watcher};
 use crate::BoxFuture;
 
 /// Go Micro's cache TTL.
@@ -201,8 +201,8 @@ fn wire_of(services: &[Service]) -> Vec<Vec<Wire>> {
 }
 
 /// Applies one watch event to the cached versions of a service.
-fn apply(services: &mut Vec<Service>, event: Event) {
-    let Event { action, service } = event;
+fn apply(services: &mut Vec<Service>, event: WatchEvent) {
+    let WatchEvent { action, service } = event;
     let position = services.iter().position(|s| s.version == service.version);
     match action {
         Action::Create | Action::Update => {
@@ -399,7 +399,7 @@ mod tests {
         let mut services = vec![service("a")];
         apply(
             &mut services,
-            Event {
+            WatchEvent {
                 action: Action::Create,
                 service: service("b"),
             },
@@ -408,7 +408,7 @@ mod tests {
         for gone in ["a", "b"] {
             apply(
                 &mut services,
-                Event {
+                WatchEvent {
                     action: Action::Delete,
                     service: service(gone),
                 },
@@ -430,7 +430,7 @@ mod tests {
         snapshot.change(|services| {
             apply(
                 services,
-                Event {
+                WatchEvent {
                     action: Action::Create,
                     service: fast,
                 },

@@ -17,7 +17,7 @@ use etcd_client::{Client, ConnectOptions, EventType, GetOptions, PutOptions, Wat
 use tokio::sync::{OnceCell, mpsc};
 use tracing::debug;
 
-use super::{Action, Event, RegisterOptions, Registry, RegistryError, Service, WatchOptions, Watcher};
+use super::{Action, RegisterOptions, Registry, RegistryError, Service, WatchEvent, WatchOptions, Watcher};
 use crate::BoxFuture;
 
 /// The prefix of every registry key.
@@ -306,7 +306,7 @@ impl Registry for EtcdRegistry {
                         let Some(service) = kv.and_then(|kv| decode(kv.value())) else {
                             continue;
                         };
-                        if tx.send(Ok(Event { action, service })).await.is_err() {
+                        if tx.send(Ok(WatchEvent { action, service })).await.is_err() {
                             return;
                         }
                     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::{
-    Action, Event, Node, RegisterOptions, Registry, RegistryError, Service, WatchOptions, WatchSender, Watcher,
+    Action, Node, RegisterOptions, Registry, RegistryError, Service, WatchEvent, WatchOptions, WatchSender, Watcher,
 };
 use crate::BoxFuture;
 
@@ -89,7 +89,7 @@ impl State {
             if filter.as_ref().is_some_and(|f| *f != service.name) {
                 return !tx.is_closed();
             }
-            let event = Event {
+            let event = WatchEvent {
                 action,
                 service: service.clone(),
             };

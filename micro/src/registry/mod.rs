@@ -22,7 +22,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use tokio::sync::mpsc;
 
 pub use cache::CacheRegistry;
-pub use describe::describe;
+pub(crate) use describe::describe;
 #[cfg(feature = "etcd")]
 pub use etcd::EtcdRegistry;
 pub use mdns::{MdnsOptions, MdnsRegistry};
@@ -120,7 +120,7 @@ impl Action {
 
 /// One change seen by a [`Watcher`]: the service holds the nodes concerned.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Event {
+pub struct WatchEvent {
     /// What happened.
     pub action: Action,
     /// The service and the nodes that changed.
@@ -128,22 +128,22 @@ pub struct Event {
 }
 
 /// The sending half of a [`Watcher`], for registry implementations.
-pub type WatchSender = mpsc::Sender<Result<Event, RegistryError>>;
+pub type WatchSender = mpsc::Sender<Result<WatchEvent, RegistryError>>;
 
-/// A stream of registry [`Event`]s; dropping it stops the watch.
+/// A stream of registry [`WatchEvent`]s; dropping it stops the watch.
 #[derive(Debug)]
 pub struct Watcher {
-    rx: mpsc::Receiver<Result<Event, RegistryError>>,
+    rx: mpsc::Receiver<Result<WatchEvent, RegistryError>>,
 }
 
 impl Watcher {
     /// A watcher fed by a channel, for registry implementations.
-    pub fn new(rx: mpsc::Receiver<Result<Event, RegistryError>>) -> Self {
+    pub fn new(rx: mpsc::Receiver<Result<WatchEvent, RegistryError>>) -> Self {
         Watcher { rx }
     }
 
     /// The next change; `None` once the registry has stopped the watch.
-    pub async fn next(&mut self) -> Option<Result<Event, RegistryError>> {
+    pub async fn next(&mut self) -> Option<Result<WatchEvent, RegistryError>> {
         self.rx.recv().await
     }
 }

@@ -250,8 +250,7 @@ pub struct ServiceDescriptor {
 }
 
 impl ServiceDescriptor {
-    #[doc(hidden)]
-    pub const fn __new(
+    pub(crate) const fn new(
         name: &'static str,
         rust_path: &'static str,
         docs: &'static str,
@@ -312,8 +311,7 @@ pub struct SubscriberDescriptor {
 }
 
 impl SubscriberDescriptor {
-    #[doc(hidden)]
-    pub const fn __new(
+    pub(crate) const fn new(
         name: &'static str,
         method: &'static str,
         topic: &'static str,
@@ -406,8 +404,7 @@ pub struct EndpointDescriptor {
 }
 
 impl EndpointDescriptor {
-    #[doc(hidden)]
-    pub const fn __new(
+    pub(crate) const fn new(
         name: &'static str,
         method: &'static str,
         docs: &'static str,
@@ -500,8 +497,7 @@ impl fmt::Debug for EndpointDescriptor {
 pub struct CompiledService(&'static ServiceDescriptor);
 
 impl CompiledService {
-    #[doc(hidden)]
-    pub const fn __new(descriptor: &'static ServiceDescriptor) -> Self {
+    pub(crate) const fn new(descriptor: &'static ServiceDescriptor) -> Self {
         CompiledService(descriptor)
     }
 

@@ -20,7 +20,8 @@ pub use handler::{
     CompiledService, EndpointDescriptor, Handler, Request, Response, ServiceDescriptor, SubscriberDescriptor,
     compiled_services,
 };
-pub use router::{DuplicateHandler, Router};
+pub use router::DuplicateHandler;
+pub(crate) use router::Router;
 
 pub(crate) use self::dispatch::{Shared, Unary, respond};
 pub use self::in_process::InProcess;
@@ -80,7 +81,7 @@ impl Server {
     }
 
     /// The handlers being served.
-    pub fn router(&self) -> &Router {
+    pub(crate) fn router(&self) -> &Router {
         &self.router
     }
 

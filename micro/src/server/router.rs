@@ -112,7 +112,7 @@ mod tests {
     }
 
     const fn endpoint(name: &'static str, method: &'static str) -> EndpointDescriptor {
-        EndpointDescriptor::__new(name, method, "", value, value, false, Kind::Unary)
+        EndpointDescriptor::new(name, method, "", value, value, false, Kind::Unary)
     }
 
     /// A hand-written handler serving what its descriptor lists.
@@ -130,21 +130,21 @@ mod tests {
         }
     }
 
-    static TWICE: ServiceDescriptor = ServiceDescriptor::__new(
+    static TWICE: ServiceDescriptor = ServiceDescriptor::new(
         "Twice",
         "tests::Twice",
         "",
         &[endpoint("Twice.Hello", "Hello"), endpoint("Twice.Hello", "Hello")],
         &[],
     );
-    static OUTER: ServiceDescriptor = ServiceDescriptor::__new(
+    static OUTER: ServiceDescriptor = ServiceDescriptor::new(
         "Outer",
         "tests::Outer",
         "",
         &[endpoint("Outer.Inner.Call", "Inner.Call")],
         &[],
     );
-    static NESTED: ServiceDescriptor = ServiceDescriptor::__new(
+    static NESTED: ServiceDescriptor = ServiceDescriptor::new(
         "Outer.Inner",
         "tests::Nested",
         "",

@@ -100,7 +100,7 @@ impl Subscribed {
 }
 
 /// The broker handler of one subscriber: deliver, count, catch panics.
-fn deliverer(handler: Arc<dyn Handler>, stats: Arc<SubscriberStats>) -> broker::Handler {
+fn deliverer(handler: Arc<dyn Handler>, stats: Arc<SubscriberStats>) -> broker::MessageHandler {
     Arc::new(move |event: Event| {
         let handler = Arc::clone(&handler);
         let stats = Arc::clone(&stats);

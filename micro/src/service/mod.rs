@@ -15,7 +15,6 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-pub use duration::parse_duration;
 pub use flags::Flags;
 pub use running::Running;
 

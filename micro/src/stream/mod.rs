@@ -54,11 +54,11 @@ pub enum Kind {
     /// One request, one response.
     Unary,
     /// One request, a stream of responses.
-    ServerStream,
+    ServerStreaming,
     /// A stream of requests, one response.
-    ClientStream,
+    ClientStreaming,
     /// Streams both ways.
-    Bidi,
+    Bidirectional,
 }
 
 impl Kind {

@@ -31,7 +31,7 @@ use tracing::{debug, warn};
 use self::gocompat::GoCompat;
 use self::txt::NodeTxt;
 use super::{
-    Action, Event, Node, RegisterOptions, Registry, RegistryError, Service, WatchOptions, WatchSender, Watcher,
+    Action, Node, RegisterOptions, Registry, RegistryError, Service, WatchEvent, WatchOptions, WatchSender, Watcher,
 };
 use crate::BoxFuture;
 
@@ -467,7 +467,7 @@ fn notify(watchers: &mut Vec<(Option<String>, WatchSender)>, action: Action, ser
         if filter.as_ref().is_some_and(|f| *f != service.name) {
             return !tx.is_closed();
         }
-        let event = Event {
+        let event = WatchEvent {
             action,
             service: service.clone(),
         };

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tracing::debug;
 
-use super::frame::{ERROR, FrameDecoder, FrameReader, FrameWriter, GOAWAY, Inbound, REPLY};
+use super::frame::{ERROR, FieldReader, FrameDecoder, FrameWriter, GOAWAY, Inbound, REPLY};
 use super::{Budget, OUTBOUND_BUDGET, Outbox, PREFACE, write_frames};
 use crate::BoxFuture;
 use crate::codec::Codec;
@@ -358,7 +358,7 @@ fn go_away(state: &mut State, last: u32, address: &str) {
 }
 
 fn reply(payload: Bytes, address: &str) -> Result<Answer, Failure> {
-    let mut reader = FrameReader::new(payload);
+    let mut reader = FieldReader::new(payload);
     match reader.str() {
         Ok(content_type) => Ok(Answer {
             codec: Codec::from_content_type(content_type.as_str()).ok(),

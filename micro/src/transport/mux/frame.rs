@@ -179,13 +179,13 @@ impl FrameWriter {
 pub(crate) struct Malformed(&'static str);
 
 /// Reads a payload's fields in order.
-pub(crate) struct FrameReader {
+pub(crate) struct FieldReader {
     payload: Bytes,
 }
 
-impl FrameReader {
+impl FieldReader {
     pub(crate) fn new(payload: Bytes) -> Self {
-        FrameReader { payload }
+        FieldReader { payload }
     }
 
     pub(crate) fn u64(&mut self) -> Result<u64, Malformed> {
@@ -225,7 +225,7 @@ pub(crate) struct Str(Bytes);
 
 impl Str {
     pub(crate) fn as_str(&self) -> &str {
-        // Checked in FrameReader::str.
+        // Checked in FieldReader::str.
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
@@ -242,7 +242,7 @@ pub(crate) struct CallHead {
 
 impl CallHead {
     /// Reads a call's fields; the reader is left at the body.
-    pub(crate) fn read(reader: &mut FrameReader) -> Result<CallHead, Malformed> {
+    pub(crate) fn read(reader: &mut FieldReader) -> Result<CallHead, Malformed> {
         let timeout = match reader.u64()? {
             0 => None,
             ns => Some(Duration::from_nanos(ns)),
@@ -290,7 +290,7 @@ mod tests {
             panic!("no frame");
         };
         assert_eq!((id, kind), (7, CALL));
-        let mut reader = FrameReader::new(payload);
+        let mut reader = FieldReader::new(payload);
         let head = CallHead::read(&mut reader).unwrap();
         assert_eq!(head.timeout, Some(Duration::from_millis(1500)));
         assert_eq!(head.endpoint.as_str(), "Greeter.Hello");
@@ -336,7 +336,7 @@ mod tests {
     fn truncated_fields_are_malformed_not_panics() {
         let frame = call_frame(1, b"");
         for cut in HEAD..frame.len() - 1 {
-            let mut reader = FrameReader::new(frame.slice(HEAD..cut));
+            let mut reader = FieldReader::new(frame.slice(HEAD..cut));
             assert!(CallHead::read(&mut reader).is_err(), "cut at {cut}");
         }
         let mut bad = BytesMut::new();

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::frame::{
-    CALL, CallHead, ERROR, FrameDecoder, FrameReader, FrameWriter, GOAWAY, HEADER_ALLOWANCE, Inbound, REPLY,
+    CALL, CallHead, ERROR, FieldReader, FrameDecoder, FrameWriter, GOAWAY, HEADER_ALLOWANCE, Inbound, REPLY,
 };
 use super::{OUTBOUND_BUDGET, Outbox, PREFACE, write_frames};
 use crate::codec::Codec;
@@ -214,7 +214,7 @@ impl<D: Dispatch> Connection<D> {
 
 /// Runs one call and encodes its answer.
 async fn answer<D: Dispatch>(shared: Arc<D>, peer: Arc<Peer>, id: u32, payload: Bytes) -> Bytes {
-    let mut reader = FrameReader::new(payload);
+    let mut reader = FieldReader::new(payload);
     let head = match CallHead::read(&mut reader) {
         Ok(head) => head,
         Err(e) => return error_frame(id, &Error::bad_request(SERVER_ID, e.to_string())),

@@ -65,5 +65,5 @@ fn main() {
     let _: Call<Request, Tick, Bidirectional> = client.chat();
     let _: Call<Request, Tick, Bidirectional> = client.halves();
     let kinds: Vec<Kind> = micro::server::Handler::descriptor(&Streamer).endpoints().iter().map(|e| e.kind()).collect();
-    assert_eq!(kinds, [Kind::Unary, Kind::ServerStream, Kind::ClientStream, Kind::Bidi, Kind::Bidi]);
+    assert_eq!(kinds, [Kind::Unary, Kind::ServerStreaming, Kind::ClientStreaming, Kind::Bidirectional, Kind::Bidirectional]);
 }
