@@ -296,7 +296,7 @@ fn published(service: &Service, node: &Node) -> Result<Published, String> {
     Ok(Published {
         service: service.name.clone(),
         instance: instance_address(&node.id, &service.name),
-        host: format!("{}.{DOMAIN}", super::host_label(&node.id)),
+        host: format!("{}.{DOMAIN}", super::record::host_label(&node.id)),
         ip,
         port: address.port(),
         txt: txt::encode(&record)?,
