@@ -166,8 +166,8 @@ impl<Req, Rsp, M: Mode> Call<Req, Rsp, M> {
     }
 
     /// Retries answered errors that `policy` accepts (see [`retry`](super::retry)).
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.options.retry = Some(policy);
+    pub fn retry(mut self, policy: impl Into<RetryPolicy>) -> Self {
+        self.options.retry = Some(policy.into());
         self
     }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::retry::{self, RetryPolicy};
+use super::retry::RetryPolicy;
 use crate::broker::Broker;
 use crate::codec::Codec;
 use crate::selector::{Selector, Strategy};
@@ -72,7 +72,7 @@ impl Default for ClientOptions {
             in_process: InProcess::new(),
             selector: Strategy::Random,
             node_selector: None,
-            retry: retry::retry_on_timeout,
+            retry: RetryPolicy::default(),
             broker: None,
         }
     }
@@ -171,8 +171,8 @@ impl ClientOptions {
 
     /// Sets [`retry`](Self::retry).
     #[must_use]
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.retry = policy;
+    pub fn retry(mut self, policy: impl Into<RetryPolicy>) -> Self {
+        self.retry = policy.into();
         self
     }
 

@@ -6,14 +6,58 @@
 //! (connection refused, connect timeout), and retries anything else that
 //! failed in transport only for endpoints declared idempotent.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Error;
 use crate::transport::{Delivery, Failure};
 
 /// Decides whether an error the server answered with is worth another
-/// attempt: Go Micro's `client.Retry` option.
-pub type RetryPolicy = fn(&Error) -> bool;
+/// attempt: Go Micro's `client.Retry` option. Made from any function or
+/// closure of the error (`policy.into()`), which may capture what it needs.
+///
+/// ```
+/// use micro::client::retry::RetryPolicy;
+///
+/// let codes = vec![408, 503];
+/// let policy = RetryPolicy::new(move |e: &micro::Error| codes.contains(&e.code));
+/// assert!(policy.retries(&micro::Error::timeout("x", "slow")));
+/// assert!(!policy.retries(&micro::Error::internal_server_error("x", "boom")));
+/// ```
+#[derive(Clone)]
+pub struct RetryPolicy(Arc<dyn Fn(&Error) -> bool + Send + Sync>);
+
+impl RetryPolicy {
+    /// A policy that retries the errors `decide` says yes to.
+    pub fn new(decide: impl Fn(&Error) -> bool + Send + Sync + 'static) -> Self {
+        RetryPolicy(Arc::new(decide))
+    }
+
+    /// Whether `error` is worth another attempt.
+    pub fn retries(&self, error: &Error) -> bool {
+        (self.0)(error)
+    }
+}
+
+impl<F: Fn(&Error) -> bool + Send + Sync + 'static> From<F> for RetryPolicy {
+    fn from(decide: F) -> Self {
+        RetryPolicy::new(decide)
+    }
+}
+
+impl Default for RetryPolicy {
+    /// Go Micro's [`retry_on_timeout`].
+    fn default() -> Self {
+        RetryPolicy::new(retry_on_timeout)
+    }
+}
+
+impl fmt::Debug for RetryPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RetryPolicy(..)")
+    }
+}
 
 /// Go Micro's default, `RetryOnError`: retry timeouts (408) only, never a 500,
 /// which is the handler's own verdict.
@@ -45,11 +89,11 @@ pub fn backoff(attempt: u32) -> Duration {
 /// Whether another attempt may be made after `failure`: always when the
 /// request never left, when `policy` says so for an answer, and after a
 /// transport failure only for idempotent endpoints (or when `policy` says so).
-pub(crate) fn retryable(failure: &Failure, idempotent: bool, policy: RetryPolicy) -> bool {
+pub(crate) fn retryable(failure: &Failure, idempotent: bool, policy: &RetryPolicy) -> bool {
     match failure.delivery {
         Delivery::NotSent => true,
-        Delivery::Unknown => idempotent || policy(&failure.error),
-        Delivery::Answered => policy(&failure.error),
+        Delivery::Unknown => idempotent || policy.retries(&failure.error),
+        Delivery::Answered => policy.retries(&failure.error),
     }
 }
 
@@ -68,14 +112,14 @@ mod tests {
     #[test]
     fn only_safe_failures_are_retried() {
         let refused = Failure::new(Error::internal_server_error("c", "refused"), Delivery::NotSent);
-        assert!(retryable(&refused, false, retry_never));
+        assert!(retryable(&refused, false, &RetryPolicy::new(retry_never)));
         let reset = Failure::new(Error::internal_server_error("c", "reset"), Delivery::Unknown);
-        assert!(!retryable(&reset, false, retry_on_timeout));
-        assert!(retryable(&reset, true, retry_on_timeout));
+        assert!(!retryable(&reset, false, &RetryPolicy::new(retry_on_timeout)));
+        assert!(retryable(&reset, true, &RetryPolicy::new(retry_on_timeout)));
         let business = Failure::new(Error::internal_server_error("s", "boom"), Delivery::Answered);
-        assert!(!retryable(&business, true, retry_on_timeout));
-        assert!(retryable(&business, false, retry_always));
+        assert!(!retryable(&business, true, &RetryPolicy::new(retry_on_timeout)));
+        assert!(retryable(&business, false, &RetryPolicy::new(retry_always)));
         let timeout = Failure::new(Error::timeout("s", "slow"), Delivery::Answered);
-        assert!(retryable(&timeout, false, retry_on_timeout));
+        assert!(retryable(&timeout, false, &RetryPolicy::new(retry_on_timeout)));
     }
 }

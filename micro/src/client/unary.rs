@@ -117,12 +117,12 @@ impl Client {
         }
     }
 
-    fn unary_attempt<Req, Rsp>(&self, options: &CallOptions, request: Req) -> UnaryAttempt<Req, Rsp> {
+    fn unary_attempt<'p, Req, Rsp>(&'p self, options: &'p CallOptions, request: Req) -> UnaryAttempt<'p, Req, Rsp> {
         UnaryAttempt {
             request: Some(request),
             encoded: None,
             idempotent: options.idempotent,
-            policy: options.retry.unwrap_or(self.inner.options.retry),
+            policy: options.retry.as_ref().unwrap_or(&self.inner.options.retry),
             response: PhantomData,
         }
     }
@@ -137,17 +137,17 @@ impl Client {
 }
 
 /// The attempts of one unary call.
-struct UnaryAttempt<Req, Rsp> {
+struct UnaryAttempt<'p, Req, Rsp> {
     /// Taken by an attempt that runs in place.
     request: Option<Req>,
     /// The request in the codec of the last attempt, kept for the next.
     encoded: Option<(Codec, Bytes)>,
     idempotent: bool,
-    policy: RetryPolicy,
+    policy: &'p RetryPolicy,
     response: PhantomData<fn() -> Rsp>,
 }
 
-impl<Req, Rsp> Attempt for UnaryAttempt<Req, Rsp>
+impl<Req, Rsp> Attempt for UnaryAttempt<'_, Req, Rsp>
 where
     Req: Serialize + Send + 'static,
     Rsp: DeserializeOwned + 'static,
@@ -193,7 +193,7 @@ where
     }
 }
 
-impl<Req: Serialize, Rsp> UnaryAttempt<Req, Rsp> {
+impl<Req: Serialize, Rsp> UnaryAttempt<'_, Req, Rsp> {
     /// The request in `codec`, encoded once for every attempt in that codec.
     fn body(&mut self, codec: Codec, endpoint: &str) -> Result<Bytes> {
         match (&self.encoded, &self.request) {
