@@ -1,0 +1,243 @@
+// Command gomicro-peer is real Go Micro on the other side of micro's interop
+// tests: one binary, one subcommand per role. It is built by .ci/run (or by
+// hand, see the README of micro/tests) and run by the Rust tests, inside the
+// loopback-only network namespace.
+//
+//	gomicro-peer serve     --name helloworld [--address 127.0.0.1:0] [--registry mdns|memory]
+//	gomicro-peer call      --service S --endpoint E --body JSON [--address host:port] [--metadata k=v]... [--timeout 2s]
+//	gomicro-peer publish   --topic T --body JSON
+//	gomicro-peer subscribe --name N --topic T [--queue Q]
+//
+// serve prints "LISTENING host:port" once registered; call prints one JSON
+// line, {"ok":true,"body":...} or {"ok":false,"error":{...}}; subscribe prints
+// "SUBSCRIBED" once registered, then one JSON line per message.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"go-micro.dev/v4"
+	"go-micro.dev/v4/client"
+	"go-micro.dev/v4/errors"
+	"go-micro.dev/v4/metadata"
+	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/server"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fail("usage: gomicro-peer serve|call|publish|subscribe [flags]")
+	}
+	args := os.Args[2:]
+	switch os.Args[1] {
+	case "serve":
+		serve(args)
+	case "call":
+		call(args)
+	case "publish":
+		publish(args)
+	case "subscribe":
+		subscribe(args)
+	default:
+		fail("unknown subcommand " + os.Args[1])
+	}
+}
+
+func fail(msg string) {
+	fmt.Fprintln(os.Stderr, msg)
+	os.Exit(2)
+}
+
+// pairs is a repeatable k=v flag.
+type pairs map[string]string
+
+func (p pairs) String() string { return fmt.Sprint(map[string]string(p)) }
+func (p pairs) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok {
+		return fmt.Errorf("want k=v, got %q", v)
+	}
+	p[k] = val
+	return nil
+}
+
+func chooseRegistry(name string) registry.Registry {
+	switch name {
+	case "", "mdns":
+		return registry.NewRegistry()
+	case "memory":
+		return registry.NewMemoryRegistry()
+	}
+	fail("unknown registry " + name)
+	return nil
+}
+
+// Request and Response are the helloworld messages.
+type Request struct {
+	Name string `json:"name"`
+	// Code, for Fail: the error code to answer with.
+	Code int32 `json:"code,omitempty"`
+	// Sleep, for Greeting: how long to take first, in milliseconds.
+	Sleep int64 `json:"sleep_ms,omitempty"`
+}
+
+type Response struct {
+	Message string `json:"message"`
+	// Metadata is what the handler's context carries.
+	Metadata map[string]string `json:"metadata,omitempty"`
+	// DeadlineMs is the time left before the call's deadline, if it has one.
+	DeadlineMs int64 `json:"deadline_ms,omitempty"`
+}
+
+// Helloworld is the service micro calls.
+type Helloworld struct{}
+
+// Greeting says hello, and reports the metadata and deadline it saw.
+func (h *Helloworld) Greeting(ctx context.Context, req *Request, rsp *Response) error {
+	if req.Sleep > 0 {
+		time.Sleep(time.Duration(req.Sleep) * time.Millisecond)
+	}
+	rsp.Message = "Hello " + req.Name
+	if md, ok := metadata.FromContext(ctx); ok {
+		rsp.Metadata = map[string]string(md)
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		rsp.DeadlineMs = time.Until(deadline).Milliseconds()
+	}
+	return nil
+}
+
+// Fail answers with an error of the code asked for.
+func (h *Helloworld) Fail(ctx context.Context, req *Request, rsp *Response) error {
+	return errors.New("helloworld", "failed as asked: "+req.Name, req.Code)
+}
+
+func serve(args []string) {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	name := fs.String("name", "helloworld", "service name")
+	address := fs.String("address", "127.0.0.1:0", "listen address")
+	reg := fs.String("registry", "mdns", "mdns or memory")
+	version := fs.String("version", "latest", "service version")
+	md := pairs{}
+	fs.Var(md, "metadata", "service metadata k=v (repeatable)")
+	_ = fs.Parse(args)
+	var svc micro.Service
+	svc = micro.NewService(
+		micro.Name(*name),
+		micro.Version(*version),
+		micro.Address(*address),
+		micro.Metadata(md),
+		micro.Registry(chooseRegistry(*reg)),
+		micro.AfterStart(func() error {
+			fmt.Printf("LISTENING %s\n", svc.Server().Options().Address)
+			return nil
+		}),
+	)
+	if err := micro.RegisterHandler(svc.Server(), new(Helloworld)); err != nil {
+		fail(err.Error())
+	}
+	if err := svc.Run(); err != nil {
+		fail(err.Error())
+	}
+}
+
+func call(args []string) {
+	fs := flag.NewFlagSet("call", flag.ExitOnError)
+	service := fs.String("service", "helloworld", "service to call")
+	endpoint := fs.String("endpoint", "Helloworld.Greeting", "endpoint to call")
+	body := fs.String("body", "{}", "request JSON")
+	address := fs.String("address", "", "call this host:port instead of resolving")
+	reg := fs.String("registry", "mdns", "mdns or memory")
+	timeout := fs.Duration("timeout", 5*time.Second, "request timeout")
+	retries := fs.Int("retries", 1, "retries after the first attempt")
+	md := pairs{}
+	fs.Var(md, "metadata", "call metadata k=v (repeatable)")
+	_ = fs.Parse(args)
+	svc := micro.NewService(micro.Registry(chooseRegistry(*reg)))
+	ctx := metadata.NewContext(context.Background(), metadata.Metadata(md))
+	req := svc.Client().NewRequest(*service, *endpoint, json.RawMessage(*body), client.WithContentType("application/json"))
+	var rsp json.RawMessage
+	opts := []client.CallOption{client.WithRequestTimeout(*timeout), client.WithRetries(*retries)}
+	if *address != "" {
+		opts = append(opts, client.WithAddress(*address))
+	}
+	err := svc.Client().Call(ctx, req, &rsp, opts...)
+	out := map[string]interface{}{"ok": err == nil}
+	if err != nil {
+		out["error"] = errors.Parse(err.Error())
+	} else {
+		out["body"] = rsp
+	}
+	line, _ := json.Marshal(out)
+	fmt.Println(string(line))
+}
+
+func publish(args []string) {
+	fs := flag.NewFlagSet("publish", flag.ExitOnError)
+	topic := fs.String("topic", "events", "topic")
+	body := fs.String("body", "{}", "message JSON")
+	reg := fs.String("registry", "mdns", "mdns or memory")
+	_ = fs.Parse(args)
+	svc := micro.NewService(micro.Registry(chooseRegistry(*reg)))
+	if err := svc.Client().Init(); err != nil {
+		fail(err.Error())
+	}
+	if err := svc.Options().Broker.Connect(); err != nil {
+		fail(err.Error())
+	}
+	msg := svc.Client().NewMessage(*topic, json.RawMessage(*body), client.WithMessageContentType("application/json"))
+	if err := svc.Client().Publish(context.Background(), msg); err != nil {
+		line, _ := json.Marshal(map[string]interface{}{"ok": false, "error": err.Error()})
+		fmt.Println(string(line))
+		os.Exit(1)
+	}
+	fmt.Println(`{"ok":true}`)
+}
+
+// Received is what the subscriber prints of each message.
+type Received struct {
+	Topic  string            `json:"topic"`
+	Header map[string]string `json:"header"`
+	Body   json.RawMessage   `json:"body"`
+}
+
+func subscribe(args []string) {
+	fs := flag.NewFlagSet("subscribe", flag.ExitOnError)
+	name := fs.String("name", "listener", "service name")
+	topic := fs.String("topic", "events", "topic")
+	queue := fs.String("queue", "", "queue group")
+	reg := fs.String("registry", "mdns", "mdns or memory")
+	_ = fs.Parse(args)
+	var svc micro.Service
+	svc = micro.NewService(
+		micro.Name(*name),
+		micro.Address("127.0.0.1:0"),
+		micro.Registry(chooseRegistry(*reg)),
+		micro.AfterStart(func() error {
+			fmt.Println("SUBSCRIBED")
+			return nil
+		}),
+	)
+	var opts []server.SubscriberOption
+	if *queue != "" {
+		opts = append(opts, server.SubscriberQueue(*queue))
+	}
+	handler := func(ctx context.Context, msg *json.RawMessage) error {
+		md, _ := metadata.FromContext(ctx)
+		line, _ := json.Marshal(Received{Topic: *topic, Header: map[string]string(md), Body: *msg})
+		fmt.Println(string(line))
+		return nil
+	}
+	if err := micro.RegisterSubscriber(*topic, svc.Server(), handler, opts...); err != nil {
+		fail(err.Error())
+	}
+	if err := svc.Run(); err != nil {
+		fail(err.Error())
+	}
+}

@@ -1,0 +1,289 @@
+//! Interop with real Go Micro: the Go program in `tests/gomicro/` (Go Micro
+//! v4.11.0; v5 is not served by the Go module proxy this project can reach,
+//! and v4's wire is v5's) runs as a subprocess, a service or a client on the
+//! other side of each test. Ignored unless `MICRO_TEST_GOMICRO` names the
+//! built program; `.ci/run` builds it and runs these inside `netns-run`.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use micro::Flags;
+use micro::client::ClientOptions;
+use micro::prelude::*;
+use micro::registry::{MdnsOptions, MdnsRegistry, MemoryRegistry, Registry};
+use micro::service::Running;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+const NEEDS_PEER: &str = "needs the Go Micro peer: MICRO_TEST_GOMICRO (built by .ci/run)";
+
+/// The Go Micro error codes a handler may answer with, and the other side sees.
+const CODES: [i32; 8] = [400, 401, 403, 404, 408, 409, 429, 500];
+
+fn peer_program() -> String {
+    std::env::var("MICRO_TEST_GOMICRO").expect(NEEDS_PEER)
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// A running Go Micro process; killed when dropped.
+struct Peer {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Peer {
+    fn start(args: &[&str]) -> Peer {
+        let mut child = Command::new(peer_program())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the Go Micro peer");
+        let stdout = child.stdout.take().expect("piped stdout");
+        Peer {
+            child,
+            lines: BufReader::new(stdout).lines(),
+        }
+    }
+
+    /// The next line the peer prints that starts with `prefix`; Go Micro's
+    /// own log lines, on the same output, are passed over.
+    async fn line(&mut self, prefix: &str) -> String {
+        let next = async {
+            loop {
+                let line = self.lines.next_line().await.expect("read the peer's output");
+                match line {
+                    Some(line) if line.starts_with(prefix) => return line,
+                    Some(_) => continue,
+                    None => panic!("the Go Micro peer exited"),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), next)
+            .await
+            .expect("the Go Micro peer said nothing within 20 s")
+    }
+
+    /// A Go Micro service; its address once it is serving.
+    async fn serve(name: &str, registry: &str) -> (Peer, String) {
+        let mut peer = Peer::start(&["serve", "--name", name, "--registry", registry]);
+        let line = peer.line("LISTENING ").await;
+        let address = line["LISTENING ".len()..].to_owned();
+        (peer, address)
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// One call by the Go Micro client; its printed outcome.
+async fn go_call(args: &[&str]) -> Value {
+    let mut all = vec!["call"];
+    all.extend_from_slice(args);
+    let mut peer = Peer::start(&all);
+    let line = peer.line("{").await;
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Request {
+    name: String,
+    #[serde(default)]
+    code: i32,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Response {
+    message: String,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    deadline_ms: Option<i64>,
+}
+
+/// The micro side: what the Go peer's helloworld does, in Rust.
+struct Helloworld;
+
+#[micro::service]
+impl Helloworld {
+    #[endpoint]
+    async fn greeting(&self, ctx: &Context, req: Request) -> Result<Response> {
+        Ok(Response {
+            message: format!("Hello {}", req.name),
+            metadata: ctx
+                .metadata()
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            deadline_ms: ctx.remaining().map(|d| d.as_millis() as i64),
+        })
+    }
+
+    #[endpoint]
+    async fn fail(&self, req: Request) -> Result<Response> {
+        Err(Error::new(
+            "helloworld",
+            format!("failed as asked: {}", req.name),
+            req.code,
+        ))
+    }
+}
+
+async fn micro_service(name: &str, registry: Arc<dyn Registry>) -> Running {
+    Service::new(name)
+        .flags(Flags::none())
+        .address("127.0.0.1:0")
+        .registry(registry)
+        .handle(Helloworld)
+        .start()
+        .await
+        .expect("start the micro service")
+}
+
+#[tokio::test]
+#[ignore = "needs the Go Micro peer: MICRO_TEST_GOMICRO"]
+async fn a_micro_client_calls_a_go_micro_service_with_metadata_and_deadline() {
+    let (_go, address) = Peer::serve(&unique("go-hello"), "memory").await;
+    let client = Client::with_options(Arc::new(MemoryRegistry::new()), ClientOptions::default());
+    let rsp: Response = client
+        .call("helloworld", "Helloworld.Greeting", json!({"name": "micro"}))
+        .address(address)
+        .metadata("X-User", "alice")
+        .timeout(Duration::from_secs(3))
+        .await
+        .expect("the Go Micro service answers");
+    assert_eq!(rsp.message, "Hello micro");
+    assert_eq!(
+        rsp.metadata.get("X-User").map(String::as_str),
+        Some("alice"),
+        "{:?}",
+        rsp.metadata
+    );
+    let left = rsp
+        .deadline_ms
+        .expect("the Timeout header became the handler's deadline");
+    assert!(left > 1000 && left <= 3000, "{left} ms left");
+}
+
+#[tokio::test]
+#[ignore = "needs the Go Micro peer: MICRO_TEST_GOMICRO"]
+async fn go_micro_errors_reach_a_micro_client_with_their_codes() {
+    let (_go, address) = Peer::serve(&unique("go-hello"), "memory").await;
+    let client = Client::with_options(Arc::new(MemoryRegistry::new()), ClientOptions::default().retries(0));
+    for code in CODES {
+        let err = client
+            .call::<_, Response>("helloworld", "Helloworld.Fail", json!({"name": "x", "code": code}))
+            .address(address.clone())
+            .await
+            .expect_err("Fail fails");
+        assert_eq!((err.code, err.id.as_str()), (code, "helloworld"), "{err}");
+        assert_eq!(err.detail, "failed as asked: x");
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the Go Micro peer: MICRO_TEST_GOMICRO"]
+async fn a_go_micro_client_calls_a_micro_service_with_metadata_and_deadline() {
+    let running = micro_service(&unique("rs-hello"), Arc::new(MemoryRegistry::new())).await;
+    let address = running.local_addr().to_string();
+    let out = go_call(&[
+        "--registry",
+        "memory",
+        "--address",
+        &address,
+        "--service",
+        "helloworld",
+        "--body",
+        r#"{"name":"go"}"#,
+        "--metadata",
+        "X-User=bob",
+        "--timeout",
+        "3s",
+    ])
+    .await;
+    assert_eq!(out["ok"], true, "{out}");
+    assert_eq!(out["body"]["message"], "Hello go");
+    assert_eq!(out["body"]["metadata"]["X-User"], "bob", "{out}");
+    // Go Micro's client sends its connection timeout (5 s by default) as
+    // `Timeout`, whatever the call's own timeout: that is the deadline the
+    // handler gets.
+    let left = out["body"]["deadline_ms"]
+        .as_i64()
+        .expect("a deadline from Go's Timeout");
+    assert!(left > 4000 && left <= 5000, "{left} ms left");
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs the Go Micro peer: MICRO_TEST_GOMICRO"]
+async fn micro_errors_reach_a_go_micro_client_with_their_codes() {
+    let running = micro_service(&unique("rs-hello"), Arc::new(MemoryRegistry::new())).await;
+    let address = running.local_addr().to_string();
+    for code in CODES {
+        let body = format!(r#"{{"name":"x","code":{code}}}"#);
+        let out = go_call(&[
+            "--registry",
+            "memory",
+            "--address",
+            &address,
+            "--endpoint",
+            "Helloworld.Fail",
+            "--body",
+            &body,
+            "--retries",
+            "0",
+        ])
+        .await;
+        assert_eq!(out["ok"], false, "{out}");
+        assert_eq!(out["error"]["code"], code, "{out}");
+        assert_eq!(out["error"]["detail"], "failed as asked: x", "{out}");
+    }
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs the Go Micro peer: MICRO_TEST_GOMICRO"]
+async fn over_mdns_a_micro_client_finds_and_calls_a_go_micro_service() {
+    let name = unique("go-hello");
+    let (_go, _) = Peer::serve(&name, "mdns").await;
+    let registry: Arc<dyn Registry> = Arc::new(MdnsRegistry::with_options(MdnsOptions::default().go_compat(true)));
+    let client = Client::with_options(registry, ClientOptions::default());
+    let rsp: Response = client
+        .call(name.as_str(), "Helloworld.Greeting", json!({"name": "mdns"}))
+        .timeout(Duration::from_secs(10))
+        .await
+        .expect("found over mDNS and answered");
+    assert_eq!(rsp.message, "Hello mdns");
+}
+
+#[tokio::test]
+#[ignore = "needs the Go Micro peer: MICRO_TEST_GOMICRO"]
+async fn over_mdns_a_go_micro_client_finds_and_calls_a_micro_service() {
+    let name = unique("rs-hello");
+    let registry: Arc<dyn Registry> = Arc::new(MdnsRegistry::with_options(MdnsOptions::default().go_compat(true)));
+    let running = micro_service(&name, registry).await;
+    let out = go_call(&[
+        "--registry",
+        "mdns",
+        "--service",
+        &name,
+        "--body",
+        r#"{"name":"mdns"}"#,
+        "--timeout",
+        "10s",
+    ])
+    .await;
+    assert_eq!(out["ok"], true, "{out}");
+    assert_eq!(out["body"]["message"], "Hello mdns");
+    running.stop().await.unwrap();
+}
