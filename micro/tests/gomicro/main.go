@@ -5,7 +5,7 @@
 //
 //	gomicro-peer serve     --name helloworld [--address 127.0.0.1:0] [--registry mdns|memory]
 //	gomicro-peer call      --service S --endpoint E --body JSON [--address host:port] [--metadata k=v]... [--timeout 2s]
-//	gomicro-peer publish   --topic T --body JSON
+//	gomicro-peer publish   --topic T --body JSON [--linger 2s]
 //	gomicro-peer subscribe --name N --topic T [--queue Q]
 //
 // serve prints "LISTENING host:port" once registered; call prints one JSON
@@ -183,6 +183,9 @@ func publish(args []string) {
 	topic := fs.String("topic", "events", "topic")
 	body := fs.String("body", "{}", "message JSON")
 	reg := fs.String("registry", "mdns", "mdns or memory")
+	// Go Micro's HTTP broker delivers after Publish returns, on a goroutine
+	// of its own: the process stays up this long for it to finish.
+	linger := fs.Duration("linger", 2*time.Second, "how long to stay up after publishing")
 	_ = fs.Parse(args)
 	svc := micro.NewService(micro.Registry(chooseRegistry(*reg)))
 	if err := svc.Client().Init(); err != nil {
@@ -198,6 +201,7 @@ func publish(args []string) {
 		os.Exit(1)
 	}
 	fmt.Println(`{"ok":true}`)
+	time.Sleep(*linger)
 }
 
 // Received is what the subscriber prints of each message.
