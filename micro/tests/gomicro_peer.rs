@@ -377,3 +377,114 @@ async fn a_micro_publisher_reaches_a_go_micro_subscriber_over_the_http_broker() 
     assert_eq!(received["body"], json!({"name": "micro", "n": 2}), "{line}");
     assert_eq!(received["header"]["Micro-Topic"], topic.as_str(), "{line}");
 }
+
+/// Sends SIGTERM, so that Go Micro deregisters before it exits.
+async fn terminate(mut peer: Peer) {
+    if let Some(pid) = peer.child.id() {
+        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), peer.child.wait()).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the Go Micro peer: MICRO_TEST_GOMICRO"]
+async fn over_mdns_micro_reads_a_go_micro_services_full_record_and_sees_it_leave() {
+    let name = unique("go-record");
+    let mut go = Peer::start(&[
+        "serve",
+        "--name",
+        &name,
+        "--registry",
+        "mdns",
+        "--version",
+        "1.2.3",
+        "--metadata",
+        "team=core",
+    ]);
+    go.line("LISTENING ").await;
+    let registry = compat_mdns();
+    let mut records = Vec::new();
+    for _ in 0..50 {
+        records = registry.get_service(&name).await.unwrap_or_default();
+        if !records.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(records.len(), 1, "{records:?}");
+    let record = &records[0];
+    assert_eq!(
+        (record.name.as_str(), record.version.as_str()),
+        (name.as_str(), "1.2.3")
+    );
+    assert_eq!(record.nodes.len(), 1);
+    assert_eq!(
+        record.nodes[0].metadata.get("team").map(String::as_str),
+        Some("core"),
+        "{record:?}"
+    );
+    let mut endpoints: Vec<&str> = record.endpoints.iter().map(|e| e.name.as_str()).collect();
+    endpoints.sort_unstable();
+    assert_eq!(endpoints, ["Helloworld.Fail", "Helloworld.Greeting"]);
+    let greeting = record
+        .endpoints
+        .iter()
+        .find(|e| e.name == "Helloworld.Greeting")
+        .unwrap();
+    let request = greeting.request.as_ref().expect("the request's shape");
+    let fields: Vec<&str> = request.values.iter().map(|v| v.name.as_str()).collect();
+    assert!(fields.contains(&"name"), "{request:?}");
+
+    terminate(go).await;
+    let mut gone = false;
+    for _ in 0..50 {
+        if registry.get_service(&name).await.map_or(true, |r| r.is_empty()) {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(gone, "the Go Micro service was still listed after it deregistered");
+}
+
+#[tokio::test]
+#[ignore = "needs the Go Micro peer: MICRO_TEST_GOMICRO"]
+async fn over_mdns_go_micro_reads_a_micro_services_full_record_and_sees_it_leave() {
+    let name = unique("rs-record");
+    let running = Service::new(name.as_str())
+        .flags(Flags::none())
+        .address("127.0.0.1:0")
+        .version("2.0.0")
+        .metadata("team", "edge")
+        .registry(compat_mdns())
+        .handle(Helloworld)
+        .start()
+        .await
+        .expect("start the micro service");
+    let mut get = Peer::start(&["get", "--registry", "mdns", "--service", &name]);
+    let line = get.line("[").await;
+    let records: Value = serde_json::from_str(&line).unwrap();
+    let record = &records[0];
+    assert_eq!(record["name"], name.as_str(), "{line}");
+    assert_eq!(record["version"], "2.0.0", "{line}");
+    assert_eq!(record["nodes"][0]["metadata"]["team"], "edge", "{line}");
+    assert_eq!(
+        record["nodes"][0]["address"],
+        running.local_addr().to_string(),
+        "{line}"
+    );
+    let endpoints: Vec<&str> = record["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert!(
+        endpoints.contains(&"Helloworld.Greeting") && endpoints.contains(&"Helloworld.Fail"),
+        "{line}"
+    );
+
+    running.stop().await.unwrap();
+    let mut gone = Peer::start(&["get", "--registry", "mdns", "--service", &name, "--absent"]);
+    assert_eq!(gone.line("[").await, "[]", "Go Micro still lists the micro service");
+}

@@ -7,10 +7,13 @@
 //	gomicro-peer call      --service S --endpoint E --body JSON [--address host:port] [--metadata k=v]... [--timeout 2s]
 //	gomicro-peer publish   --topic T --body JSON [--linger 2s]
 //	gomicro-peer subscribe --name N --topic T [--queue Q]
+//	gomicro-peer get       --service S [--wait 10s]
 //
 // serve prints "LISTENING host:port" once registered; call prints one JSON
 // line, {"ok":true,"body":...} or {"ok":false,"error":{...}}; subscribe prints
-// "SUBSCRIBED" once registered, then one JSON line per message.
+// "SUBSCRIBED" once registered, then one JSON line per message; get prints
+// the registry's records of the service as one JSON line, once it has any
+// (or [] once the wait is over).
 package main
 
 import (
@@ -44,6 +47,8 @@ func main() {
 		publish(args)
 	case "subscribe":
 		subscribe(args)
+	case "get":
+		get(args)
 	default:
 		fail("unknown subcommand " + os.Args[1])
 	}
@@ -244,4 +249,32 @@ func subscribe(args []string) {
 	if err := svc.Run(); err != nil {
 		fail(err.Error())
 	}
+}
+
+func get(args []string) {
+	fs := flag.NewFlagSet("get", flag.ExitOnError)
+	service := fs.String("service", "helloworld", "service to look up")
+	reg := fs.String("registry", "mdns", "mdns or memory")
+	wait := fs.Duration("wait", 10*time.Second, "how long to wait for the service to be found")
+	absent := fs.Bool("absent", false, "wait for the service to be gone instead")
+	_ = fs.Parse(args)
+	r := chooseRegistry(*reg)
+	deadline := time.Now().Add(*wait)
+	var records []*registry.Service
+	for {
+		found, err := r.GetService(*service)
+		records = found
+		if err != nil {
+			records = nil
+		}
+		if (len(records) > 0) != *absent || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if records == nil {
+		records = []*registry.Service{}
+	}
+	line, _ := json.Marshal(records)
+	fmt.Println(string(line))
 }
