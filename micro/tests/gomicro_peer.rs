@@ -488,3 +488,78 @@ async fn over_mdns_go_micro_reads_a_micro_services_full_record_and_sees_it_leave
     let mut gone = Peer::start(&["get", "--registry", "mdns", "--service", &name, "--absent"]);
     assert_eq!(gone.line("[").await, "[]", "Go Micro still lists the micro service");
 }
+
+#[tokio::test]
+#[ignore = "needs the Go Micro peer: MICRO_TEST_GOMICRO"]
+async fn a_go_micro_client_speaks_json_rpc_to_a_node_that_names_no_protocol() {
+    // Go Micro calls a node whose metadata has no `protocol` with its legacy
+    // JSON-RPC codec; an empty value counts as none.
+    let name = unique("rs-legacy");
+    let running = Service::new(name.as_str())
+        .flags(Flags::none())
+        .address("127.0.0.1:0")
+        .metadata("protocol", "")
+        .registry(compat_mdns())
+        .handle(Helloworld)
+        .start()
+        .await
+        .expect("start the micro service");
+    let out = go_call(&[
+        "--registry",
+        "mdns",
+        "--service",
+        &name,
+        "--body",
+        r#"{"name":"legacy"}"#,
+        "--timeout",
+        "10s",
+    ])
+    .await;
+    assert_eq!(out["ok"], true, "{out}");
+    assert_eq!(out["body"]["message"], "Hello legacy");
+    assert_eq!(
+        out["body"]["metadata"]["Content-Type"], "application/json-rpc",
+        "the call came as JSON-RPC: {out}"
+    );
+    let body = r#"{"name":"legacy","code":409}"#;
+    let out = go_call(&[
+        "--registry",
+        "mdns",
+        "--service",
+        &name,
+        "--endpoint",
+        "Helloworld.Fail",
+        "--body",
+        body,
+        "--retries",
+        "0",
+    ])
+    .await;
+    assert_eq!(out["error"]["code"], 409, "{out}");
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs the Go Micro peer: MICRO_TEST_GOMICRO"]
+async fn a_micro_client_speaks_json_rpc_to_a_go_micro_service() {
+    let (_go, address) = Peer::serve(&unique("go-hello"), "memory").await;
+    let client = Client::with_options(Arc::new(MemoryRegistry::new()), ClientOptions::default().retries(0));
+    let rsp: Response = client
+        .call("helloworld", "Helloworld.Greeting", json!({"name": "rpc"}))
+        .address(address.clone())
+        .content_type(micro::codec::Codec::JsonRpc)
+        .await
+        .expect("the Go Micro service answers JSON-RPC");
+    assert_eq!(rsp.message, "Hello rpc");
+    assert_eq!(
+        rsp.metadata.get("Content-Type").map(String::as_str),
+        Some("application/json-rpc")
+    );
+    let err = client
+        .call::<_, Response>("helloworld", "Helloworld.Fail", json!({"name": "rpc", "code": 404}))
+        .address(address)
+        .content_type(micro::codec::Codec::JsonRpc)
+        .await
+        .expect_err("Fail fails");
+    assert_eq!(err.code, 404, "{err}");
+}

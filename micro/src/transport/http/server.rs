@@ -267,7 +267,13 @@ async fn finish<D: Dispatch>(dispatch: Arc<D>, body: Incoming, routed: Option<D:
         Codec::JsonRpc => match jsonrpc::decode_request(&body) {
             Ok(envelope) => match routed.map_or_else(|| dispatch.route(&envelope.method), Ok) {
                 Ok(routed) => (routed, envelope.params, Some(envelope.id)),
-                Err(e) => return Reply::error(e),
+                Err(e) => {
+                    return Reply {
+                        codec: Some(codec),
+                        jsonrpc_id: Some(envelope.id),
+                        result: Err(e),
+                    };
+                }
             },
             Err(e) => return Reply::error(e.into_error(SERVER_ID)),
         },
@@ -322,6 +328,20 @@ fn write_reply(go_micro: bool, reply: Reply) -> http::Response<ResponseBody> {
             .map_err(|e| e.into_error(SERVER_ID)),
         (Ok(Payload::Full(body)), None) => Ok(Either::Left(Full::new(body))),
         (Ok(Payload::Stream(body)), _) => Ok(Either::Right(body)),
+        (Err(err), Some(id)) if go_micro => {
+            write_error(&mut response, go_micro, &err);
+            // Go Micro's JSON-RPC codec reads the envelope before it looks at
+            // Micro-Error: the error travels in both, as Go's server sends it.
+            match jsonrpc::encode_response(&id, None, Some(&err.to_json())) {
+                Ok(envelope) => {
+                    let content_type = Codec::JsonRpc.header_value();
+                    response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+                    *response.body_mut() = Either::Left(Full::new(envelope));
+                }
+                Err(e) => warn!(error = %e, "cannot write the JSON-RPC error envelope"),
+            }
+            return response;
+        }
         (Err(err), _) => Err(err),
     };
     match body {
@@ -372,6 +392,29 @@ fn status_of(go_micro: bool, err: &Error) -> http::StatusCode {
 mod tests {
     use super::*;
     use http::HeaderName;
+
+    #[test]
+    fn a_go_micro_json_rpc_caller_gets_its_error_in_the_envelope_too() {
+        let reply = Reply {
+            codec: Some(Codec::JsonRpc),
+            jsonrpc_id: Some("7".to_owned()),
+            result: Err(Error::new("s", "taken", 409)),
+        };
+        let response = write_reply(true, reply);
+        assert_eq!(response.status(), http::StatusCode::OK);
+        assert!(response.headers().contains_key("micro-error"));
+        let Either::Left(body) = response.into_body() else {
+            panic!("a whole body")
+        };
+        let body = futures_util::FutureExt::now_or_never(http_body_util::BodyExt::collect(body))
+            .unwrap()
+            .unwrap()
+            .to_bytes();
+        let envelope: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(envelope["id"], "7");
+        assert_eq!(envelope["result"], serde_json::Value::Null);
+        assert_eq!(Error::parse(envelope["error"].as_str().unwrap()).code, 409);
+    }
 
     #[test]
     fn go_micro_clients_get_200_and_plain_callers_the_code() {
