@@ -563,3 +563,117 @@ async fn a_micro_client_speaks_json_rpc_to_a_go_micro_service() {
         .expect_err("Fail fails");
     assert_eq!(err.code, 404, "{err}");
 }
+
+#[cfg(feature = "etcd")]
+#[tokio::test]
+#[ignore = "needs the Go Micro peer and etcd: MICRO_TEST_GOMICRO, MICRO_TEST_ETCD_ENDPOINTS"]
+async fn over_etcd_go_micro_and_micro_find_and_call_each_other() {
+    let endpoints = std::env::var("MICRO_TEST_ETCD_ENDPOINTS").expect("MICRO_TEST_ETCD_ENDPOINTS");
+    let registry: Arc<dyn Registry> = Arc::new(micro::registry::EtcdRegistry::new(endpoints.split(',')));
+
+    let go_name = unique("go-etcd");
+    let (_go, _) = Peer::serve(&go_name, "etcd").await;
+    let client = Client::with_options(Arc::clone(&registry), ClientOptions::default());
+    let rsp: Response = client
+        .call(go_name.as_str(), "Helloworld.Greeting", json!({"name": "etcd"}))
+        .timeout(Duration::from_secs(10))
+        .await
+        .expect("the Go Micro service found on etcd answers");
+    assert_eq!(rsp.message, "Hello etcd");
+
+    let rs_name = unique("rs-etcd");
+    let running = micro_service(&rs_name, Arc::clone(&registry)).await;
+    let out = go_call(&[
+        "--registry",
+        "etcd",
+        "--service",
+        &rs_name,
+        "--body",
+        r#"{"name":"etcd"}"#,
+    ])
+    .await;
+    assert_eq!(out["ok"], true, "{out}");
+    assert_eq!(out["body"]["message"], "Hello etcd");
+    running.stop().await.unwrap();
+    let mut gone = Peer::start(&["get", "--registry", "etcd", "--service", &rs_name, "--absent"]);
+    assert_eq!(
+        gone.line("[").await,
+        "[]",
+        "Go Micro still lists the deregistered micro service"
+    );
+}
+
+#[cfg(feature = "nats")]
+#[tokio::test]
+#[ignore = "needs the Go Micro peer and NATS: MICRO_TEST_GOMICRO, MICRO_TEST_NATS_URL"]
+async fn over_nats_go_micro_and_micro_publish_to_each_other() {
+    use micro::broker::{Broker, NatsBroker};
+    let url = std::env::var("MICRO_TEST_NATS_URL").expect("MICRO_TEST_NATS_URL");
+    let broker: Arc<dyn Broker> = Arc::new(NatsBroker::new(&url));
+
+    // Go publishes, a micro subscriber receives.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let running = Service::new(unique("rs-listener"))
+        .flags(Flags::none())
+        .address("127.0.0.1:0")
+        .registry(Arc::new(MemoryRegistry::new()))
+        .broker(Arc::clone(&broker))
+        .handle(Listener { received: tx })
+        .start()
+        .await
+        .expect("start the micro subscriber");
+    let mut publisher = Peer::start(&[
+        "publish",
+        "--registry",
+        "memory",
+        "--broker",
+        "nats",
+        "--topic",
+        "interop.greeted",
+        "--body",
+        r#"{"name":"go","n":3}"#,
+    ]);
+    assert_eq!(publisher.line("{").await, r#"{"ok":true}"#);
+    let (event, _) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("the micro subscriber got the Go message over NATS within 10 s")
+        .expect("a message");
+    assert_eq!(
+        event,
+        Greeted {
+            name: "go".into(),
+            n: 3
+        }
+    );
+    running.stop().await.unwrap();
+
+    // micro publishes, a Go subscriber receives.
+    let topic = unique("interop.nats");
+    let mut subscriber = Peer::start(&[
+        "subscribe",
+        "--registry",
+        "memory",
+        "--broker",
+        "nats",
+        "--topic",
+        &topic,
+    ]);
+    subscriber.line("SUBSCRIBED").await;
+    let client = Client::with_options(
+        Arc::new(MemoryRegistry::new()),
+        ClientOptions::default().broker(Arc::clone(&broker)),
+    );
+    client
+        .publish(
+            topic.as_str(),
+            Greeted {
+                name: "micro".into(),
+                n: 4,
+            },
+        )
+        .await
+        .expect("publish over NATS");
+    let line = subscriber.line("{").await;
+    let received: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(received["body"], json!({"name": "micro", "n": 4}), "{line}");
+}

@@ -3,10 +3,10 @@
 // hand, see the README of micro/tests) and run by the Rust tests, inside the
 // loopback-only network namespace.
 //
-//	gomicro-peer serve     --name helloworld [--address 127.0.0.1:0] [--registry mdns|memory]
+//	gomicro-peer serve     --name helloworld [--address 127.0.0.1:0] [--registry mdns|memory|etcd]
 //	gomicro-peer call      --service S --endpoint E --body JSON [--address host:port] [--metadata k=v]... [--timeout 2s]
-//	gomicro-peer publish   --topic T --body JSON [--linger 2s]
-//	gomicro-peer subscribe --name N --topic T [--queue Q]
+//	gomicro-peer publish   --topic T --body JSON [--linger 2s] [--broker http|nats]
+//	gomicro-peer subscribe --name N --topic T [--queue Q] [--broker http|nats]
 //	gomicro-peer get       --service S [--wait 10s]
 //
 // serve prints "LISTENING host:port" once registered; call prints one JSON
@@ -25,7 +25,10 @@ import (
 	"strings"
 	"time"
 
+	natsbroker "github.com/go-micro/plugins/v4/broker/nats"
+	etcd "github.com/go-micro/plugins/v4/registry/etcd"
 	"go-micro.dev/v4"
+	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/client"
 	"go-micro.dev/v4/errors"
 	"go-micro.dev/v4/metadata"
@@ -72,14 +75,35 @@ func (p pairs) Set(v string) error {
 	return nil
 }
 
+// chooseRegistry is the registry named: mdns, memory, or etcd at the
+// comma-separated addresses of MICRO_TEST_ETCD_ENDPOINTS.
 func chooseRegistry(name string) registry.Registry {
 	switch name {
 	case "", "mdns":
 		return registry.NewRegistry()
 	case "memory":
 		return registry.NewMemoryRegistry()
+	case "etcd":
+		var addrs []string
+		for _, a := range strings.Split(os.Getenv("MICRO_TEST_ETCD_ENDPOINTS"), ",") {
+			addrs = append(addrs, strings.TrimPrefix(strings.TrimPrefix(a, "http://"), "https://"))
+		}
+		return etcd.NewRegistry(registry.Addrs(addrs...))
 	}
 	fail("unknown registry " + name)
+	return nil
+}
+
+// chooseBroker is the broker named: http (Go Micro's default), or nats at
+// MICRO_TEST_NATS_URL.
+func chooseBroker(name string, r registry.Registry) broker.Broker {
+	switch name {
+	case "", "http":
+		return broker.NewBroker(broker.Registry(r))
+	case "nats":
+		return natsbroker.NewBroker(broker.Addrs(os.Getenv("MICRO_TEST_NATS_URL")))
+	}
+	fail("unknown broker " + name)
 	return nil
 }
 
@@ -127,7 +151,7 @@ func serve(args []string) {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	name := fs.String("name", "helloworld", "service name")
 	address := fs.String("address", "127.0.0.1:0", "listen address")
-	reg := fs.String("registry", "mdns", "mdns or memory")
+	reg := fs.String("registry", "mdns", "mdns, memory or etcd")
 	version := fs.String("version", "latest", "service version")
 	md := pairs{}
 	fs.Var(md, "metadata", "service metadata k=v (repeatable)")
@@ -158,7 +182,7 @@ func call(args []string) {
 	endpoint := fs.String("endpoint", "Helloworld.Greeting", "endpoint to call")
 	body := fs.String("body", "{}", "request JSON")
 	address := fs.String("address", "", "call this host:port instead of resolving")
-	reg := fs.String("registry", "mdns", "mdns or memory")
+	reg := fs.String("registry", "mdns", "mdns, memory or etcd")
 	timeout := fs.Duration("timeout", 5*time.Second, "request timeout")
 	retries := fs.Int("retries", 1, "retries after the first attempt")
 	md := pairs{}
@@ -187,12 +211,14 @@ func publish(args []string) {
 	fs := flag.NewFlagSet("publish", flag.ExitOnError)
 	topic := fs.String("topic", "events", "topic")
 	body := fs.String("body", "{}", "message JSON")
-	reg := fs.String("registry", "mdns", "mdns or memory")
+	reg := fs.String("registry", "mdns", "mdns, memory or etcd")
 	// Go Micro's HTTP broker delivers after Publish returns, on a goroutine
 	// of its own: the process stays up this long for it to finish.
 	linger := fs.Duration("linger", 2*time.Second, "how long to stay up after publishing")
+	brk := fs.String("broker", "http", "http or nats")
 	_ = fs.Parse(args)
-	svc := micro.NewService(micro.Registry(chooseRegistry(*reg)))
+	r := chooseRegistry(*reg)
+	svc := micro.NewService(micro.Registry(r), micro.Broker(chooseBroker(*brk, r)))
 	if err := svc.Client().Init(); err != nil {
 		fail(err.Error())
 	}
@@ -221,13 +247,16 @@ func subscribe(args []string) {
 	name := fs.String("name", "listener", "service name")
 	topic := fs.String("topic", "events", "topic")
 	queue := fs.String("queue", "", "queue group")
-	reg := fs.String("registry", "mdns", "mdns or memory")
+	reg := fs.String("registry", "mdns", "mdns, memory or etcd")
+	brk := fs.String("broker", "http", "http or nats")
 	_ = fs.Parse(args)
+	r := chooseRegistry(*reg)
 	var svc micro.Service
 	svc = micro.NewService(
 		micro.Name(*name),
 		micro.Address("127.0.0.1:0"),
-		micro.Registry(chooseRegistry(*reg)),
+		micro.Registry(r),
+		micro.Broker(chooseBroker(*brk, r)),
 		micro.AfterStart(func() error {
 			fmt.Println("SUBSCRIBED")
 			return nil
@@ -254,7 +283,7 @@ func subscribe(args []string) {
 func get(args []string) {
 	fs := flag.NewFlagSet("get", flag.ExitOnError)
 	service := fs.String("service", "helloworld", "service to look up")
-	reg := fs.String("registry", "mdns", "mdns or memory")
+	reg := fs.String("registry", "mdns", "mdns, memory or etcd")
 	wait := fs.Duration("wait", 10*time.Second, "how long to wait for the service to be found")
 	absent := fs.Bool("absent", false, "wait for the service to be gone instead")
 	_ = fs.Parse(args)
