@@ -677,3 +677,90 @@ async fn over_nats_go_micro_and_micro_publish_to_each_other() {
     let received: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(received["body"], json!({"name": "micro", "n": 4}), "{line}");
 }
+
+/// A micro member of the queue group the Go subscriber also joins.
+struct Worker {
+    received: tokio::sync::mpsc::UnboundedSender<u32>,
+}
+
+#[micro::service]
+impl Worker {
+    #[subscribe(topic = "interop.shared", queue = "workers")]
+    async fn on_shared(&self, event: Greeted) -> Result<()> {
+        let _ = self.received.send(event.n);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the Go Micro peer: MICRO_TEST_GOMICRO"]
+async fn a_queue_group_shared_by_go_micro_and_micro_members_gets_each_message_once() {
+    let registry = compat_mdns();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let running = Service::new(unique("rs-worker"))
+        .flags(Flags::none())
+        .address("127.0.0.1:0")
+        .registry(Arc::clone(&registry))
+        .handle(Worker { received: tx })
+        .start()
+        .await
+        .expect("start the micro member");
+    let mut go = Peer::start(&[
+        "subscribe",
+        "--registry",
+        "mdns",
+        "--topic",
+        "interop.shared",
+        "--queue",
+        "workers",
+    ]);
+    go.line("SUBSCRIBED").await;
+    // Publish once both members are seen, so that the group is whole.
+    let mut members = Vec::new();
+    for _ in 0..100 {
+        let records = registry.get_service("micro.http.broker").await.unwrap_or_default();
+        members = records
+            .iter()
+            .filter(|s| s.version == "workers")
+            .flat_map(|s| &s.nodes)
+            .filter(|n| n.metadata.get("topic").map(String::as_str) == Some("interop.shared"))
+            .map(|n| (n.id.clone(), n.address.clone()))
+            .collect();
+        if members.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(members.len(), 2, "both members of the group, each once: {members:?}");
+    let client = Client::with_options(Arc::clone(&registry), ClientOptions::default());
+    const MESSAGES: u32 = 40;
+    for n in 0..MESSAGES {
+        client
+            .publish("interop.shared", Greeted { name: "q".into(), n })
+            .await
+            .expect("publish");
+    }
+    let mut seen = Vec::new();
+    let mut by_go = 0;
+    while seen.len() < MESSAGES as usize {
+        tokio::select! {
+            Some(n) = rx.recv() => seen.push(n),
+            line = go.line("{") => {
+                let received: Value = serde_json::from_str(&line).unwrap();
+                seen.push(received["body"]["n"].as_u64().expect("n") as u32);
+                by_go += 1;
+            }
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (0..MESSAGES).collect::<Vec<_>>(),
+        "each message once, to one member"
+    );
+    assert!(
+        by_go > 0 && by_go < MESSAGES as usize,
+        "both members got some: Go got {by_go}"
+    );
+    running.stop().await.unwrap();
+}

@@ -406,6 +406,8 @@ fn notify(watchers: &mut Vec<(Option<String>, WatchSender)>, action: Action, ser
 }
 
 /// The nodes of `name`, grouped by version.
+/// A node heard under both micro's and Go Micro's names (a micro node in
+/// compatibility mode announces both) is listed once.
 fn services_named(state: &State, name: &str) -> Vec<Service> {
     let mut by_version: BTreeMap<&str, Service> = BTreeMap::new();
     for node in state.nodes.values().filter(|s| s.name == name) {
@@ -413,7 +415,11 @@ fn services_named(state: &State, name: &str) -> Vec<Service> {
             nodes: Vec::new(),
             ..node.clone()
         });
-        entry.nodes.extend(node.nodes.iter().cloned());
+        for node in &node.nodes {
+            if !entry.nodes.iter().any(|n| n.id == node.id) {
+                entry.nodes.push(node.clone());
+            }
+        }
     }
     by_version.into_values().collect()
 }
@@ -599,6 +605,27 @@ impl fmt::Debug for MdnsRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_heard_under_two_names_is_listed_once() {
+        let node = Node {
+            id: "n1".into(),
+            address: "127.0.0.1:1".into(),
+            metadata: BTreeMap::new(),
+        };
+        let service = Service {
+            name: "s".into(),
+            version: "1".into(),
+            nodes: vec![node],
+            ..Service::default()
+        };
+        let mut state = State::default();
+        state.nodes.insert("n1._micro._tcp.local.".into(), service.clone());
+        state.nodes.insert("n1.s.micro.".into(), service);
+        let listed = services_named(&state, "s");
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].nodes.len(), 1);
+    }
 
     #[test]
     fn interface_flag_parses_lists_and_all() {
