@@ -137,6 +137,15 @@ impl Helloworld {
             req.code,
         ))
     }
+
+    /// Streams back every message it receives.
+    #[endpoint]
+    async fn echo(&self, mut stream: Stream<Value, Value>) -> Result<()> {
+        while let Some(message) = stream.recv().await? {
+            stream.send(message).await?;
+        }
+        Ok(())
+    }
 }
 
 async fn micro_service(name: &str, registry: Arc<dyn Registry>) -> Running {
@@ -425,7 +434,7 @@ async fn over_mdns_micro_reads_a_go_micro_services_full_record_and_sees_it_leave
     );
     let mut endpoints: Vec<&str> = record.endpoints.iter().map(|e| e.name.as_str()).collect();
     endpoints.sort_unstable();
-    assert_eq!(endpoints, ["Helloworld.Fail", "Helloworld.Greeting"]);
+    assert_eq!(endpoints, ["Helloworld.Echo", "Helloworld.Fail", "Helloworld.Greeting"]);
     let greeting = record
         .endpoints
         .iter()
@@ -763,4 +772,52 @@ async fn a_queue_group_shared_by_go_micro_and_micro_members_gets_each_message_on
         "both members got some: Go got {by_go}"
     );
     running.stop().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs the Go Micro peer: MICRO_TEST_GOMICRO"]
+async fn a_go_micro_stream_client_gets_a_clear_error_from_a_micro_stream() {
+    // Go Micro's HTTP transport carries a stream as a run of HTTP/1.1
+    // exchanges on one connection, answered out of step with the requests;
+    // micro's streams are HTTP/2. The Go client is told so, promptly.
+    let running = micro_service(&unique("rs-stream"), Arc::new(MemoryRegistry::new())).await;
+    let address = running.local_addr().to_string();
+    let mut peer = Peer::start(&[
+        "stream",
+        "--address",
+        &address,
+        "--endpoint",
+        "Helloworld.Echo",
+        "--body",
+        r#"{"x":1}"#,
+        "--timeout",
+        "5s",
+    ]);
+    let line = peer.line("{").await;
+    let out: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(out["ok"], false, "{out}");
+    assert_eq!(out["error"]["code"], 400, "{out}");
+    assert!(
+        out["error"]["detail"].as_str().is_some_and(|d| d.contains("HTTP/2")),
+        "{out}"
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs the Go Micro peer: MICRO_TEST_GOMICRO"]
+async fn a_micro_stream_to_a_go_micro_service_fails_promptly_with_an_error() {
+    let (_go, address) = Peer::serve(&unique("go-stream"), "memory").await;
+    let client = Client::with_options(Arc::new(MemoryRegistry::new()), ClientOptions::default().retries(0));
+    let opened = tokio::time::timeout(
+        Duration::from_secs(10),
+        client
+            .stream::<Value, Value>("helloworld", "Helloworld.Echo")
+            .address(address)
+            .timeout(Duration::from_secs(3)),
+    )
+    .await
+    .expect("the open ended within 10 s");
+    let err = opened.expect_err("Go Micro's HTTP/1 server does not speak micro's HTTP/2 streams");
+    assert!(err.code >= 400, "{err}");
 }

@@ -7,7 +7,8 @@
 //	gomicro-peer call      --service S --endpoint E --body JSON [--address host:port] [--metadata k=v]... [--timeout 2s]
 //	gomicro-peer publish   --topic T --body JSON [--linger 2s] [--broker http|nats]
 //	gomicro-peer subscribe --name N --topic T [--queue Q] [--broker http|nats]
-//	gomicro-peer get       --service S [--wait 10s]
+//	gomicro-peer get       --service S [--wait 10s] [--absent]
+//	gomicro-peer stream    --address host:port --endpoint E --body JSON
 //
 // serve prints "LISTENING host:port" once registered; call prints one JSON
 // line, {"ok":true,"body":...} or {"ok":false,"error":{...}}; subscribe prints
@@ -21,6 +22,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -52,6 +54,8 @@ func main() {
 		subscribe(args)
 	case "get":
 		get(args)
+	case "stream":
+		streamCall(args)
 	default:
 		fail("unknown subcommand " + os.Args[1])
 	}
@@ -145,6 +149,22 @@ func (h *Helloworld) Greeting(ctx context.Context, req *Request, rsp *Response) 
 // Fail answers with an error of the code asked for.
 func (h *Helloworld) Fail(ctx context.Context, req *Request, rsp *Response) error {
 	return errors.New("helloworld", "failed as asked: "+req.Name, req.Code)
+}
+
+// Echo streams back every message it receives, until the caller closes.
+func (h *Helloworld) Echo(ctx context.Context, stream server.Stream) error {
+	for {
+		var msg json.RawMessage
+		if err := stream.Recv(&msg); err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+		if err := stream.Send(&msg); err != nil {
+			return err
+		}
+	}
 }
 
 func serve(args []string) {
@@ -305,5 +325,37 @@ func get(args []string) {
 		records = []*registry.Service{}
 	}
 	line, _ := json.Marshal(records)
+	fmt.Println(string(line))
+}
+
+// streamCall opens a stream with one message and prints the first answer
+// (or the error) as call does.
+func streamCall(args []string) {
+	fs := flag.NewFlagSet("stream", flag.ExitOnError)
+	service := fs.String("service", "helloworld", "service to call")
+	endpoint := fs.String("endpoint", "Helloworld.Echo", "streaming endpoint")
+	body := fs.String("body", "{}", "message JSON")
+	address := fs.String("address", "", "call this host:port")
+	timeout := fs.Duration("timeout", 5*time.Second, "stream timeout")
+	_ = fs.Parse(args)
+	svc := micro.NewService(micro.Registry(registry.NewMemoryRegistry()))
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	// Go Micro sends the request's body as the stream's first message.
+	msg := json.RawMessage(*body)
+	req := svc.Client().NewRequest(*service, *endpoint, &msg, client.WithContentType("application/json"), client.StreamingRequest())
+	out := map[string]interface{}{}
+	stream, err := svc.Client().Stream(ctx, req, client.WithAddress(*address), client.WithRetries(0))
+	var rsp json.RawMessage
+	if err == nil {
+		err = stream.Recv(&rsp)
+	}
+	out["ok"] = err == nil
+	if err != nil {
+		out["error"] = errors.Parse(err.Error())
+	} else {
+		out["body"] = rsp
+	}
+	line, _ := json.Marshal(out)
 	fmt.Println(string(line))
 }
