@@ -41,11 +41,14 @@ pub enum Stack {
     TarpcBincode,
     /// Length-prefixed JSON frames over TCP, one connection per caller.
     TcpFloor,
+    /// Go Micro's server, called by micro's client as a Go Micro client calls
+    /// it: JSON over HTTP/1.1 with `Micro-Id` and `Micro-Service`.
+    GoMicroJsonH1,
 }
 
 impl Stack {
     /// Every stack, in table order.
-    pub const ALL: [Stack; 8] = [
+    pub const ALL: [Stack; 9] = [
         Stack::MicroJsonH1,
         Stack::MicroMsgpackH1,
         Stack::MicroMsgpackH2c,
@@ -54,6 +57,7 @@ impl Stack {
         Stack::Tonic,
         Stack::TarpcBincode,
         Stack::TcpFloor,
+        Stack::GoMicroJsonH1,
     ];
 
     /// The row name.
@@ -67,6 +71,7 @@ impl Stack {
             Stack::Tonic => "tonic grpc",
             Stack::TarpcBincode => "tarpc bincode",
             Stack::TcpFloor => "raw tcp frames (floor)",
+            Stack::GoMicroJsonH1 => "go micro server, json http/1.1",
         }
     }
 
@@ -80,6 +85,7 @@ impl Stack {
             Stack::Tonic => Server::Tonic,
             Stack::TarpcBincode => Server::Tarpc,
             Stack::TcpFloor => Server::Tcp,
+            Stack::GoMicroJsonH1 => Server::GoMicro,
         }
     }
 
@@ -96,6 +102,7 @@ impl Stack {
                 };
                 Caller::Micro(micro_client(address, wire).await?)
             }
+            Stack::GoMicroJsonH1 => Caller::Micro(micro_client(address, Wire::GoMicro).await?),
             Stack::HyperJsonH1 => {
                 let mut connector = HttpConnector::new();
                 connector.set_nodelay(true);
@@ -132,6 +139,8 @@ pub enum Wire {
     /// mux with MessagePack, as between two micro nodes: the node's registry
     /// record says it serves both.
     Mux,
+    /// JSON over HTTP/1.1 to a Go Micro node (`protocol=mucp`, no `framework`).
+    GoMicro,
 }
 
 async fn micro_client(address: SocketAddr, wire: Wire) -> Result<HelloworldClient, Error> {
@@ -144,6 +153,10 @@ async fn micro_client(address: SocketAddr, wire: Wire) -> Result<HelloworldClien
         Wire::Http(codec, http2) => (
             micro::client::ClientOptions::default().codec(codec).http2(http2),
             BTreeMap::from([micro_node]),
+        ),
+        Wire::GoMicro => (
+            micro::client::ClientOptions::default().codec(micro::codec::Codec::Json),
+            BTreeMap::from([("protocol".to_owned(), "mucp".to_owned())]),
         ),
         Wire::Mux => (
             micro::client::ClientOptions::default(),

@@ -153,6 +153,33 @@ fn spawn(server: Server, wrapper: Option<&str>) -> Result<Running, Error> {
     })
 }
 
+/// Starts Go Micro's helloworld (`micro/tests/gomicro`) on one OS thread.
+fn spawn_gomicro(program: &str) -> Result<Running, Error> {
+    let mut child = Command::new(program)
+        .args(["serve", "--registry", "memory", "--address", "127.0.0.1:0", "--plain"])
+        .env("GOMAXPROCS", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    // Go Micro logs on the same output: the address follows `LISTENING `,
+    // and the rest is read on, so that its logging never meets a closed pipe.
+    let mut lines = BufReader::new(stdout).lines();
+    let address = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| line.strip_prefix("LISTENING ").map(str::to_owned))
+        .ok_or("go micro did not start")?
+        .trim()
+        .parse()?;
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok(Running {
+        child,
+        address,
+        wrapped: false,
+    })
+}
+
 /// One repeat's numbers for one stack.
 #[derive(Default)]
 struct Samples {
@@ -176,12 +203,20 @@ async fn run(settings: &Settings) -> Result<(), Error> {
     for server in &counters {
         servers.insert(server.name(), spawn(*server, None)?);
     }
+    // The Go Micro row needs the Go program (`MICRO_BENCH_GOMICRO`).
+    if let Some(program) = servers::gomicro_program() {
+        servers.insert(Server::GoMicro.name(), spawn_gomicro(&program)?);
+    }
+    let stacks: Vec<Stack> = Stack::ALL
+        .into_iter()
+        .filter(|s| servers.contains_key(s.server().name()))
+        .collect();
     let mut callers = Vec::new();
-    for stack in Stack::ALL {
+    for &stack in &stacks {
         let address = servers[stack.server().name()].address;
         callers.push((stack, stack.connect(address).await?));
     }
-    let mut samples: Vec<Samples> = Stack::ALL.iter().map(|_| Samples::default()).collect();
+    let mut samples: Vec<Samples> = stacks.iter().map(|_| Samples::default()).collect();
     let mut streams: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut pubsub: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let duration = Duration::from_secs_f64(settings.seconds);
@@ -248,7 +283,7 @@ async fn run(settings: &Settings) -> Result<(), Error> {
     } else {
         None
     };
-    let mut report = report(settings, &mut samples, &mut streams, &mut pubsub, &servers);
+    let mut report = report(settings, &stacks, &mut samples, &mut streams, &mut pubsub, &servers);
     if let Some(measured) = in_process {
         let _ = writeln!(
             report,
@@ -281,6 +316,7 @@ Client and handler in one process, one call at a time; {} calls per round, media
 
 fn report(
     settings: &Settings,
+    stacks: &[Stack],
     samples: &mut [Samples],
     streams: &mut BTreeMap<&str, Vec<f64>>,
     pubsub: &mut BTreeMap<&str, Vec<f64>>,
@@ -298,7 +334,7 @@ fn report(
             ]
         })
         .collect();
-    let hyper = Stack::ALL
+    let hyper = stacks
         .iter()
         .position(|s| *s == Stack::HyperJsonH1)
         .map_or([f64::NAN; 5], |i| medians[i]);
@@ -319,7 +355,7 @@ fn report(
         "| stack | p50 µs | p99 µs | calls/s | calls/s ÷ hyper | p50 ÷ hyper | server CPU µs/call | client CPU µs/call | server peak RSS MiB |"
     );
     let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (stack, [p50, p99, rate, cpu, client_cpu]) in Stack::ALL.iter().zip(&medians) {
+    for (stack, [p50, p99, rate, cpu, client_cpu]) in stacks.iter().zip(&medians) {
         let rss = servers
             .get(stack.server().name())
             .map_or(f64::NAN, |s| measure::peak_rss_mib(s.child.id()));

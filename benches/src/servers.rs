@@ -33,6 +33,9 @@ pub enum Server {
     CounterHttp,
     /// A micro subscriber counting messages on NATS (`MICRO_TEST_NATS_URL`).
     CounterNats,
+    /// Go Micro's helloworld (`micro/tests/gomicro`, named by
+    /// `MICRO_BENCH_GOMICRO`), on one OS thread as the others have one.
+    GoMicro,
 }
 
 impl Server {
@@ -52,6 +55,7 @@ impl Server {
             Server::Tcp => "tcp",
             Server::CounterHttp => "http broker",
             Server::CounterNats => "nats",
+            Server::GoMicro => "go micro",
         }
     }
 
@@ -60,14 +64,21 @@ impl Server {
         Server::ALL
             .into_iter()
             .chain(Server::COUNTERS)
+            .chain([Server::GoMicro])
             .find(|s| s.name() == name)
     }
+}
+
+/// The Go Micro program, if `MICRO_BENCH_GOMICRO` names it.
+pub fn gomicro_program() -> Option<String> {
+    std::env::var("MICRO_BENCH_GOMICRO").ok().filter(|p| !p.is_empty())
 }
 
 /// Serves until killed; prints `READY <address>` once listening.
 pub async fn serve(server: Server) -> Result<(), Box<dyn std::error::Error>> {
     let ready = |address: SocketAddr| println!("READY {address}");
     match server {
+        Server::GoMicro => return Err("go micro is a Go program of its own: see gomicro_program".into()),
         Server::Micro => {
             let running = micro::Service::new("helloworld")
                 .flags(micro::Flags::none())

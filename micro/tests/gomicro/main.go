@@ -3,7 +3,7 @@
 // hand, see the README of micro/tests) and run by the Rust tests, inside the
 // loopback-only network namespace.
 //
-//	gomicro-peer serve     --name helloworld [--address 127.0.0.1:0] [--registry mdns|memory|etcd]
+//	gomicro-peer serve     --name helloworld [--address 127.0.0.1:0] [--registry mdns|memory|etcd] [--plain]
 //	gomicro-peer call      --service S --endpoint E --body JSON [--address host:port] [--metadata k=v]... [--timeout 2s]
 //	gomicro-peer publish   --topic T --body JSON [--linger 2s] [--broker http|nats]
 //	gomicro-peer subscribe --name N --topic T [--queue Q] [--broker http|nats]
@@ -129,7 +129,10 @@ type Response struct {
 }
 
 // Helloworld is the service micro calls.
-type Helloworld struct{}
+type Helloworld struct {
+	// plain leaves out the report of metadata and deadline: the benchmark's echo.
+	plain bool
+}
 
 // Greeting says hello, and reports the metadata and deadline it saw.
 func (h *Helloworld) Greeting(ctx context.Context, req *Request, rsp *Response) error {
@@ -137,6 +140,9 @@ func (h *Helloworld) Greeting(ctx context.Context, req *Request, rsp *Response) 
 		time.Sleep(time.Duration(req.Sleep) * time.Millisecond)
 	}
 	rsp.Message = "Hello " + req.Name
+	if h.plain {
+		return nil
+	}
 	if md, ok := metadata.FromContext(ctx); ok {
 		rsp.Metadata = map[string]string(md)
 	}
@@ -175,6 +181,7 @@ func serve(args []string) {
 	version := fs.String("version", "latest", "service version")
 	md := pairs{}
 	fs.Var(md, "metadata", "service metadata k=v (repeatable)")
+	plain := fs.Bool("plain", false, "Greeting answers the message only (the benchmark's echo)")
 	_ = fs.Parse(args)
 	var svc micro.Service
 	svc = micro.NewService(
@@ -188,7 +195,7 @@ func serve(args []string) {
 			return nil
 		}),
 	)
-	if err := micro.RegisterHandler(svc.Server(), new(Helloworld)); err != nil {
+	if err := micro.RegisterHandler(svc.Server(), &Helloworld{plain: *plain}); err != nil {
 		fail(err.Error())
 	}
 	if err := svc.Run(); err != nil {
