@@ -821,3 +821,78 @@ async fn a_micro_stream_to_a_go_micro_service_fails_promptly_with_an_error() {
     let err = opened.expect_err("Go Micro's HTTP/1 server does not speak micro's HTTP/2 streams");
     assert!(err.code >= 400, "{err}");
 }
+
+#[tokio::test]
+#[ignore = "needs the Go Micro peer: MICRO_TEST_GOMICRO"]
+async fn a_refused_node_loses_go_micro_calls_but_not_micro_calls() {
+    // Go Micro retries only 408s (RetryOnError), so a call its selector
+    // sends to a node that refuses connections fails; micro retries every
+    // attempt that never reached a server, on another node.
+    let name = unique("rs-retry");
+    let registry = compat_mdns();
+    let running = micro_service(&name, Arc::clone(&registry)).await;
+    // A second node of the same service, registered as another process
+    // would (its own registry), where nobody listens any more.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut record = running.record().clone();
+    record.nodes[0].id = format!("{name}-dead");
+    record.nodes[0].address = dead.to_string();
+    let other = compat_mdns();
+    other
+        .register(&record, micro::registry::RegisterOptions::default())
+        .await
+        .expect("register the dead node");
+    // Go Micro sees both nodes.
+    let mut listed = Value::Null;
+    for _ in 0..20 {
+        let mut get = Peer::start(&["get", "--registry", "mdns", "--service", &name]);
+        listed = serde_json::from_str(&get.line("[").await).unwrap();
+        if listed[0]["nodes"].as_array().map_or(0, Vec::len) == 2 {
+            break;
+        }
+    }
+    let nodes = listed[0]["nodes"].as_array().map_or(0, Vec::len);
+    assert_eq!(nodes, 2, "Go Micro lists the live and the dead node: {listed}");
+    let (mut answered, mut refused) = (0, 0);
+    for n in 0..12 {
+        let body = format!(r#"{{"name":"retry {n}"}}"#);
+        let out = go_call(&[
+            "--registry",
+            "mdns",
+            "--service",
+            &name,
+            "--body",
+            &body,
+            "--retries",
+            "5",
+        ])
+        .await;
+        if out["ok"] == true {
+            answered += 1;
+        } else if out["error"]["detail"].as_str().is_some_and(|d| d.contains("refused")) {
+            refused += 1;
+        } else {
+            panic!("neither an answer nor a refused connection: {out}");
+        }
+    }
+    assert!(
+        answered > 0 && refused > 0,
+        "Go Micro: {answered} answered, {refused} refused"
+    );
+    let client = Client::with_options(Arc::clone(&registry), ClientOptions::default());
+    for n in 0..12 {
+        let rsp: Response = client
+            .call(
+                name.as_str(),
+                "Helloworld.Greeting",
+                json!({"name": format!("retry {n}")}),
+            )
+            .await
+            .expect("micro retries a refused connection on the live node");
+        assert_eq!(rsp.message, format!("Hello retry {n}"));
+    }
+    running.stop().await.unwrap();
+}
