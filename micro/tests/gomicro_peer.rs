@@ -896,3 +896,68 @@ async fn a_refused_node_loses_go_micro_calls_but_not_micro_calls() {
     }
     running.stop().await.unwrap();
 }
+
+#[cfg(feature = "nats")]
+#[tokio::test]
+#[ignore = "needs the Go Micro peer and NATS: MICRO_TEST_GOMICRO, MICRO_TEST_NATS_URL"]
+async fn over_nats_a_queue_group_shared_by_go_micro_and_micro_members_gets_each_message_once() {
+    use micro::broker::{Broker, NatsBroker};
+    let url = std::env::var("MICRO_TEST_NATS_URL").expect("MICRO_TEST_NATS_URL");
+    let broker: Arc<dyn Broker> = Arc::new(NatsBroker::new(&url));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let running = Service::new(unique("rs-worker"))
+        .flags(Flags::none())
+        .address("127.0.0.1:0")
+        .registry(Arc::new(MemoryRegistry::new()))
+        .broker(Arc::clone(&broker))
+        .handle(Worker { received: tx })
+        .start()
+        .await
+        .expect("start the micro member");
+    let mut go = Peer::start(&[
+        "subscribe",
+        "--registry",
+        "memory",
+        "--broker",
+        "nats",
+        "--topic",
+        "interop.shared",
+        "--queue",
+        "workers",
+    ]);
+    go.line("SUBSCRIBED").await;
+    let client = Client::with_options(
+        Arc::new(MemoryRegistry::new()),
+        ClientOptions::default().broker(Arc::clone(&broker)),
+    );
+    const MESSAGES: u32 = 40;
+    for n in 0..MESSAGES {
+        client
+            .publish("interop.shared", Greeted { name: "q".into(), n })
+            .await
+            .expect("publish");
+    }
+    let mut seen = Vec::new();
+    let mut by_go = 0;
+    while seen.len() < MESSAGES as usize {
+        tokio::select! {
+            Some(n) = rx.recv() => seen.push(n),
+            line = go.line("{") => {
+                let received: Value = serde_json::from_str(&line).unwrap();
+                seen.push(received["body"]["n"].as_u64().expect("n") as u32);
+                by_go += 1;
+            }
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (0..MESSAGES).collect::<Vec<_>>(),
+        "each message once, to one member"
+    );
+    assert!(
+        by_go > 0 && by_go < MESSAGES as usize,
+        "both members got some: Go got {by_go}"
+    );
+    running.stop().await.unwrap();
+}
