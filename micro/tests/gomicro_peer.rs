@@ -701,6 +701,40 @@ impl Worker {
     }
 }
 
+/// Publishes to the queue group of `Worker` and the Go member `go`, and
+/// checks that each message reached one member only, and each member some.
+async fn share_the_queue(client: &Client, go: &mut Peer, micro: &mut tokio::sync::mpsc::UnboundedReceiver<u32>) {
+    const MESSAGES: u32 = 40;
+    for n in 0..MESSAGES {
+        client
+            .publish("interop.shared", Greeted { name: "q".into(), n })
+            .await
+            .expect("publish");
+    }
+    let mut seen = Vec::new();
+    let mut by_go = 0;
+    while seen.len() < MESSAGES as usize {
+        tokio::select! {
+            Some(n) = micro.recv() => seen.push(n),
+            line = go.line("{") => {
+                let received: Value = serde_json::from_str(&line).unwrap();
+                seen.push(received["body"]["n"].as_u64().expect("n") as u32);
+                by_go += 1;
+            }
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (0..MESSAGES).collect::<Vec<_>>(),
+        "each message once, to one member"
+    );
+    assert!(
+        by_go > 0 && by_go < MESSAGES as usize,
+        "both members got some: Go got {by_go}"
+    );
+}
+
 #[tokio::test]
 #[ignore = "needs the Go Micro peer: MICRO_TEST_GOMICRO"]
 async fn a_queue_group_shared_by_go_micro_and_micro_members_gets_each_message_once() {
@@ -742,35 +776,7 @@ async fn a_queue_group_shared_by_go_micro_and_micro_members_gets_each_message_on
     }
     assert_eq!(members.len(), 2, "both members of the group, each once: {members:?}");
     let client = Client::with_options(Arc::clone(&registry), ClientOptions::default());
-    const MESSAGES: u32 = 40;
-    for n in 0..MESSAGES {
-        client
-            .publish("interop.shared", Greeted { name: "q".into(), n })
-            .await
-            .expect("publish");
-    }
-    let mut seen = Vec::new();
-    let mut by_go = 0;
-    while seen.len() < MESSAGES as usize {
-        tokio::select! {
-            Some(n) = rx.recv() => seen.push(n),
-            line = go.line("{") => {
-                let received: Value = serde_json::from_str(&line).unwrap();
-                seen.push(received["body"]["n"].as_u64().expect("n") as u32);
-                by_go += 1;
-            }
-        }
-    }
-    seen.sort_unstable();
-    assert_eq!(
-        seen,
-        (0..MESSAGES).collect::<Vec<_>>(),
-        "each message once, to one member"
-    );
-    assert!(
-        by_go > 0 && by_go < MESSAGES as usize,
-        "both members got some: Go got {by_go}"
-    );
+    share_the_queue(&client, &mut go, &mut rx).await;
     running.stop().await.unwrap();
 }
 
@@ -930,34 +936,6 @@ async fn over_nats_a_queue_group_shared_by_go_micro_and_micro_members_gets_each_
         Arc::new(MemoryRegistry::new()),
         ClientOptions::default().broker(Arc::clone(&broker)),
     );
-    const MESSAGES: u32 = 40;
-    for n in 0..MESSAGES {
-        client
-            .publish("interop.shared", Greeted { name: "q".into(), n })
-            .await
-            .expect("publish");
-    }
-    let mut seen = Vec::new();
-    let mut by_go = 0;
-    while seen.len() < MESSAGES as usize {
-        tokio::select! {
-            Some(n) = rx.recv() => seen.push(n),
-            line = go.line("{") => {
-                let received: Value = serde_json::from_str(&line).unwrap();
-                seen.push(received["body"]["n"].as_u64().expect("n") as u32);
-                by_go += 1;
-            }
-        }
-    }
-    seen.sort_unstable();
-    assert_eq!(
-        seen,
-        (0..MESSAGES).collect::<Vec<_>>(),
-        "each message once, to one member"
-    );
-    assert!(
-        by_go > 0 && by_go < MESSAGES as usize,
-        "both members got some: Go got {by_go}"
-    );
+    share_the_queue(&client, &mut go, &mut rx).await;
     running.stop().await.unwrap();
 }
