@@ -224,11 +224,17 @@ func call(args []string) {
 		opts = append(opts, client.WithAddress(*address))
 	}
 	err := svc.Client().Call(ctx, req, &rsp, opts...)
+	printOutcome(rsp, err)
+}
+
+// printOutcome prints a call's outcome as one JSON line:
+// {"ok":true,"body":...} or {"ok":false,"error":{...}}.
+func printOutcome(body json.RawMessage, err error) {
 	out := map[string]interface{}{"ok": err == nil}
 	if err != nil {
 		out["error"] = errors.Parse(err.Error())
 	} else {
-		out["body"] = rsp
+		out["body"] = body
 	}
 	line, _ := json.Marshal(out)
 	fmt.Println(string(line))
@@ -351,18 +357,10 @@ func streamCall(args []string) {
 	// Go Micro sends the request's body as the stream's first message.
 	msg := json.RawMessage(*body)
 	req := svc.Client().NewRequest(*service, *endpoint, &msg, client.WithContentType("application/json"), client.StreamingRequest())
-	out := map[string]interface{}{}
 	stream, err := svc.Client().Stream(ctx, req, client.WithAddress(*address), client.WithRetries(0))
 	var rsp json.RawMessage
 	if err == nil {
 		err = stream.Recv(&rsp)
 	}
-	out["ok"] = err == nil
-	if err != nil {
-		out["error"] = errors.Parse(err.Error())
-	} else {
-		out["body"] = rsp
-	}
-	line, _ := json.Marshal(out)
-	fmt.Println(string(line))
+	printOutcome(rsp, err)
 }
