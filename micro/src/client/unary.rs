@@ -26,7 +26,7 @@ use crate::error::{CLIENT_ID, Error, Result};
 use crate::metadata::Metadata;
 use crate::server::handler::Message;
 use crate::server::{Shared, Unary};
-use crate::transport::{Answer, Delivery, Failure, Outbound};
+use crate::transport::{Answer, Delivery, Failure, Outbound, call_metadata};
 
 impl Client {
     /// Makes a unary call: attempts on nodes the selector picks, retried as
@@ -225,7 +225,9 @@ where
     let unary = Unary {
         service: Some(shared.service_name(call.service)),
         codec,
-        metadata: outbound_metadata(call.context, call.options).into(),
+        metadata: call_metadata(call.context, &call.options.metadata)
+            .collect::<Metadata>()
+            .into(),
         deadline: Some(call.deadline),
         message: Message::Value(Box::new(request)),
     };
@@ -236,13 +238,6 @@ where
         };
         decoded.map_err(|e| Error::internal_server_error(CLIENT_ID, format!("cannot decode the response: {e}")))
     })
-}
-
-/// The metadata a call carries: what the context forwards, then the call's own.
-fn outbound_metadata(context: Option<&Context>, options: &CallOptions) -> Metadata {
-    let mut metadata: Metadata = context.into_iter().flat_map(Context::forwarded_metadata).collect();
-    metadata.extend(&options.metadata);
-    metadata
 }
 
 fn encode_request<Req: Serialize + ?Sized>(codec: Codec, endpoint: &str, request: &Req) -> Result<Bytes> {

@@ -141,12 +141,20 @@ pub(crate) struct Outbound<'a> {
 }
 
 impl<'a> Outbound<'a> {
-    /// The metadata the call carries: what the context forwards, then the
-    /// call's own.
+    /// The metadata the call carries; see [`call_metadata`].
     pub(crate) fn metadata(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        let forwarded = self.context.into_iter().flat_map(Context::forwarded_metadata);
-        forwarded.chain(self.metadata.iter())
+        call_metadata(self.context, self.metadata)
     }
+}
+
+/// The metadata a call carries, on any transport or in place: what the
+/// context forwards, then the call's own (which wins a key both have).
+pub(crate) fn call_metadata<'a>(
+    context: Option<&'a Context>,
+    own: &'a Metadata,
+) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    let forwarded = context.into_iter().flat_map(Context::forwarded_metadata);
+    forwarded.chain(own.iter())
 }
 
 /// The client side of a transport: a unary call's round trip to a node, and
