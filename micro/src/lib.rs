@@ -48,6 +48,7 @@ mod future;
 pub mod headers;
 mod local;
 pub mod metadata;
+pub mod middleware;
 mod net;
 pub mod prelude;
 pub mod registry;

@@ -16,11 +16,13 @@ use std::task::Poll;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, future};
+use tower::ServiceExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, error};
 
 use super::handler::{EndpointDescriptor, Handler, Message, Request, Response, StreamParts};
+use super::layered::{HandlerCall, HandlerService, invoke};
 use super::router::Router;
 use crate::BoxFuture;
 use crate::codec::Codec;
@@ -40,6 +42,8 @@ pub(crate) struct Shared {
     /// with, kept so that calls naming it (nearly all) share it instead of
     /// each copying it.
     pub(crate) service: OnceLock<Arc<str>>,
+    /// The handler layers around every call, if any.
+    pub(crate) layers: Option<HandlerService>,
 }
 
 impl Shared {
@@ -89,7 +93,7 @@ impl Dispatch for Shared {
         (handler, descriptor): Routed,
         call: Call,
     ) -> impl Future<Output = Result<Bytes, Error>> + Send + 'static {
-        answer(handler, descriptor, Unary::from(call)).map(|response| response?.into_body())
+        answer(self, handler, descriptor, Unary::from(call)).map(|response| response?.into_body())
     }
 
     fn open_stream(
@@ -98,7 +102,7 @@ impl Dispatch for Shared {
         call: Call,
         requests: FrameReader,
     ) -> Result<ChannelBody, Error> {
-        open_stream(handler, descriptor, call, requests)
+        open_stream(self.layers.clone(), handler, descriptor, call, requests)
     }
 }
 
@@ -133,7 +137,7 @@ pub(crate) fn respond(
     call: Unary,
 ) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
     match shared.router.route(endpoint) {
-        Ok((handler, descriptor)) => future::Either::Right(answer(Arc::clone(handler), descriptor, call)),
+        Ok((handler, descriptor)) => future::Either::Right(answer(shared, Arc::clone(handler), descriptor, call)),
         Err(e) => future::Either::Left(std::future::ready(Err(e))),
     }
 }
@@ -141,6 +145,7 @@ pub(crate) fn respond(
 /// Starts the handler of a routed unary call: its response or the error,
 /// once the returned future is awaited.
 fn answer(
+    shared: &Shared,
     handler: Arc<dyn Handler>,
     descriptor: &'static EndpointDescriptor,
     call: Unary,
@@ -162,14 +167,20 @@ fn answer(
         ))));
     }
     let context = Context::for_request(metadata, deadline, service, endpoint);
-    let request = Request::with_message(descriptor.method(), context.clone(), codec, message);
-    future::Either::Right(run(handler, request, endpoint, context, deadline))
+    let request = Request::with_message(descriptor.method(), context, codec, message);
+    let call = HandlerCall {
+        handler,
+        endpoint: descriptor,
+        request,
+    };
+    future::Either::Right(run(shared.layers.as_ref(), call, deadline))
 }
 
 /// Starts the handler of a stream reading its requests from `requests`;
 /// the returned body carries its responses, then its outcome as trailers.
 /// When the caller goes away the handler is dropped.
 fn open_stream(
+    layers: Option<HandlerService>,
     handler: Arc<dyn Handler>,
     descriptor: &'static EndpointDescriptor,
     call: Call,
@@ -195,10 +206,15 @@ fn open_stream(
         reader: requests,
         sender: sender.clone(),
     };
-    let request = Request::streaming(descriptor.method(), context.clone(), codec, parts);
+    let request = Request::streaming(descriptor.method(), context, codec, parts);
+    let call = HandlerCall {
+        handler,
+        endpoint: descriptor,
+        request,
+    };
     tokio::spawn(async move {
         let outcome = tokio::select! {
-            outcome = run(handler, request, endpoint, context, deadline) => outcome.map(drop),
+            outcome = run(layers.as_ref(), call, deadline) => outcome.map(drop),
             () = sender.closed() => {
                 debug!(endpoint, "the caller left the stream; its handler is dropped");
                 return;
@@ -213,19 +229,23 @@ fn open_stream(
     Ok(ChannelBody::new(rx))
 }
 
-/// Starts the handler and runs it inside its context, under its deadline,
-/// catching panics.
+/// Starts a call through the server's layers (when it has any) to its
+/// handler, which runs inside its context, catching panics; all of it under
+/// the call's deadline.
 pub(crate) fn run(
-    handler: Arc<dyn Handler>,
-    request: Request,
-    endpoint: &'static str,
-    context: Context,
+    layers: Option<&HandlerService>,
+    call: HandlerCall,
     deadline: Option<Instant>,
 ) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
-    // The handler's code runs in its future, polled inside the context's
-    // scope; `call` itself only decodes the request.
-    let future = start_handler(endpoint, || handler.call(request));
-    let guarded = context.scope(catching_panics(endpoint, future));
+    let endpoint = call.endpoint.name();
+    let guarded = match layers {
+        None => future::Either::Left(invoke(call)),
+        // A layer may panic too.
+        Some(layers) => {
+            let layered = start_handler(endpoint, || Box::pin(layers.clone().oneshot(call)));
+            future::Either::Right(catching_panics(endpoint, layered))
+        }
+    };
     async move {
         let mut guarded = pin!(guarded);
         // Most handlers answer on their first poll: those need no timer.

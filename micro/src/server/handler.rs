@@ -120,6 +120,11 @@ impl Request {
         &self.context
     }
 
+    /// The request context, to change.
+    pub(crate) fn context_mut(&mut self) -> &mut Context {
+        &mut self.context
+    }
+
     /// The codec of the body.
     pub fn codec(&self) -> Codec {
         self.codec

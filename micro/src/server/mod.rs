@@ -9,12 +9,15 @@
 mod dispatch;
 pub(crate) mod handler;
 mod in_process;
+mod layered;
 mod router;
 mod subscriber;
 
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tower::util::BoxCloneSyncService;
+use tower::{BoxError, Layer};
 
 pub use handler::{
     CompiledService, EndpointDescriptor, Handler, Request, Response, ServiceDescriptor, SubscriberDescriptor,
@@ -25,11 +28,13 @@ pub(crate) use router::Router;
 
 pub(crate) use self::dispatch::{Shared, Unary, respond};
 pub use self::in_process::InProcess;
+pub use self::layered::{HandlerCall, HandlerService, SubscriberCall, SubscriberService};
 pub use self::subscriber::SubscriberStats;
 pub(crate) use self::subscriber::{Subscribed, open as open_message};
 pub use crate::transport::ServerOptions;
 use crate::transport::http::listen::{self, MuxServe};
 pub use crate::transport::http::listen::{Drained, RunningServer};
+use crate::middleware::Layers;
 use crate::transport::{http, mux};
 
 /// A set of handlers ready to be served on an address.
@@ -39,6 +44,8 @@ pub struct Server {
     options: ServerOptions,
     name: Option<Arc<str>>,
     in_process: Option<InProcess>,
+    layers: Layers<HandlerCall, Response>,
+    subscriber_layers: Layers<SubscriberCall, ()>,
 }
 
 impl Server {
@@ -49,7 +56,42 @@ impl Server {
             options,
             name: None,
             in_process: None,
+            layers: Layers::default(),
+            subscriber_layers: Layers::default(),
         }
+    }
+
+    /// Adds a layer around every handler call, inside the layers added
+    /// before it (see [`crate::middleware`]).
+    #[must_use]
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<HandlerService> + Send + Sync + 'static,
+        L::Service: tower::Service<HandlerCall, Response = Response> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<HandlerCall>>::Error: Into<BoxError>,
+        <L::Service as tower::Service<HandlerCall>>::Future: Send + 'static,
+    {
+        self.layers.push(layer);
+        self
+    }
+
+    /// Adds a layer around every message delivered to a subscriber, inside
+    /// the layers added before it.
+    #[must_use]
+    pub fn subscriber_layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<SubscriberService> + Send + Sync + 'static,
+        L::Service: tower::Service<SubscriberCall, Response = ()> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<SubscriberCall>>::Error: Into<BoxError>,
+        <L::Service as tower::Service<SubscriberCall>>::Future: Send + 'static,
+    {
+        self.subscriber_layers.push(layer);
+        self
+    }
+
+    /// The subscriber layers around the innermost delivery, if any.
+    pub(crate) fn subscriber_stack(&self) -> Option<SubscriberService> {
+        self.subscriber_layers.wrap(BoxCloneSyncService::new(layered::Deliver))
     }
 
     /// Enters the server, once it is serving, in `table`, so that clients
@@ -102,6 +144,7 @@ impl Server {
             router: self.router,
             body_limit: self.options.body_limit,
             service: self.name.map(std::sync::OnceLock::from).unwrap_or_default(),
+            layers: self.layers.wrap(BoxCloneSyncService::new(layered::Invoke)),
         });
         let limits = mux::server::Limits {
             preface_timeout: self.options.header_read_timeout,

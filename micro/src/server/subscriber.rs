@@ -8,8 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use tracing::{info, warn};
 
+use tower::ServiceExt;
+
 use super::dispatch::{catching_panics, start_handler};
 use super::handler::{Handler, SubscriberDescriptor};
+use super::layered::{SubscriberCall, SubscriberService, deliver};
 use crate::broker::{self, Broker, BrokerError, Event, SubscribeOptions, Subscription};
 use crate::codec::Codec;
 use crate::context::Context;
@@ -54,6 +57,7 @@ impl Subscribed {
     pub(crate) async fn subscribe<'h>(
         broker: &dyn Broker,
         handlers: impl IntoIterator<Item = &'h Arc<dyn Handler>>,
+        layers: Option<SubscriberService>,
     ) -> Result<Subscribed, BrokerError> {
         let mut subscribed = Subscribed::default();
         for handler in handlers {
@@ -66,7 +70,7 @@ impl Subscribed {
                 let options = SubscribeOptions {
                     queue: descriptor.queue().map(str::to_owned),
                 };
-                let on_message = deliverer(Arc::clone(handler), Arc::clone(&stats));
+                let on_message = deliverer(Arc::clone(handler), Arc::clone(&stats), layers.clone());
                 match broker.subscribe(descriptor.topic(), on_message, options).await {
                     Ok(subscription) => {
                         info!(subscriber = descriptor.name(), topic = descriptor.topic(), queue = ?descriptor.queue(), broker = broker.name(), "subscribed");
@@ -99,15 +103,28 @@ impl Subscribed {
     }
 }
 
-/// The broker handler of one subscriber: deliver, count, catch panics.
-fn deliverer(handler: Arc<dyn Handler>, stats: Arc<SubscriberStats>) -> broker::MessageHandler {
+/// The broker handler of one subscriber: deliver through the layers,
+/// count, catch panics.
+fn deliverer(
+    handler: Arc<dyn Handler>,
+    stats: Arc<SubscriberStats>,
+    layers: Option<SubscriberService>,
+) -> broker::MessageHandler {
     Arc::new(move |event: Event| {
-        let handler = Arc::clone(&handler);
         let stats = Arc::clone(&stats);
+        let descriptor = stats.descriptor;
+        let call = SubscriberCall {
+            handler: Arc::clone(&handler),
+            subscriber: descriptor,
+            event,
+        };
+        let delivery = match layers.clone() {
+            None => Box::pin(deliver(call)),
+            // A layer may panic too.
+            Some(layers) => catching_panics_boxed(descriptor.name(), layers, call),
+        };
         Box::pin(async move {
-            let descriptor = stats.descriptor;
-            let delivery = start_handler(descriptor.name(), || handler.deliver(descriptor.method(), event));
-            let result = catching_panics(descriptor.name(), delivery).await;
+            let result = delivery.await;
             match &result {
                 Ok(()) => stats.handled.fetch_add(1, Ordering::Relaxed),
                 Err(e) => {
@@ -118,6 +135,15 @@ fn deliverer(handler: Arc<dyn Handler>, stats: Arc<SubscriberStats>) -> broker::
             result
         })
     })
+}
+
+fn catching_panics_boxed(
+    name: &'static str,
+    layers: SubscriberService,
+    call: SubscriberCall,
+) -> crate::BoxFuture<'static, Result<(), Error>> {
+    let layered = start_handler(name, || Box::pin(layers.oneshot(call)));
+    Box::pin(catching_panics(name, layered))
 }
 
 /// What a subscriber method gets from a message: its context (the headers

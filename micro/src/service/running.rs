@@ -14,7 +14,7 @@ use crate::client::Client;
 use crate::net::advertised_address;
 use crate::registry::wire::node_metadata;
 use crate::registry::{self, RegisterOptions, Registry};
-use crate::server::{Drained, Handler, RunningServer, Subscribed, SubscriberStats};
+use crate::server::{Drained, Handler, RunningServer, SubscriberService, Subscribed, SubscriberStats};
 
 /// A running service. Stop it with [`stop`](Running::stop).
 #[must_use = "dropping a Running service leaves it registered and serving; call stop()"]
@@ -60,11 +60,12 @@ pub(super) async fn start(settled: Settled) -> Result<Running, ServiceError> {
         .flat_map(|h| h.descriptor().registry_endpoints())
         .collect::<Vec<_>>();
     let handlers: Vec<Arc<dyn Handler>> = server.router().handlers().cloned().collect();
+    let subscriber_layers = server.subscriber_stack();
     let server = server.bind(&address).await.map_err(|source| ServiceError::Bind {
         address: address.clone(),
         source,
     })?;
-    let subscribed = match subscribe(broker.as_ref(), &handlers).await {
+    let subscribed = match subscribe(broker.as_ref(), &handlers, subscriber_layers).await {
         Ok(subscribed) => subscribed,
         Err(e) => {
             let _ = server.shutdown().await;
@@ -124,7 +125,11 @@ pub(super) async fn start(settled: Settled) -> Result<Running, ServiceError> {
 /// Connects the broker and subscribes the handlers' subscribers; nothing
 /// when there are none, so a service that only publishes opens no broker
 /// listener or connection.
-async fn subscribe(broker: &dyn Broker, handlers: &[Arc<dyn Handler>]) -> Result<Option<Subscribed>, ServiceError> {
+async fn subscribe(
+    broker: &dyn Broker,
+    handlers: &[Arc<dyn Handler>],
+    layers: Option<SubscriberService>,
+) -> Result<Option<Subscribed>, ServiceError> {
     if handlers.iter().all(|h| h.descriptor().subscribers().is_empty()) {
         return Ok(None);
     }
@@ -133,7 +138,7 @@ async fn subscribe(broker: &dyn Broker, handlers: &[Arc<dyn Handler>]) -> Result
         message: e.to_string(),
     };
     broker.connect().await.map_err(failed)?;
-    Subscribed::subscribe(broker, handlers).await.map(Some).map_err(failed)
+    Subscribed::subscribe(broker, handlers, layers).await.map(Some).map_err(failed)
 }
 
 fn sorted(mut endpoints: Vec<registry::Endpoint>) -> Vec<registry::Endpoint> {
