@@ -122,6 +122,11 @@ impl<Req: Send + 'static, Res: Send + 'static> Layers<Req, Res> {
         }));
     }
 
+    /// Adds `inner`'s layers inside these.
+    pub(crate) fn extend(&mut self, inner: Layers<Req, Res>) {
+        self.wraps.extend(inner.wraps);
+    }
+
     /// `core` inside every layer, the first added outermost; `None` when
     /// there are no layers (the caller then calls its core directly).
     pub(crate) fn wrap(&self, core: Boxed<Req, Res>) -> Option<Boxed<Req, Res>> {

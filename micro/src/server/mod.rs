@@ -89,6 +89,17 @@ impl Server {
         self
     }
 
+    /// Adds `handler` and `subscriber` layers inside those added so far.
+    pub(crate) fn with_layers(
+        mut self,
+        handler: Layers<HandlerCall, Response>,
+        subscriber: Layers<SubscriberCall, ()>,
+    ) -> Self {
+        self.layers.extend(handler);
+        self.subscriber_layers.extend(subscriber);
+        self
+    }
+
     /// The subscriber layers around the innermost delivery, if any.
     pub(crate) fn subscriber_stack(&self) -> Option<SubscriberService> {
         self.subscriber_layers.wrap(BoxCloneSyncService::new(layered::Deliver))

@@ -24,7 +24,12 @@ use crate::client::{Client, ClientOptions};
 use crate::error::Error;
 use crate::registry::{MdnsOptions, MdnsRegistry, MemoryRegistry, Registry};
 use crate::selector::Strategy;
-use crate::server::{DuplicateHandler, Handler, Server, ServerOptions};
+use crate::middleware::Layers;
+use crate::server::{
+    DuplicateHandler, Handler, HandlerCall, HandlerService, Response, Server, ServerOptions, SubscriberCall,
+    SubscriberService,
+};
+use tower::{BoxError, Layer};
 
 /// Go Micro's default registration TTL.
 pub const DEFAULT_REGISTER_TTL: Duration = Duration::from_secs(90);
@@ -119,6 +124,8 @@ pub struct Service {
     client_options: ClientOptions,
     server_options: ServerOptions,
     handlers: Vec<Arc<dyn Handler>>,
+    layers: Layers<HandlerCall, Response>,
+    subscriber_layers: Layers<SubscriberCall, ()>,
     client: OnceLock<Client>,
     hooks: Hooks,
 }
@@ -167,6 +174,8 @@ impl Service {
             client_options: ClientOptions::default(),
             server_options: ServerOptions::default(),
             handlers: Vec::new(),
+            layers: Layers::default(),
+            subscriber_layers: Layers::default(),
             client: OnceLock::new(),
             hooks: Hooks::default(),
         }
@@ -221,6 +230,32 @@ impl Service {
     /// Serves a shared handler.
     pub fn handle_arc(mut self, handler: Arc<dyn Handler>) -> Self {
         self.handlers.push(handler);
+        self
+    }
+
+    /// Adds a layer around every handler call, inside the layers added
+    /// before it (see [`crate::middleware`]).
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<HandlerService> + Send + Sync + 'static,
+        L::Service: tower::Service<HandlerCall, Response = Response> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<HandlerCall>>::Error: Into<BoxError>,
+        <L::Service as tower::Service<HandlerCall>>::Future: Send + 'static,
+    {
+        self.layers.push(layer);
+        self
+    }
+
+    /// Adds a layer around every message delivered to a `#[subscribe]`
+    /// method, inside the layers added before it.
+    pub fn subscriber_layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<SubscriberService> + Send + Sync + 'static,
+        L::Service: tower::Service<SubscriberCall, Response = ()> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<SubscriberCall>>::Error: Into<BoxError>,
+        <L::Service as tower::Service<SubscriberCall>>::Future: Send + 'static,
+    {
+        self.subscriber_layers.push(layer);
         self
     }
 
@@ -373,7 +408,10 @@ impl Service {
         let name = self.name().to_owned();
         // Its client calls it in place when local calls are on.
         let in_process = client.options().in_process.clone();
-        let mut server = Server::new(server_options).named(name.as_str()).in_process(in_process);
+        let mut server = Server::new(server_options)
+            .named(name.as_str())
+            .in_process(in_process)
+            .with_layers(self.layers, self.subscriber_layers);
         for handler in &self.handlers {
             server.add(Arc::clone(handler))?;
         }
