@@ -198,7 +198,15 @@ async fn towers_limit_shed_and_timeout_layers_work_as_they_are() {
     // Once a slow call holds the only slot, another one is shed with a 503.
     let held = tokio::spawn({
         let talker = talker.clone();
-        async move { talker.slow(Ask { n: 250 }).await }
+        // Until it is admitted: the calls below may hold the slot first.
+        async move {
+            loop {
+                match talker.slow(Ask { n: 250 }).retries(0).await {
+                    Err(e) if e.code == 503 => continue,
+                    answer => break answer,
+                }
+            }
+        }
     });
     let shed = loop {
         match talker.slow(Ask { n: 0 }).retries(0).await {
