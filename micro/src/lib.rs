@@ -50,6 +50,7 @@ mod local;
 pub mod metadata;
 pub mod middleware;
 mod net;
+pub mod observe;
 pub mod prelude;
 pub mod registry;
 pub mod selector;

@@ -2,8 +2,8 @@
 //! served by its own process hands the request value to the handler, and
 //! nothing is encoded when both sides use the same types.
 
+use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use micro::Flags;
@@ -13,8 +13,16 @@ use micro::registry::{MemoryRegistry, RegisterOptions, Registry};
 use micro::service::Running;
 use serde::Serializer;
 
-/// How many times a `Counted` value was serialized.
-static SERIALIZED: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    /// How many times a `Counted` value was serialized on this thread: each
+    /// test runs on its own thread, and a call encodes its request on the
+    /// caller's.
+    static SERIALIZED: Cell<usize> = const { Cell::new(0) };
+}
+
+fn serialized() -> usize {
+    SERIALIZED.get()
+}
 
 /// A request that counts its serializations.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -24,7 +32,7 @@ struct Counted {
 
 impl Serialize for Counted {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        SERIALIZED.fetch_add(1, Ordering::SeqCst);
+        SERIALIZED.set(SERIALIZED.get() + 1);
         #[derive(Serialize)]
         struct Plain<'a> {
             name: &'a str,
@@ -105,7 +113,6 @@ fn client(running: &Running, registry: &Arc<dyn Registry>, local: bool) -> Clien
     )
 }
 
-/// One test, so that the serialization counter sees only its own calls.
 #[tokio::test]
 async fn local_calls_skip_the_wire_and_the_codec_when_types_match() {
     let (running, registry) = start().await;
@@ -113,23 +120,16 @@ async fn local_calls_skip_the_wire_and_the_codec_when_types_match() {
 
     // Over the wire the request is serialized, and the transport's metadata is seen.
     let wire = EchoClient::new("echo", client(&running, &registry, false));
-    let before = SERIALIZED.load(Ordering::SeqCst);
+    let before = serialized();
     let rsp = wire.echo(request.clone()).metadata("X-User", "u1").await.unwrap();
-    assert!(
-        SERIALIZED.load(Ordering::SeqCst) > before,
-        "the wire call serialized the request"
-    );
+    assert!(serialized() > before, "the wire call serialized the request");
     assert_eq!(rsp.user.as_deref(), Some("u1"));
 
     // In place: same answer, nothing serialized, no transport headers.
     let local = EchoClient::new("echo", client(&running, &registry, true));
-    let before = SERIALIZED.load(Ordering::SeqCst);
+    let before = serialized();
     let rsp = local.echo(request.clone()).metadata("X-User", "u2").await.unwrap();
-    assert_eq!(
-        SERIALIZED.load(Ordering::SeqCst),
-        before,
-        "an in-process call encodes nothing"
-    );
+    assert_eq!(serialized(), before, "an in-process call encodes nothing");
     assert_eq!(
         rsp,
         Echoed {

@@ -7,10 +7,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use micro::BoxFuture;
 use micro::Flags;
 use micro::broker::MemoryBroker;
 use micro::client::ClientOptions;
-use micro::BoxFuture;
 use micro::middleware::{FromFnLayer, Next, from_fn};
 use micro::prelude::*;
 use micro::registry::{MemoryRegistry, Registry};
@@ -71,15 +71,19 @@ type Log = Arc<Mutex<Vec<String>>>;
 fn recording(
     name: &'static str,
     log: Log,
-) -> FromFnLayer<impl Fn(HandlerCall, Next<HandlerCall, Response>) -> BoxFuture<'static, Result<Response>> + Clone + Send + Sync>
-{
+) -> FromFnLayer<
+    impl Fn(HandlerCall, Next<HandlerCall, Response>) -> BoxFuture<'static, Result<Response>> + Clone + Send + Sync,
+> {
     from_fn(move |mut call: HandlerCall, next: Next<HandlerCall, Response>| {
         let log = Arc::clone(&log);
         Box::pin(async move {
             let endpoint = call.endpoint().name();
             log.lock().unwrap().push(format!("{name}>{endpoint}"));
             let tag = call.context().get("X-Layer-Tag").unwrap_or_default().to_owned();
-            *call.context_mut() = call.context().clone().with_metadata("X-Layer-Tag", format!("{tag}{name}"));
+            *call.context_mut() = call
+                .context()
+                .clone()
+                .with_metadata("X-Layer-Tag", format!("{tag}{name}"));
             let answer = next.run(call).await;
             log.lock().unwrap().push(format!("<{name}"));
             answer

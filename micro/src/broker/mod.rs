@@ -242,6 +242,12 @@ pub trait Broker: Send + Sync + fmt::Debug {
         options: SubscribeOptions,
     ) -> BoxFuture<'a, Result<Subscription, BrokerError>>;
 
+    /// Whether the broker is connected now, for health checks; brokers
+    /// without a connection to lose keep the default, which says yes.
+    fn check(&self) -> BoxFuture<'_, Result<(), BrokerError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     /// The broker's name as Go Micro prints it (`http`, `memory`, `nats`).
     fn name(&self) -> &'static str;
 }

@@ -157,6 +157,22 @@ impl Broker for NatsBroker {
         Box::pin(async move { self.client().await.map(drop) })
     }
 
+    fn check(&self) -> BoxFuture<'_, Result<(), BrokerError>> {
+        Box::pin(async move {
+            let client = self.inner.client.lock().await;
+            let Some(client) = client.as_ref() else {
+                return Err(Self::unavailable("not connected"));
+            };
+            match client.connection_state() {
+                async_nats::connection::State::Connected => Ok(()),
+                state => Err(Self::unavailable(format!(
+                    "the connection to {} is {state}",
+                    self.inner.addresses.join(",")
+                ))),
+            }
+        })
+    }
+
     fn disconnect(&self) -> BoxFuture<'_, Result<(), BrokerError>> {
         Box::pin(async move {
             for token in self.tokens().drain(..) {

@@ -16,9 +16,9 @@ use std::task::Poll;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, future};
-use tower::ServiceExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tower::ServiceExt;
 use tracing::{debug, error};
 
 use super::handler::{EndpointDescriptor, Handler, Message, Request, Response, StreamParts};
@@ -31,7 +31,7 @@ use crate::error::{Error, SERVER_ID};
 use crate::metadata::LazyMetadata;
 use crate::stream::BUFFER;
 use crate::stream::frame::{self, ChannelBody, FrameReader};
-use crate::transport::{Call, Dispatch};
+use crate::transport::{Call, Dispatch, Page};
 
 /// What every connection of a server shares.
 #[derive(Debug)]
@@ -44,6 +44,14 @@ pub(crate) struct Shared {
     pub(crate) service: OnceLock<Arc<str>>,
     /// The handler layers around every call, if any.
     pub(crate) layers: Option<HandlerService>,
+    /// What `GET` requests on the port are answered with, if anything.
+    pub(crate) pages: Option<Arc<dyn Pages>>,
+}
+
+/// The pages a server answers `GET` requests with (metrics, health).
+pub(crate) trait Pages: Send + Sync + std::fmt::Debug {
+    /// The page at `path`, if there is one.
+    fn get(&self, path: &str) -> Option<BoxFuture<'static, Page>>;
 }
 
 impl Shared {
@@ -103,6 +111,10 @@ impl Dispatch for Shared {
         requests: FrameReader,
     ) -> Result<ChannelBody, Error> {
         open_stream(self.layers.clone(), handler, descriptor, call, requests)
+    }
+
+    fn page(&self, path: &str) -> Option<BoxFuture<'static, Page>> {
+        self.pages.as_ref()?.get(path)
     }
 }
 
@@ -290,6 +302,14 @@ pub(crate) async fn catching_panics<T>(
         .unwrap_or_else(|panic| Err(panicked(what.as_ref(), panic.as_ref())))
 }
 
+/// How the detail of a caught panic's error starts.
+const PANICKED: &str = "panic recovered: ";
+
+/// Whether `error` is a caught panic's.
+pub(crate) fn is_panic(error: &Error) -> bool {
+    error.code == 500 && error.id == SERVER_ID && error.detail.starts_with(PANICKED)
+}
+
 fn panicked(endpoint: &str, panic: &(dyn std::any::Any + Send)) -> Error {
     let message = panic
         .downcast_ref::<&str>()
@@ -297,5 +317,5 @@ fn panicked(endpoint: &str, panic: &(dyn std::any::Any + Send)) -> Error {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a non-string panic payload".to_owned());
     error!(endpoint, panic = %message, "handler panicked");
-    Error::internal_server_error(SERVER_ID, format!("panic recovered: {message}"))
+    Error::internal_server_error(SERVER_ID, format!("{PANICKED}{message}"))
 }

@@ -26,15 +26,15 @@ pub use handler::{
 pub use router::DuplicateHandler;
 pub(crate) use router::Router;
 
-pub(crate) use self::dispatch::{Shared, Unary, respond};
+pub(crate) use self::dispatch::{Pages, Shared, Unary, is_panic, respond};
 pub use self::in_process::InProcess;
 pub use self::layered::{HandlerCall, HandlerService, SubscriberCall, SubscriberService};
 pub use self::subscriber::SubscriberStats;
 pub(crate) use self::subscriber::{Subscribed, open as open_message};
+use crate::middleware::Layers;
 pub use crate::transport::ServerOptions;
 use crate::transport::http::listen::{self, MuxServe};
 pub use crate::transport::http::listen::{Drained, RunningServer};
-use crate::middleware::Layers;
 use crate::transport::{http, mux};
 
 /// A set of handlers ready to be served on an address.
@@ -46,6 +46,7 @@ pub struct Server {
     in_process: Option<InProcess>,
     layers: Layers<HandlerCall, Response>,
     subscriber_layers: Layers<SubscriberCall, ()>,
+    pages: Option<Arc<dyn Pages>>,
 }
 
 impl Server {
@@ -58,6 +59,7 @@ impl Server {
             in_process: None,
             layers: Layers::default(),
             subscriber_layers: Layers::default(),
+            pages: None,
         }
     }
 
@@ -97,6 +99,12 @@ impl Server {
     ) -> Self {
         self.layers.extend(handler);
         self.subscriber_layers.extend(subscriber);
+        self
+    }
+
+    /// Answers `GET` requests on the port with `pages`.
+    pub(crate) fn with_pages(mut self, pages: Arc<dyn Pages>) -> Self {
+        self.pages = Some(pages);
         self
     }
 
@@ -156,6 +164,7 @@ impl Server {
             body_limit: self.options.body_limit,
             service: self.name.map(std::sync::OnceLock::from).unwrap_or_default(),
             layers: self.layers.wrap(BoxCloneSyncService::new(layered::Invoke)),
+            pages: self.pages,
         });
         let limits = mux::server::Limits {
             preface_timeout: self.options.header_read_timeout,

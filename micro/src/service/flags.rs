@@ -76,6 +76,10 @@ pub struct Flags {
     /// How long shutdown waits for in-flight calls, e.g. 30s (default 30s).
     #[arg(long, env = "MICRO_SERVER_DRAIN_TIMEOUT", value_parser = parse_duration)]
     pub server_drain_timeout: Option<Duration>,
+    /// Calls served at once past which calls are refused with a 503
+    /// (default 10000; 0 for no limit).
+    #[arg(long, env = "MICRO_SERVER_MAX_CONCURRENT_CALLS")]
+    pub server_max_concurrent_calls: Option<usize>,
     /// Broker for pub/sub.
     #[arg(long, env = "MICRO_BROKER")]
     pub broker: Option<String>,

@@ -22,9 +22,10 @@ use crate::BoxFuture;
 use crate::broker::{Broker, HttpBroker, HttpBrokerOptions, MemoryBroker};
 use crate::client::{Client, ClientOptions};
 use crate::error::Error;
+use crate::middleware::Layers;
+use crate::observe::{Check, Health, Observe, Observed};
 use crate::registry::{MdnsOptions, MdnsRegistry, MemoryRegistry, Registry};
 use crate::selector::Strategy;
-use crate::middleware::Layers;
 use crate::server::{
     DuplicateHandler, Handler, HandlerCall, HandlerService, Response, Server, ServerOptions, SubscriberCall,
     SubscriberService,
@@ -126,6 +127,7 @@ pub struct Service {
     handlers: Vec<Arc<dyn Handler>>,
     layers: Layers<HandlerCall, Response>,
     subscriber_layers: Layers<SubscriberCall, ()>,
+    observe: Observe,
     client: OnceLock<Client>,
     hooks: Hooks,
 }
@@ -176,6 +178,7 @@ impl Service {
             handlers: Vec::new(),
             layers: Layers::default(),
             subscriber_layers: Layers::default(),
+            observe: Observe::default(),
             client: OnceLock::new(),
             hooks: Hooks::default(),
         }
@@ -256,6 +259,19 @@ impl Service {
         <L::Service as tower::Service<SubscriberCall>>::Future: Send + 'static,
     {
         self.subscriber_layers.push(layer);
+        self
+    }
+
+    /// What observability the service installs (default: all of it; see
+    /// [`crate::observe`]).
+    pub fn observe(mut self, observe: Observe) -> Self {
+        self.observe = observe;
+        self
+    }
+
+    /// Adds a critical health check to `GET /health/ready`.
+    pub fn health_check(mut self, check: Check) -> Self {
+        self.observe.checks.push(check);
         self
     }
 
@@ -408,12 +424,26 @@ impl Service {
         let name = self.name().to_owned();
         // Its client calls it in place when local calls are on.
         let in_process = client.options().in_process.clone();
+        let mut observe = self.observe;
+        if let Some(limit) = flags.server_max_concurrent_calls {
+            observe.max_concurrent_calls = limit;
+        }
+        let subscribes = self.handlers.iter().any(|h| !h.descriptor().subscribers().is_empty());
+        let broker = subscribes.then(|| Arc::clone(client.broker()));
+        let observed = Observed::new(&name, observe, broker);
         let mut server = Server::new(server_options)
             .named(name.as_str())
             .in_process(in_process)
-            .with_layers(self.layers, self.subscriber_layers);
+            .with_layers(observed.handler_layers(), observed.subscriber_layers())
+            .with_layers(self.layers, self.subscriber_layers)
+            .with_pages(observed.pages());
         for handler in &self.handlers {
             server.add(Arc::clone(handler))?;
+        }
+        if let Some(debug) = observed.debug_handler()
+            && !self.handlers.iter().any(|h| h.descriptor().name() == "Debug")
+        {
+            server.add(debug)?;
         }
         let id = flags
             .server_id
@@ -438,6 +468,7 @@ impl Service {
             metadata: self.metadata,
             server,
             client,
+            health: observed.health,
             hooks: self.hooks,
             name,
             id,
@@ -490,6 +521,7 @@ pub(crate) struct Settled {
     broker: Arc<dyn Broker>,
     server: Server,
     client: Client,
+    health: Health,
     hooks: Hooks,
 }
 

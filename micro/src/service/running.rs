@@ -12,9 +12,10 @@ use super::{Hook, Hooks, ServiceError, Settled};
 use crate::broker::Broker;
 use crate::client::Client;
 use crate::net::advertised_address;
+use crate::observe::Health;
 use crate::registry::wire::node_metadata;
 use crate::registry::{self, RegisterOptions, Registry};
-use crate::server::{Drained, Handler, RunningServer, SubscriberService, Subscribed, SubscriberStats};
+use crate::server::{Drained, Handler, RunningServer, Subscribed, SubscriberService, SubscriberStats};
 
 /// A running service. Stop it with [`stop`](Running::stop).
 #[must_use = "dropping a Running service leaves it registered and serving; call stop()"]
@@ -25,6 +26,7 @@ pub struct Running {
     record: registry::Service,
     registry: Arc<dyn Registry>,
     client: Client,
+    health: Health,
     renewal: CancellationToken,
     renewal_task: JoinHandle<()>,
     before_stop: Vec<Hook>,
@@ -45,6 +47,7 @@ pub(super) async fn start(settled: Settled) -> Result<Running, ServiceError> {
         broker,
         server,
         client,
+        health,
         hooks,
     } = settled;
     let Hooks {
@@ -94,6 +97,7 @@ pub(super) async fn start(settled: Settled) -> Result<Running, ServiceError> {
             message: e.to_string(),
         });
     }
+    health.set_registered(true);
     info!(service = %record.name, node = %record.nodes[0].id, address = %server.local_addr(), registry = registry.name(), "service started");
     let renewal = CancellationToken::new();
     let renewal_task = tokio::spawn(renew(
@@ -110,6 +114,7 @@ pub(super) async fn start(settled: Settled) -> Result<Running, ServiceError> {
         record,
         registry,
         client,
+        health,
         renewal,
         renewal_task,
         before_stop,
@@ -138,7 +143,10 @@ async fn subscribe(
         message: e.to_string(),
     };
     broker.connect().await.map_err(failed)?;
-    Subscribed::subscribe(broker, handlers, layers).await.map(Some).map_err(failed)
+    Subscribed::subscribe(broker, handlers, layers)
+        .await
+        .map(Some)
+        .map_err(failed)
 }
 
 fn sorted(mut endpoints: Vec<registry::Endpoint>) -> Vec<registry::Endpoint> {
@@ -193,6 +201,11 @@ impl Running {
         self.client.clone()
     }
 
+    /// The service's health, as `GET /health/ready` reports it.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
     /// The deliveries to each `#[subscribe]` method so far.
     pub fn subscribers(&self) -> &[Arc<SubscriberStats>] {
         self.subscribed.as_ref().map_or(&[], Subscribed::stats)
@@ -205,6 +218,7 @@ impl Running {
         if let Err(e) = run_hooks("before_stop", self.before_stop).await {
             error!(error = %e, "stop continues despite the hook error");
         }
+        self.health.set_registered(false);
         self.renewal.cancel();
         let _ = self.renewal_task.await;
         if let Err(e) = self.registry.deregister(&self.record).await {

@@ -75,6 +75,18 @@ pub(crate) trait Dispatch: Send + Sync + 'static {
     /// Starts a streaming call reading its requests from `requests`; the
     /// returned body carries its responses, then its outcome as trailers.
     fn open_stream(&self, route: Self::Route, call: Call, requests: FrameReader) -> Result<ChannelBody, Error>;
+
+    /// The page served at `path` to an HTTP `GET` (metrics, health probes),
+    /// if there is one.
+    fn page(&self, path: &str) -> Option<BoxFuture<'static, Page>>;
+}
+
+/// A plain HTTP answer to a `GET` on the service's port.
+#[derive(Debug)]
+pub(crate) struct Page {
+    pub(crate) status: ::http::StatusCode,
+    pub(crate) content_type: &'static str,
+    pub(crate) body: Bytes,
 }
 
 /// A response body and its codec.

@@ -26,7 +26,7 @@ use crate::headers::names;
 use crate::metadata::LazyMetadata;
 use crate::net::Peer;
 use crate::stream::frame::{ChannelBody, FrameReader, Side};
-use crate::transport::{Call, Dispatch, body_too_large};
+use crate::transport::{Call, Dispatch, Page, body_too_large};
 
 /// The call-level headers of a request, read off it.
 #[derive(Debug, Default)]
@@ -130,6 +130,11 @@ pub(crate) fn serve<D: Dispatch>(
     peer: Arc<Peer>,
     request: http::Request<Incoming>,
 ) -> impl Future<Output = http::Response<ResponseBody>> + Send + 'static {
+    if request.method() == Method::GET
+        && let Some(page) = dispatch.page(request.uri().path())
+    {
+        return future::Either::Left(page.map(write_page));
+    }
     // Everything up to reading the body happens now, so that the future
     // hyper keeps per request holds only what the rest needs.
     let (go_micro, started) = start(&*dispatch, peer, request);
@@ -140,12 +145,21 @@ pub(crate) fn serve<D: Dispatch>(
         }
     };
     // `map`, not an async block, which would keep what it captured.
-    reply.map(move |reply| {
+    future::Either::Right(reply.map(move |reply| {
         if let Err(err) = &reply.result {
             debug!(code = err.code, detail = %err.detail, "call failed");
         }
         write_reply(go_micro, reply)
-    })
+    }))
+}
+
+fn write_page(page: Page) -> http::Response<ResponseBody> {
+    let mut response = http::Response::new(Either::Left(Full::new(page.body)));
+    *response.status_mut() = page.status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(page.content_type));
+    response
 }
 
 /// A request checked and routed: answered already (an error, or a stream

@@ -1,0 +1,501 @@
+//! Prometheus metrics of a service, in a registry the service owns (no
+//! process-wide recorder), served as text on `GET /metrics`.
+//!
+//! Names follow OpenTelemetry's RPC conventions, in seconds:
+//!
+//! | metric | labels |
+//! |---|---|
+//! | `rpc_server_call_duration_seconds` (histogram; its `_count` is the call count) | `rpc_service`, `rpc_method`, `rpc_response_status_code` |
+//! | `rpc_server_calls_in_flight` (gauge) | `rpc_service`, `rpc_method` |
+//! | `rpc_client_call_duration_seconds`, `rpc_client_calls_in_flight` | the same, for calls made |
+//! | `micro_subscriber_deliveries_total` | `topic`, `subscriber`, `outcome` (`ok`/`error`) |
+//! | `micro_panics_total` | `endpoint` (an endpoint or subscriber) |
+//! | `micro_server_shed_total` | calls refused by load shedding |
+//!
+//! With [`Metrics::with_go_micro_names`], the Go Micro Prometheus wrapper's
+//! `micro_request_total{service,endpoint,status="success"|"fail"}` and
+//! `micro_request_duration_seconds{service,endpoint}` are kept as well, for
+//! dashboards built for Go services.
+//!
+//! Labels come from what the service declares (its name, its endpoints),
+//! never from what a caller sends, so a caller cannot grow the registry.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context as TaskContext, Poll, ready};
+use std::time::Instant;
+
+use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tower::{Layer, Service};
+
+use crate::error::Error;
+use crate::server::{HandlerCall, Response, SubscriberCall, is_panic};
+
+/// OpenTelemetry's recommended buckets for RPC durations, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// A label value: an endpoint's own name.
+#[derive(Clone, Debug)]
+enum Name {
+    Static(&'static str),
+}
+
+impl Name {
+    fn as_str(&self) -> &str {
+        match self {
+            Name::Static(name) => name,
+        }
+    }
+}
+
+impl std::hash::Hash for Name {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Name {}
+
+/// A call's labels: service, method, status code.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct CallLabels {
+    service: Arc<str>,
+    method: Name,
+    status: u16,
+}
+
+impl EncodeLabelSet for CallLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> fmt::Result {
+        use prometheus_client::encoding::EncodeLabel;
+        ("rpc_service", &*self.service).encode(encoder.encode_label())?;
+        ("rpc_method", self.method.as_str()).encode(encoder.encode_label())?;
+        ("rpc_response_status_code", self.status).encode(encoder.encode_label())
+    }
+}
+
+/// An endpoint's labels: service and method.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct MethodLabels {
+    service: Arc<str>,
+    method: Name,
+}
+
+impl EncodeLabelSet for MethodLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> fmt::Result {
+        use prometheus_client::encoding::EncodeLabel;
+        ("rpc_service", &*self.service).encode(encoder.encode_label())?;
+        ("rpc_method", self.method.as_str()).encode(encoder.encode_label())
+    }
+}
+
+/// Go Micro's labels: `service`, `endpoint`, and for counts `status`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct GoLabels {
+    service: Arc<str>,
+    endpoint: Name,
+    status: Option<&'static str>,
+}
+
+impl EncodeLabelSet for GoLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> fmt::Result {
+        use prometheus_client::encoding::EncodeLabel;
+        ("service", &*self.service).encode(encoder.encode_label())?;
+        ("endpoint", self.endpoint.as_str()).encode(encoder.encode_label())?;
+        match self.status {
+            Some(status) => ("status", status).encode(encoder.encode_label()),
+            None => Ok(()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct DeliveryLabels {
+    topic: Arc<str>,
+    subscriber: &'static str,
+    outcome: &'static str,
+}
+
+impl EncodeLabelSet for DeliveryLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> fmt::Result {
+        use prometheus_client::encoding::EncodeLabel;
+        ("topic", &*self.topic).encode(encoder.encode_label())?;
+        ("subscriber", self.subscriber).encode(encoder.encode_label())?;
+        ("outcome", self.outcome).encode(encoder.encode_label())
+    }
+}
+
+type Durations<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+/// The server or client side of the call metrics.
+struct Side {
+    duration: Durations<CallLabels>,
+    in_flight: Family<MethodLabels, Gauge>,
+}
+
+impl Side {
+    fn new(registry: &mut Registry, side: &str) -> Side {
+        let duration: Durations<CallLabels> = Family::new_with_constructor(histogram);
+        let in_flight = Family::<MethodLabels, Gauge>::default();
+        registry.register(
+            format!("rpc_{side}_call_duration_seconds"),
+            format!(
+                "Duration of RPC calls {}, in seconds",
+                if side == "server" { "served" } else { "made" }
+            ),
+            duration.clone(),
+        );
+        registry.register(
+            format!("rpc_{side}_calls_in_flight"),
+            format!(
+                "RPC calls {} now",
+                if side == "server" {
+                    "being served"
+                } else {
+                    "waiting for an answer"
+                }
+            ),
+            in_flight.clone(),
+        );
+        Side { duration, in_flight }
+    }
+}
+
+struct GoNames {
+    requests: Family<GoLabels, Counter>,
+    duration: Durations<GoLabels>,
+}
+
+struct Inner {
+    registry: Registry,
+    service: Arc<str>,
+    server: Side,
+    client: Side,
+    deliveries: Family<DeliveryLabels, Counter>,
+    panics: Family<[(&'static str, &'static str); 1], Counter>,
+    shed: Counter,
+    go: Option<GoNames>,
+    /// Calls served and those that failed, for `Debug.Stats`.
+    requests: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// The metrics registry of one service. Cheap to clone; clones share it.
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics")
+            .field("service", &self.0.service)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// The metrics of the service `service`.
+    pub fn new(service: impl Into<Arc<str>>) -> Self {
+        Self::build(service.into(), false)
+    }
+
+    /// The metrics of `service`, with Go Micro's names kept as well.
+    pub fn with_go_micro_names(service: impl Into<Arc<str>>) -> Self {
+        Self::build(service.into(), true)
+    }
+
+    fn build(service: Arc<str>, go_names: bool) -> Self {
+        let mut registry = Registry::default();
+        let server = Side::new(&mut registry, "server");
+        let client = Side::new(&mut registry, "client");
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "micro_subscriber_deliveries",
+            "Messages delivered to subscribers, by outcome",
+            deliveries.clone(),
+        );
+        let panics = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        registry.register("micro_panics", "Handler and subscriber panics caught", panics.clone());
+        let shed = Counter::default();
+        registry.register("micro_server_shed", "Calls refused by load shedding", shed.clone());
+        let go = go_names.then(|| {
+            let requests = Family::<GoLabels, Counter>::default();
+            let duration: Durations<GoLabels> = Family::new_with_constructor(histogram);
+            registry.register(
+                "micro_request",
+                "Requests processed (Go Micro's name)",
+                requests.clone(),
+            );
+            registry.register(
+                "micro_request_duration_seconds",
+                "Request duration in seconds (Go Micro's name)",
+                duration.clone(),
+            );
+            GoNames { requests, duration }
+        });
+        Metrics(Arc::new(Inner {
+            registry,
+            service,
+            server,
+            client,
+            deliveries,
+            panics,
+            shed,
+            go,
+            requests: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        }))
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.0.registry);
+        text
+    }
+
+    /// Calls served so far, and those that failed.
+    pub fn served(&self) -> (u64, u64) {
+        (
+            self.0.requests.load(Ordering::Relaxed),
+            self.0.errors.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Counts a call refused by load shedding.
+    pub(crate) fn shed(&self) {
+        self.0.shed.inc();
+    }
+
+    /// A layer recording every handler call.
+    pub fn server_layer(&self) -> MetricsLayer<Server> {
+        MetricsLayer {
+            metrics: self.clone(),
+            side: Server,
+        }
+    }
+
+    /// A layer recording every message delivered to a subscriber.
+    pub fn subscriber_layer(&self) -> MetricsLayer<Subscriber> {
+        MetricsLayer {
+            metrics: self.clone(),
+            side: Subscriber,
+        }
+    }
+
+    fn panicked(&self, what: &'static str) {
+        self.0.panics.get_or_create(&[("endpoint", what)]).inc();
+    }
+
+    /// Starts recording a call of `method` on `side`.
+    fn start(&self, server: bool, service: Arc<str>, method: Name) -> Recording {
+        let side = if server { &self.0.server } else { &self.0.client };
+        let labels = MethodLabels { service, method };
+        side.in_flight.get_or_create(&labels).inc();
+        Recording {
+            metrics: self.clone(),
+            server,
+            labels: Some(labels),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// A call being recorded: it leaves the in-flight gauge when it ends (or is
+/// dropped unfinished, e.g. when the caller went away).
+struct Recording {
+    metrics: Metrics,
+    server: bool,
+    labels: Option<MethodLabels>,
+    started: Instant,
+}
+
+impl Recording {
+    fn finish(&mut self, error: Option<&Error>) {
+        let Some(MethodLabels { service, method }) = self.labels.take() else {
+            return;
+        };
+        let inner = &self.metrics.0;
+        let side = if self.server { &inner.server } else { &inner.client };
+        let seconds = self.started.elapsed().as_secs_f64();
+        let status = error.map_or(200, |e| u16::try_from(e.code).unwrap_or(500));
+        let labels = CallLabels {
+            service,
+            method,
+            status,
+        };
+        side.duration.get_or_create(&labels).observe(seconds);
+        let CallLabels { service, method, .. } = labels;
+        let labels = MethodLabels { service, method };
+        side.in_flight.get_or_create(&labels).dec();
+        if self.server {
+            inner.requests.fetch_add(1, Ordering::Relaxed);
+            if error.is_some() {
+                inner.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if let Some(go) = &inner.go {
+            let MethodLabels { service, method } = labels;
+            let mut labels = GoLabels {
+                service,
+                endpoint: method,
+                status: None,
+            };
+            go.duration.get_or_create(&labels).observe(seconds);
+            labels.status = Some(if error.is_some() { "fail" } else { "success" });
+            go.requests.get_or_create(&labels).inc();
+        }
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        if let Some(labels) = self.labels.take() {
+            let side = if self.server {
+                &self.metrics.0.server
+            } else {
+                &self.metrics.0.client
+            };
+            side.in_flight.get_or_create(&labels).dec();
+        }
+    }
+}
+
+/// Which calls a [`MetricsLayer`] records: handler calls.
+#[derive(Clone, Copy, Debug)]
+pub struct Server;
+
+/// Which calls a [`MetricsLayer`] records: subscriber deliveries.
+#[derive(Clone, Copy, Debug)]
+pub struct Subscriber;
+
+/// A layer recording calls in a service's [`Metrics`].
+#[derive(Clone, Debug)]
+pub struct MetricsLayer<Side> {
+    metrics: Metrics,
+    side: Side,
+}
+
+impl<S, Side: Copy> Layer<S> for MetricsLayer<Side> {
+    type Service = MetricsService<S, Side>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MetricsService {
+            inner,
+            metrics: self.metrics.clone(),
+            _side: self.side,
+        }
+    }
+}
+
+/// The service of a [`MetricsLayer`].
+#[derive(Clone, Debug)]
+pub struct MetricsService<S, Side> {
+    inner: S,
+    metrics: Metrics,
+    _side: Side,
+}
+
+impl<S> Service<HandlerCall> for MetricsService<S, Server>
+where
+    S: Service<HandlerCall, Response = Response, Error = Error>,
+{
+    type Response = Response;
+    type Error = Error;
+    type Future = Recorded<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, call: HandlerCall) -> Self::Future {
+        let endpoint = call.endpoint().name();
+        let service = Arc::clone(&self.metrics.0.service);
+        let recording = self.metrics.start(true, service, Name::Static(endpoint));
+        Recorded {
+            inner: self.inner.call(call),
+            recording,
+            endpoint,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A call's future, recorded when it ends.
+    pub struct Recorded<F> {
+        #[pin]
+        inner: F,
+        recording: Recording,
+        endpoint: &'static str,
+    }
+}
+
+impl<F, T> Future for Recorded<F>
+where
+    F: Future<Output = Result<T, Error>>,
+{
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let answer = ready!(this.inner.poll(cx));
+        let error = answer.as_ref().err();
+        if error.is_some_and(is_panic) {
+            this.recording.metrics.panicked(this.endpoint);
+        }
+        this.recording.finish(error);
+        Poll::Ready(answer)
+    }
+}
+
+impl<S> Service<SubscriberCall> for MetricsService<S, Subscriber>
+where
+    S: Service<SubscriberCall, Response = (), Error = Error>,
+    S::Future: Send + 'static,
+{
+    type Response = ();
+    type Error = Error;
+    type Future = crate::BoxFuture<'static, Result<(), Error>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, call: SubscriberCall) -> Self::Future {
+        let subscriber = call.subscriber().name();
+        let topic: Arc<str> = Arc::from(call.event().topic.as_str());
+        let metrics = self.metrics.clone();
+        let delivered = self.inner.call(call);
+        Box::pin(async move {
+            let outcome = delivered.await;
+            if outcome.as_ref().err().is_some_and(is_panic) {
+                metrics.panicked(subscriber);
+            }
+            let labels = DeliveryLabels {
+                topic,
+                subscriber,
+                outcome: if outcome.is_ok() { "ok" } else { "error" },
+            };
+            metrics.0.deliveries.get_or_create(&labels).inc();
+            outcome
+        })
+    }
+}
