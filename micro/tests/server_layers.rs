@@ -66,14 +66,15 @@ impl Talker {
 
 type Log = Arc<Mutex<Vec<String>>>;
 
+/// What a handler layer made with `from_fn` gives for a call.
+type Answer = BoxFuture<'static, Result<Response>>;
+
 /// A layer that writes `name>` into `log` on the way in and `<name` on the
 /// way out, with the endpoint, and tags the call's metadata.
 fn recording(
     name: &'static str,
     log: Log,
-) -> FromFnLayer<
-    impl Fn(HandlerCall, Next<HandlerCall, Response>) -> BoxFuture<'static, Result<Response>> + Clone + Send + Sync,
-> {
+) -> FromFnLayer<impl Fn(HandlerCall, Next<HandlerCall, Response>) -> Answer + Clone + Send + Sync> {
     from_fn(move |mut call: HandlerCall, next: Next<HandlerCall, Response>| {
         let log = Arc::clone(&log);
         Box::pin(async move {
@@ -87,7 +88,7 @@ fn recording(
             let answer = next.run(call).await;
             log.lock().unwrap().push(format!("<{name}"));
             answer
-        }) as BoxFuture<'static, Result<Response>>
+        }) as Answer
     })
 }
 

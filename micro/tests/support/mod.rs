@@ -88,6 +88,12 @@ impl RawConnection {
         self.read_response().await
     }
 
+    /// Writes a GET of `path` and reads the response.
+    pub async fn get(&mut self, path: &str) -> RawResponse {
+        self.send_raw(&request_bytes_to("GET", path, &[], b"")).await;
+        self.read_response().await
+    }
+
     /// Reads one response; panics if the connection closes first.
     pub async fn read_response(&mut self) -> RawResponse {
         tokio::time::timeout(Duration::from_secs(10), self.try_read_response())

@@ -1,0 +1,327 @@
+//! What a service tells about itself: `/metrics` scraped after known
+//! traffic gives exact counts (panics included, R07); load shedding refuses
+//! the excess of a flood quickly and the gauges return to 0 (R11); Go
+//! Micro's `Debug.Health` and `Debug.Stats`; the `/health` probes, which
+//! follow the registration and the broker.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use micro::Flags;
+use micro::broker::MemoryBroker;
+use micro::client::ClientOptions;
+use micro::observe::debug::{HealthResponse, StatsResponse};
+use micro::observe::{Check, Observe};
+use micro::prelude::*;
+use micro::registry::{MemoryRegistry, Registry};
+use micro::service::Running;
+use support::RawConnection;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Job {
+    n: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Done {
+    n: u64,
+}
+
+#[derive(Default)]
+struct Worker {
+    delivered: AtomicUsize,
+}
+
+#[micro::service]
+impl Worker {
+    #[endpoint]
+    async fn work(&self, req: Job) -> Result<Done> {
+        match req.n % 10 {
+            0 => panic!("job {} blew up", req.n),
+            1 => Err(Error::conflict("worker", "taken")),
+            _ => Ok(Done { n: req.n }),
+        }
+    }
+
+    #[endpoint]
+    async fn slow(&self, req: Job) -> Result<Done> {
+        tokio::time::sleep(Duration::from_millis(req.n)).await;
+        Ok(Done { n: req.n })
+    }
+
+    #[subscribe(topic = "jobs")]
+    async fn take(&self, job: Job) -> Result<()> {
+        self.delivered.fetch_add(1, Ordering::SeqCst);
+        if job.n.is_multiple_of(2) {
+            panic!("job {} cannot be taken", job.n);
+        }
+        Ok(())
+    }
+}
+
+async fn start(observe: Observe) -> (Running, Arc<Worker>) {
+    let worker = Arc::new(Worker::default());
+    let registry: Arc<dyn Registry> = Arc::new(MemoryRegistry::new());
+    let running = Service::new("worker")
+        .flags(Flags::none())
+        .address("127.0.0.1:0")
+        .registry(registry)
+        .broker(Arc::new(MemoryBroker::new()))
+        .observe(observe)
+        .handle_arc(Arc::clone(&worker) as Arc<dyn micro::server::Handler>)
+        .start()
+        .await
+        .unwrap();
+    (running, worker)
+}
+
+/// The samples of a Prometheus text exposition, by `name{labels}` as written.
+fn scrape_text(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+async fn scrape(addr: SocketAddr) -> BTreeMap<String, f64> {
+    let rsp = RawConnection::open(addr).await.get("/metrics").await;
+    assert_eq!(rsp.status, 200);
+    assert!(rsp.header("content-type").unwrap().contains("openmetrics-text"));
+    scrape_text(&rsp.body_text())
+}
+
+fn sample(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
+    *samples
+        .get(series)
+        .unwrap_or_else(|| panic!("no {series} in {:#?}", samples.keys().collect::<Vec<_>>()))
+}
+
+/// R07 with metrics: 1,000 calls over 8 connections, one in ten panicking,
+/// one in ten failing; and a subscriber that panics on every other message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_calls_failures_and_panics_exactly() {
+    let mut observe = Observe::default();
+    observe.go_micro_names = true;
+    let (running, worker) = start(observe).await;
+    let addr = running.local_addr();
+    let workers = (0..8u64).map(|w| {
+        tokio::spawn(async move {
+            let mut conn = RawConnection::open(addr).await;
+            let mut statuses = BTreeMap::<u16, u32>::new();
+            for i in 0..125u64 {
+                let body = format!(r#"{{"n":{}}}"#, w * 125 + i);
+                let rsp = conn
+                    .post(
+                        &[("Content-Type", "application/json"), ("Micro-Endpoint", "Worker.Work")],
+                        body.as_bytes(),
+                    )
+                    .await;
+                *statuses.entry(rsp.status).or_default() += 1;
+            }
+            statuses
+        })
+    });
+    let mut statuses = BTreeMap::<u16, u32>::new();
+    for worker in workers.collect::<Vec<_>>() {
+        for (status, n) in worker.await.unwrap() {
+            *statuses.entry(status).or_default() += n;
+        }
+    }
+    assert_eq!(statuses, BTreeMap::from([(200, 800), (409, 100), (500, 100)]));
+
+    let client = running.client();
+    for n in 0..10 {
+        client.publish("jobs", &Job { n }).await.unwrap();
+    }
+    support::eventually("ten deliveries", Duration::from_secs(5), async || {
+        worker.delivered.load(Ordering::SeqCst) == 10
+    })
+    .await;
+
+    let samples = scrape(addr).await;
+    let labels = r#"rpc_service="worker",rpc_method="Worker.Work""#;
+    for (status, count) in [(200, 800.0), (409, 100.0), (500, 100.0)] {
+        let series =
+            format!(r#"rpc_server_call_duration_seconds_count{{{labels},rpc_response_status_code="{status}"}}"#);
+        assert_eq!(sample(&samples, &series), count, "{series}");
+    }
+    assert_eq!(
+        sample(&samples, &format!("rpc_server_calls_in_flight{{{labels}}}")),
+        0.0
+    );
+    assert_eq!(sample(&samples, r#"micro_panics_total{endpoint="Worker.Work"}"#), 100.0);
+    assert_eq!(sample(&samples, r#"micro_panics_total{endpoint="Worker.Take"}"#), 5.0);
+    for outcome in ["ok", "error"] {
+        let series = format!(
+            r#"micro_subscriber_deliveries_total{{topic="jobs",subscriber="Worker.Take",outcome="{outcome}"}}"#
+        );
+        assert_eq!(sample(&samples, &series), 5.0, "{series}");
+    }
+    // Go Micro's names, for dashboards built for Go services.
+    let go = r#"service="worker",endpoint="Worker.Work""#;
+    assert_eq!(
+        sample(&samples, &format!(r#"micro_request_total{{{go},status="success"}}"#)),
+        800.0
+    );
+    assert_eq!(
+        sample(&samples, &format!(r#"micro_request_total{{{go},status="fail"}}"#)),
+        200.0
+    );
+    assert_eq!(
+        sample(&samples, &format!("micro_request_duration_seconds_count{{{go}}}")),
+        1000.0
+    );
+
+    // Debug.Stats counts the same calls.
+    let stats: StatsResponse = client
+        .call("worker", "Debug.Stats", serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!((stats.requests, stats.errors), (1000, 200));
+    running.stop().await.unwrap();
+}
+
+/// R11: 2,000 concurrent calls to a 500 ms handler against a limit of 64.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_is_shed_quickly_and_the_admitted_calls_succeed() {
+    let mut observe = Observe::default();
+    observe.max_concurrent_calls = 64;
+    let (running, _) = start(observe).await;
+    let registry = running.client().registry().clone();
+    // mux: thousands of calls at once on a few connections.
+    let client = Client::with_options(registry, ClientOptions::default().mux(true).retries(0));
+    // Warm the connection and the registry cache.
+    let _: Done = client.call("worker", "Worker.Slow", Job { n: 0 }).await.unwrap();
+    let calls = (0..2_000).map(|_| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let answer = client.call::<_, Done>("worker", "Worker.Slow", Job { n: 500 }).await;
+            (answer.map(|_| ()).map_err(|e| e.code), started.elapsed())
+        })
+    });
+    let mut admitted = 0;
+    let mut rejected = Vec::new();
+    for call in calls.collect::<Vec<_>>() {
+        match call.await.unwrap() {
+            (Ok(()), _) => admitted += 1,
+            (Err(503), took) => rejected.push(took),
+            (Err(code), _) => panic!("a call failed with {code}"),
+        }
+    }
+    assert!(admitted >= 64, "only {admitted} calls were admitted");
+    assert!(rejected.len() >= 1_000, "only {} calls were shed", rejected.len());
+    rejected.sort();
+    let p99 = rejected[rejected.len() * 99 / 100];
+    println!(
+        "admitted {admitted}, shed {}, p99 reject latency {p99:?}",
+        rejected.len()
+    );
+    // 20 ms built optimized; a debug build is several times slower.
+    let bound = Duration::from_millis(if cfg!(debug_assertions) { 250 } else { 20 });
+    assert!(p99 < bound, "shed calls waited: p99 {p99:?}");
+
+    let samples = scrape(running.local_addr()).await;
+    assert_eq!(
+        sample(
+            &samples,
+            r#"rpc_server_calls_in_flight{rpc_service="worker",rpc_method="Worker.Slow"}"#
+        ),
+        0.0
+    );
+    assert_eq!(sample(&samples, "micro_server_shed_total"), rejected.len() as f64);
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn go_micros_debug_endpoints_answer() {
+    let (running, _) = start(Observe::default()).await;
+    let client = running.client();
+    let health: HealthResponse = client
+        .call("worker", "Debug.Health", serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!(health.status, "ok");
+    let _: Done = client.call("worker", "Worker.Work", Job { n: 2 }).await.unwrap();
+    let stats: StatsResponse = client
+        .call("worker", "Debug.Stats", serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!(stats.uptime, stats.timestamp - stats.started);
+    assert!(stats.memory > 0 && stats.threads > 0, "{stats:?}");
+    // Debug.Health itself is a call served.
+    assert_eq!((stats.requests, stats.errors), (2, 0));
+    assert!(running.record().endpoints.iter().any(|e| e.name == "Debug.Stats"));
+    running.stop().await.unwrap();
+
+    // Off, there is neither the Debug service nor /metrics.
+    let (running, _) = start(Observe::none()).await;
+    let err = running
+        .client()
+        .call::<_, HealthResponse>("worker", "Debug.Health", serde_json::json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, 404);
+    let rsp = RawConnection::open(running.local_addr()).await.get("/metrics").await;
+    assert_eq!(rsp.status, 405);
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn readiness_follows_registration_and_the_checks() {
+    let failing = Arc::new(AtomicUsize::new(1));
+    let check = Check::new("database", {
+        let failing = Arc::clone(&failing);
+        move || {
+            let failing = failing.load(Ordering::SeqCst) == 1;
+            async move {
+                if failing {
+                    Err("no connection".to_owned())
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    });
+    let mut observe = Observe::default();
+    observe.checks.push(check);
+    observe
+        .checks
+        .push(Check::new("cache", || async { Err("cold".to_owned()) }).non_critical());
+    let (running, _) = start(observe).await;
+    let addr = running.local_addr();
+    let mut conn = RawConnection::open(addr).await;
+
+    let live = conn.get("/health/live").await;
+    assert_eq!((live.status, live.body_text().as_str()), (200, r#"{"status":"up"}"#));
+
+    let ready = conn.get("/health/ready").await;
+    assert_eq!(ready.status, 503);
+    let report: serde_json::Value = serde_json::from_slice(&ready.body).unwrap();
+    assert_eq!(report["status"], "down");
+    let checks = report["checks"].as_array().unwrap();
+    let by_name = |name: &str| checks.iter().find(|c| c["name"] == name).unwrap().clone();
+    assert_eq!(by_name("registry")["status"], "up");
+    assert_eq!(by_name("broker")["status"], "up");
+    assert_eq!(by_name("database")["error"], "no connection");
+    assert_eq!(by_name("cache")["status"], "down");
+
+    failing.store(0, Ordering::SeqCst);
+    let ready = conn.get("/health").await;
+    assert_eq!(ready.status, 200, "a non-critical failure does not fail readiness");
+    assert_eq!(running.health().ready().await.status, "up");
+
+    // A stopping service is no longer ready.
+    let health = running.health().clone();
+    running.stop().await.unwrap();
+    let report = health.ready().await;
+    assert_eq!(report.status, "down");
+}
