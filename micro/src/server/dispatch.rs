@@ -16,9 +16,9 @@ use std::task::Poll;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, future};
-use tower::ServiceExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tower::ServiceExt;
 use tracing::{debug, error};
 
 use super::handler::{EndpointDescriptor, Handler, Message, Request, Response, StreamParts};

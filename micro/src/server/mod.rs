@@ -31,10 +31,10 @@ pub use self::in_process::InProcess;
 pub use self::layered::{HandlerCall, HandlerService, SubscriberCall, SubscriberService};
 pub use self::subscriber::SubscriberStats;
 pub(crate) use self::subscriber::{Subscribed, open as open_message};
+use crate::middleware::Layers;
 pub use crate::transport::ServerOptions;
 use crate::transport::http::listen::{self, MuxServe};
 pub use crate::transport::http::listen::{Drained, RunningServer};
-use crate::middleware::Layers;
 use crate::transport::{http, mux};
 
 /// A set of handlers ready to be served on an address.

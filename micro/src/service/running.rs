@@ -14,7 +14,7 @@ use crate::client::Client;
 use crate::net::advertised_address;
 use crate::registry::wire::node_metadata;
 use crate::registry::{self, RegisterOptions, Registry};
-use crate::server::{Drained, Handler, RunningServer, SubscriberService, Subscribed, SubscriberStats};
+use crate::server::{Drained, Handler, RunningServer, Subscribed, SubscriberService, SubscriberStats};
 
 /// A running service. Stop it with [`stop`](Running::stop).
 #[must_use = "dropping a Running service leaves it registered and serving; call stop()"]
@@ -138,7 +138,10 @@ async fn subscribe(
         message: e.to_string(),
     };
     broker.connect().await.map_err(failed)?;
-    Subscribed::subscribe(broker, handlers, layers).await.map(Some).map_err(failed)
+    Subscribed::subscribe(broker, handlers, layers)
+        .await
+        .map(Some)
+        .map_err(failed)
 }
 
 fn sorted(mut endpoints: Vec<registry::Endpoint>) -> Vec<registry::Endpoint> {
