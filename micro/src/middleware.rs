@@ -16,8 +16,12 @@
 //!   and [`Service::subscriber_layer`](crate::Service::subscriber_layer):
 //!   around every message delivered to a `#[subscribe]` method.
 //! - [`ClientOptions::layer`](crate::client::ClientOptions::layer): around
-//!   each attempt of a call, after the node is picked; a retried call passes
-//!   through once per attempt.
+//!   each attempt of a call, after the node is picked, whatever the path
+//!   (HTTP/1.1, mux, a stream's opening, in-process); a retried call passes
+//!   through once per attempt. The layer's service takes a
+//!   [`CallAttempt`](crate::client::CallAttempt) (the call, its node, its
+//!   metadata to add to) and gives an opaque
+//!   [`Attempted`](crate::client::Attempted) that the client decodes.
 //!
 //! The first layer added is the outermost, as in Go Micro: layers `[a, b]`
 //! run `a -> b -> handler -> b -> a`.
@@ -26,10 +30,10 @@
 //! another error (tower's own, boxed) works too: its errors become Go Micro
 //! errors, tower's [`Overloaded`](tower::load_shed::error::Overloaded) a 503
 //! and [`Elapsed`](tower::timeout::error::Elapsed) a 408 (see
-//! [`into_error`]). A layer's service must be `Clone` (each call runs on a
-//! clone, as axum's routes do), `Send` and `Sync`: tower's
-//! `ConcurrencyLimitLayer`, `LoadShedLayer`, `TimeoutLayer` and
-//! `MapRequest`/`MapResponse` qualify; `RateLimitLayer` and `BufferLayer`'s
+//! [`into_error`]; a client layer's carry the client's id). A layer's
+//! service must be `Clone` (each call runs on a clone, as axum's routes
+//! do), `Send` and `Sync`: tower's `ConcurrencyLimitLayer`,
+//! `LoadShedLayer`, `TimeoutLayer` and `MapRequest`/`MapResponse` qualify; `RateLimitLayer` and `BufferLayer`'s
 //! services are not `Sync`/share no state between clones, so rate limiting
 //! belongs behind a layer of one's own (or [`from_fn`] over a shared
 //! limiter).
@@ -58,26 +62,32 @@ use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Layer, Service, ServiceExt};
 
 use crate::BoxFuture;
-use crate::error::Error;
+use crate::error::{CLIENT_ID, Error, SERVER_ID};
 
 /// A boxed, cloneable service: what every layer wraps and gives.
 pub type Boxed<Req, Res> = BoxCloneSyncService<Req, Res, Error>;
 
-/// The Go Micro error of a failed layer: an [`Error`] stays itself; tower's
-/// load-shedding refusal is a 503, its timeout a 408; anything else a 500
-/// that says what it was.
+/// The Go Micro error of a failed server layer: an [`Error`] stays itself;
+/// tower's load-shedding refusal is a 503, its timeout a 408; anything else
+/// a 500 that says what it was. (A client layer's errors become the same,
+/// with the client's id.)
 pub fn into_error(error: BoxError) -> Error {
+    error_from(SERVER_ID, error)
+}
+
+/// [`into_error`], with `id` as the id of the errors it makes.
+fn error_from(id: &'static str, error: BoxError) -> Error {
     let error = match error.downcast::<Error>() {
         Ok(error) => return *error,
         Err(other) => other,
     };
     if error.is::<tower::load_shed::error::Overloaded>() {
-        return Error::service_unavailable(crate::error::SERVER_ID, "overloaded: the call was shed");
+        return Error::service_unavailable(id, "overloaded: the call was shed");
     }
     if error.is::<tower::timeout::error::Elapsed>() {
-        return Error::timeout(crate::error::SERVER_ID, "the call timed out in a layer");
+        return Error::timeout(id, "the call timed out in a layer");
     }
-    Error::internal_server_error(crate::error::SERVER_ID, error.to_string())
+    Error::internal_server_error(id, error.to_string())
 }
 
 type Wrap<Req, Res> = Arc<dyn Fn(Boxed<Req, Res>) -> Boxed<Req, Res> + Send + Sync>;
@@ -85,11 +95,27 @@ type Wrap<Req, Res> = Arc<dyn Fn(Boxed<Req, Res>) -> Boxed<Req, Res> + Send + Sy
 /// The layers added at one point, in the order they were added.
 pub(crate) struct Layers<Req, Res> {
     wraps: Vec<Wrap<Req, Res>>,
+    /// The id of the errors that a layer's own (tower's) errors become.
+    id: &'static str,
 }
 
 impl<Req, Res> Default for Layers<Req, Res> {
+    /// A server's layers.
     fn default() -> Self {
-        Layers { wraps: Vec::new() }
+        Layers {
+            wraps: Vec::new(),
+            id: SERVER_ID,
+        }
+    }
+}
+
+impl<Req, Res> Layers<Req, Res> {
+    /// A client's layers.
+    pub(crate) fn client() -> Self {
+        Layers {
+            wraps: Vec::new(),
+            id: CLIENT_ID,
+        }
     }
 }
 
@@ -97,6 +123,7 @@ impl<Req, Res> Clone for Layers<Req, Res> {
     fn clone(&self) -> Self {
         Layers {
             wraps: self.wraps.clone(),
+            id: self.id,
         }
     }
 }
@@ -116,8 +143,9 @@ impl<Req: Send + 'static, Res: Send + 'static> Layers<Req, Res> {
         <L::Service as Service<Req>>::Error: Into<BoxError>,
         <L::Service as Service<Req>>::Future: Send + 'static,
     {
+        let id = self.id;
         self.wraps.push(Arc::new(move |inner| {
-            let layered = layer.layer(inner).map_err(|e| into_error(e.into()));
+            let layered = layer.layer(inner).map_err(move |e| error_from(id, e.into()));
             BoxCloneSyncService::new(layered)
         }));
     }

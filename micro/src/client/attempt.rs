@@ -4,6 +4,8 @@
 //! while the failure allows it, attempts are left and the deadline is not
 //! reached.
 
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -19,8 +21,8 @@ use crate::transport::Failure;
 /// What every attempt of a call shares.
 #[derive(Clone, Copy)]
 pub(super) struct Attempts<'a> {
-    pub(super) service: &'a str,
-    pub(super) endpoint: &'a str,
+    pub(super) service: &'a Arc<str>,
+    pub(super) endpoint: &'a Cow<'static, str>,
     pub(super) options: &'a CallOptions,
     pub(super) context: Option<&'a Context>,
     /// When the call started: the first attempt's clock reading.
@@ -100,7 +102,7 @@ impl Client {
                 Step::Failed(failure) => failure,
             };
             self.mark(call.service, &target, Some(&failure));
-            debug!(service = call.service, endpoint = call.endpoint, attempt = n, node = %target.key(), address = %target.address(), code = failure.error.code, detail = %failure.error.detail, "attempt failed");
+            debug!(service = &**call.service, endpoint = &**call.endpoint, attempt = n, node = %target.key(), address = %target.address(), code = failure.error.code, detail = %failure.error.detail, "attempt failed");
             if !attempt.retryable(&failure) || Instant::now() >= call.deadline {
                 return Err(failure.error);
             }

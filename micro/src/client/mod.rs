@@ -6,10 +6,14 @@
 //! - `target` and `attempt`: which node an attempt goes to, and the one
 //!   attempt loop (retries, backoff, deadline) every call goes through.
 //! - `unary`, `stream`, `publish`: the three kinds of call.
+//! - `layered`: the [`CallAttempt`] that the client's layers
+//!   ([`ClientOptions::layer`]) see around each attempt, and the innermost
+//!   service that sends it.
 //! - [`retry`]: which failures are tried again, and Go Micro's backoff.
 
 mod attempt;
 mod call;
+mod layered;
 mod options;
 mod publish;
 pub mod retry;
@@ -22,7 +26,10 @@ use std::fmt;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 
+use tower::util::BoxCloneSyncService;
+
 pub use call::{Bidirectional, Call, CallOptions, ClientStreaming, Mode, ServerStreaming, Unary};
+pub use layered::{AttemptService, Attempted, CallAttempt};
 pub use options::ClientOptions;
 pub use publish::{Publish, Publisher};
 
@@ -49,6 +56,9 @@ struct Inner {
     mux: MuxClient,
     sequence: AtomicU64,
     broker: OnceLock<Arc<dyn Broker>>,
+    /// The layers around each attempt, if the options add any. The stack
+    /// holds no client: each attempt carries its own.
+    layers: Option<AttemptService>,
 }
 
 impl Client {
@@ -71,8 +81,10 @@ impl Client {
             idle_timeout: options.pool_ttl,
             response_limit: options.response_limit,
         });
+        let layers = options.layers.wrap(BoxCloneSyncService::new(layered::Transmit));
         Client {
             inner: Arc::new(Inner {
+                layers,
                 mux,
                 selector: options
                     .node_selector

@@ -5,9 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tower::{BoxError, Layer};
+
+use super::layered::{AttemptService, Attempted, CallAttempt};
 use super::retry::RetryPolicy;
 use crate::broker::Broker;
 use crate::codec::Codec;
+use crate::middleware::Layers;
 use crate::selector::{Selector, Strategy};
 use crate::server::InProcess;
 
@@ -54,6 +58,8 @@ pub struct ClientOptions {
     /// The broker [`publish`](super::Client::publish) sends through (default: the
     /// HTTP broker on the client's registry).
     pub broker: Option<Arc<dyn Broker>>,
+    /// The layers around each call attempt (see [`layer`](Self::layer)).
+    pub(super) layers: Layers<CallAttempt, Attempted>,
 }
 
 impl Default for ClientOptions {
@@ -74,6 +80,7 @@ impl Default for ClientOptions {
             node_selector: None,
             retry: RetryPolicy::default(),
             broker: None,
+            layers: Layers::client(),
         }
     }
 }
@@ -194,6 +201,40 @@ impl ClientOptions {
     #[must_use]
     pub fn node_selector(mut self, selector: Arc<dyn Selector>) -> Self {
         self.node_selector = Some(selector);
+        self
+    }
+
+    /// Adds a layer around each attempt of every call, inside the layers
+    /// added before it (see [`crate::middleware`]): Go Micro's call wrapper.
+    ///
+    /// The layer sees each [`CallAttempt`] once its node is picked, on every
+    /// path (unary calls over HTTP or mux, stream opens, calls run in
+    /// place), and a retried call once per attempt. A layer that fails an
+    /// attempt without passing it on refuses it: the call goes on as if the
+    /// request had not been sent (retried on another node, the node not
+    /// marked); one that gives up on an attempt it passed on leaves its
+    /// delivery unknown.
+    ///
+    /// ```
+    /// use micro::client::{Attempted, CallAttempt, ClientOptions};
+    /// use micro::middleware::{Next, from_fn};
+    ///
+    /// let trace = from_fn(|mut call: CallAttempt, next: Next<CallAttempt, Attempted>| async move {
+    ///     call.metadata_mut().insert("X-Trace-Id", "4bf92f35");
+    ///     tracing::debug!(endpoint = call.endpoint(), address = call.address(), attempt = call.attempt(), "calling");
+    ///     next.run(call).await
+    /// });
+    /// let options = ClientOptions::default().layer(trace);
+    /// ```
+    #[must_use]
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<AttemptService> + Send + Sync + 'static,
+        L::Service: tower::Service<CallAttempt, Response = Attempted> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<CallAttempt>>::Error: Into<BoxError>,
+        <L::Service as tower::Service<CallAttempt>>::Future: Send + 'static,
+    {
+        self.layers.push(layer);
         self
     }
 }

@@ -7,6 +7,8 @@
 //! stream timeout is off by default); opening it is bounded by the request
 //! timeout.
 
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use serde::Serialize;
@@ -15,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::attempt::{Attempt, Attempts, Step, deadline};
+use super::layered::{Attempted, CallAttempt, Payload};
 use super::target::Target;
 use super::{CallOptions, Client};
 use crate::codec::Codec;
@@ -26,10 +29,14 @@ use crate::transport::{Delivery, Failure, Outbound, Transport};
 
 impl Client {
     /// Opens a stream of `endpoint` on a node of `service`.
+    #[expect(
+        clippy::ptr_arg,
+        reason = "client layers get the endpoint's name owned: a clone of the Cow"
+    )]
     pub(crate) async fn open<Req, Rsp>(
         &self,
-        service: &str,
-        endpoint: &str,
+        service: &Arc<str>,
+        endpoint: &Cow<'static, str>,
         options: &CallOptions,
     ) -> Result<(Sender<Req>, Receiver<Rsp>)>
     where
@@ -65,7 +72,13 @@ struct StreamOpen {
 impl Attempt for StreamOpen {
     type Output = (FrameSender, FrameReader, Codec);
 
-    async fn once(&mut self, client: &Client, call: &Attempts<'_>, target: &Target, _: u32) -> Step<Self::Output> {
+    async fn once(
+        &mut self,
+        client: &Client,
+        call: &Attempts<'_>,
+        target: &Target,
+        attempt: u32,
+    ) -> Step<Self::Output> {
         // The legacy JSON-RPC envelope cannot carry a stream.
         let codec = match target.codec {
             Codec::JsonRpc => Codec::Json,
@@ -85,7 +98,13 @@ impl Attempt for StreamOpen {
         let (tx, rx) = mpsc::channel(BUFFER);
         // Streams travel over HTTP/2 whatever the node's unary transport.
         let requests = ChannelBody::new(rx);
-        let opened = Transport::open_stream(&client.inner.http, outbound, requests, call.deadline).await;
+        let opened = match &client.inner.layers {
+            None => Transport::open_stream(&client.inner.http, outbound, requests, call.deadline).await,
+            Some(stack) => {
+                let layered = CallAttempt::new(client, call, target, attempt, &outbound, Payload::Stream(requests));
+                Client::through(stack, layered).await.and_then(Attempted::into_stream)
+            }
+        };
         match opened {
             Ok(reader) => Step::Done((tx, reader, codec)),
             Err(failure) => Step::Failed(failure),

@@ -14,6 +14,7 @@ use crate::selector::{Outcome, Pool};
 use crate::transport::{Delivery, Failure, Transport};
 
 /// Where one attempt goes.
+#[derive(Clone)]
 pub(super) struct Target {
     place: Place,
     pub(super) codec: Codec,
@@ -25,6 +26,7 @@ pub(super) struct Target {
 
 /// A fixed address, or a registry node (found in the shared lookup result,
 /// not copied).
+#[derive(Clone)]
 enum Place {
     Fixed(String),
     Node {
@@ -131,9 +133,13 @@ impl Client {
     }
 
     /// Tells the selector (and, for refused connections, the registry) how
-    /// the attempt on `target` went.
+    /// the attempt on `target` went; nothing when a client layer failed it
+    /// before it reached the node.
     pub(super) fn mark(&self, service: &str, target: &Target, failure: Option<&Failure>) {
         let Some(node) = target.node() else { return };
+        if failure.is_some_and(|f| f.refused) {
+            return;
+        }
         let outcome = match failure {
             None => Outcome::Answered,
             Some(f) => match f.delivery {

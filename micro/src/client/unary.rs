@@ -11,11 +11,13 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
+use futures_util::future::Either;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use super::attempt::{Attempt, Attempts, Step, deadline};
+use super::layered::{Attempted, CallAttempt, Payload};
 use super::retry::{RetryPolicy, retryable};
 use super::target::Target;
 use super::{CallOptions, Client};
@@ -87,7 +89,7 @@ impl Client {
         let call = self.unary_attempts(&service, &endpoint, &options, context.as_ref());
         let target = self.resolve(call.service, call.options, &[]).await?;
         if let Some(shared) = self.local_server(&target) {
-            let answered = in_place(&shared, &call, target.codec, request).await;
+            let answered = self.run_in_place(&shared, &call, &target, 0, request).await;
             self.mark(call.service, &target, None);
             return answered;
         }
@@ -98,10 +100,14 @@ impl Client {
     /// What every attempt of a unary call starting now shares: it has the
     /// call's timeout (the client's request timeout by default), or the
     /// context's deadline when that is earlier.
+    #[expect(
+        clippy::ptr_arg,
+        reason = "client layers get the endpoint's name owned: a clone of the Cow"
+    )]
     fn unary_attempts<'a>(
         &self,
-        service: &'a str,
-        endpoint: &'a str,
+        service: &'a Arc<str>,
+        endpoint: &'a Cow<'static, str>,
         options: &'a CallOptions,
         context: Option<&'a Context>,
     ) -> Attempts<'a> {
@@ -125,6 +131,46 @@ impl Client {
             policy: options.retry.as_ref().unwrap_or(&self.inner.options.retry),
             response: PhantomData,
         }
+    }
+
+    /// An attempt run in place on `shared`: through the client's layers
+    /// when it has any, else straight to the handler.
+    fn run_in_place<Req, Rsp>(
+        &self,
+        shared: &Arc<Shared>,
+        call: &Attempts<'_>,
+        target: &Target,
+        attempt: u32,
+        request: Req,
+    ) -> impl Future<Output = Result<Rsp>> + 'static
+    where
+        Req: Serialize + Send + 'static,
+        Rsp: DeserializeOwned + 'static,
+    {
+        let Some(stack) = &self.inner.layers else {
+            return Either::Left(in_place(shared, call, target.codec, request));
+        };
+        let outbound = Outbound {
+            address: target.address(),
+            service: call.service,
+            endpoint: call.endpoint,
+            codec: target.codec,
+            go_micro: None,
+            timeout: Some(call.deadline.saturating_duration_since(Instant::now())),
+            deadline: call.deadline,
+            context: call.context,
+            metadata: &call.options.metadata,
+        };
+        let payload = Payload::InPlace {
+            shared: Arc::clone(shared),
+            request: Message::Value(Box::new(request)),
+        };
+        let attempted = Client::through(stack, CallAttempt::new(self, call, target, attempt, &outbound, payload));
+        let codec = target.codec;
+        Either::Right(attempted.map(move |attempted| {
+            let message = attempted.map_err(|failure| failure.error)?.into_message()?;
+            decode_message(codec, message)
+        }))
     }
 
     /// This process's server of the picked node, when calls to it run in place.
@@ -158,8 +204,9 @@ where
         if let Some(shared) = client.local_server(target)
             && let Some(request) = self.request.take()
         {
-            // Not retried: the answer came from the handler itself.
-            return match in_place(&shared, call, target.codec, request).await {
+            // Not retried: the answer came from the handler itself (or a
+            // layer took the request).
+            return match client.run_in_place(&shared, call, target, attempt, request).await {
                 Ok(response) => Step::Done(response),
                 Err(error) => Step::Final(error),
             };
@@ -181,7 +228,13 @@ where
             context: call.context,
             metadata: &call.options.metadata,
         };
-        let answer = client.transport(target).round_trip(outbound, body).await;
+        let answer = match &client.inner.layers {
+            None => client.transport(target).round_trip(outbound, body).await,
+            Some(stack) => {
+                let layered = CallAttempt::new(client, call, target, attempt, &outbound, Payload::Encoded(body));
+                Client::through(stack, layered).await.and_then(Attempted::into_answer)
+            }
+        };
         match answer.and_then(|answer| decode_response(target.codec, answer)) {
             Ok(response) => Step::Done(response),
             Err(failure) => Step::Failed(failure),
@@ -231,13 +284,17 @@ where
         deadline: Some(call.deadline),
         message: Message::Value(Box::new(request)),
     };
-    crate::server::respond(shared, call.endpoint, unary).map(move |response| {
-        let decoded = match response?.into_message() {
-            Message::Value(value) => crate::local::take::<Rsp>(value, codec),
-            Message::Body(body) => codec.decode(&body),
-        };
-        decoded.map_err(|e| Error::internal_server_error(CLIENT_ID, format!("cannot decode the response: {e}")))
-    })
+    crate::server::respond(shared, call.endpoint, unary)
+        .map(move |response| decode_message(codec, response?.into_message()))
+}
+
+/// The response of a call run in place, as a `Rsp`.
+fn decode_message<Rsp: DeserializeOwned + 'static>(codec: Codec, message: Message) -> Result<Rsp> {
+    let decoded = match message {
+        Message::Value(value) => crate::local::take::<Rsp>(value, codec),
+        Message::Body(body) => codec.decode(&body),
+    };
+    decoded.map_err(|e| Error::internal_server_error(CLIENT_ID, format!("cannot decode the response: {e}")))
 }
 
 fn encode_request<Req: Serialize + ?Sized>(codec: Codec, endpoint: &str, request: &Req) -> Result<Bytes> {

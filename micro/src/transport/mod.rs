@@ -113,11 +113,19 @@ pub(crate) enum Delivery {
 pub(crate) struct Failure {
     pub(crate) error: Error,
     pub(crate) delivery: Delivery,
+    /// Whether a client layer failed the attempt before it reached the
+    /// transport (`delivery` is then `NotSent`): the node was not tried, so
+    /// nothing is known of it.
+    pub(crate) refused: bool,
 }
 
 impl Failure {
     pub(crate) fn new(error: Error, delivery: Delivery) -> Self {
-        Failure { error, delivery }
+        Failure {
+            error,
+            delivery,
+            refused: false,
+        }
     }
 }
 
