@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::headers;
 use crate::metadata::{LazyMetadata, Metadata};
+use crate::trace::{self, Trace, TraceContext};
 
 tokio::task_local! {
     static CURRENT: Context;
@@ -33,6 +34,9 @@ struct Inner {
     deadline: Option<Instant>,
     service: Option<Arc<str>>,
     endpoint: Option<&'static str>,
+    /// The span this context's calls and messages continue, when one is
+    /// recorded.
+    trace: Option<Trace>,
 }
 
 impl Context {
@@ -111,6 +115,28 @@ impl Context {
         self.0.endpoint
     }
 
+    /// The span of the call or message being handled, when a subscriber
+    /// records it (see [`crate::trace`]): calls made and messages published
+    /// with this context continue its trace.
+    pub fn trace(&self) -> Option<TraceContext> {
+        self.0.trace.as_ref().map(|t| t.context)
+    }
+
+    /// The trace context this context's metadata carries (`traceparent`,
+    /// or Go Micro's headers), for a span to continue.
+    pub(crate) fn incoming_trace(&self) -> Option<TraceContext> {
+        match &self.0.trace {
+            Some(trace) => Some(trace.context),
+            None => trace::in_metadata(self.metadata()),
+        }
+    }
+
+    /// This context, its calls and messages continuing `trace`.
+    pub(crate) fn with_trace(mut self, trace: Trace) -> Self {
+        Arc::make_mut(&mut self.0).trace = Some(trace);
+        self
+    }
+
     /// The server's address for this connection (`Local` metadata).
     pub fn local_addr(&self) -> Option<&str> {
         self.metadata().get(headers::LOCAL)
@@ -137,13 +163,20 @@ impl Context {
             deadline,
             service,
             endpoint: Some(endpoint),
+            trace: None,
         }))
     }
 
     /// The metadata an outbound call forwards: everything but the headers
     /// that describe one hop (content type, ids, timeout, addresses).
+    /// A traced context sends its own span's trace headers instead of
+    /// those it came with.
     pub(crate) fn forwarded_metadata(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.metadata().iter().filter(|(k, _)| !headers::is_hop_specific(k))
+        let trace = self.0.trace.as_ref();
+        let replaced =
+            move |key: &str| headers::is_hop_specific(key) || (trace.is_some() && trace::is_trace_header(key));
+        let own = self.metadata().iter().filter(move |(k, _)| !replaced(k));
+        own.chain(trace.into_iter().flat_map(Trace::headers))
     }
 }
 

@@ -57,6 +57,7 @@ pub mod selector;
 pub mod server;
 pub mod service;
 pub mod stream;
+pub mod trace;
 mod transport;
 
 #[doc(hidden)]

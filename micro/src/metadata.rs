@@ -114,6 +114,17 @@ impl LazyMetadata {
         }
     }
 
+    /// One value, in any letter case, read without building the metadata.
+    pub(crate) fn find(&self, key: &str) -> Option<&str> {
+        match self {
+            LazyMetadata::Built(metadata) => metadata.get(key),
+            LazyMetadata::Headers { built, headers, .. } => match built.get() {
+                Some(metadata) => metadata.get(key),
+                None => headers.get(key).and_then(|v| v.to_str().ok()),
+            },
+        }
+    }
+
     pub(crate) fn get_mut(&mut self) -> &mut Metadata {
         if let LazyMetadata::Headers { built, headers, peer } = self {
             let metadata = built.take().unwrap_or_else(|| from_headers(headers, peer));

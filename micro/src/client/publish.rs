@@ -18,6 +18,8 @@ use crate::codec::Codec;
 use crate::context::Context;
 use crate::error::{CLIENT_ID, Result};
 use crate::headers;
+use crate::trace;
+use tracing::Span;
 
 impl Client {
     /// Publishes `message` to `topic` through the client's broker; await it,
@@ -74,11 +76,13 @@ impl<T: Serialize> Publish<T> {
         self
     }
 
-    /// The broker message: metadata, added headers, then Go Micro's own.
-    fn message(self) -> Result<(Client, String, Message)> {
+    /// The broker message: metadata, added headers, then Go Micro's own;
+    /// its trace continues `span`'s.
+    fn message(self, span: &Span) -> Result<(Client, String, Message)> {
         let body = self.codec.encode(&self.message).map_err(|e| e.into_error(CLIENT_ID))?;
         let mut message = Message::new(body);
-        if let Some(context) = self.context.or_else(Context::current) {
+        let context = trace::continuing(span, self.context).or_else(Context::current);
+        if let Some(context) = context {
             for (key, value) in context.forwarded_metadata() {
                 message.header.insert(key.to_owned(), value.to_owned());
             }
@@ -100,11 +104,12 @@ impl<T: Serialize> IntoFuture for Publish<T> {
     type IntoFuture = BoxFuture<'static, Result<()>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        let prepared = self.message();
-        Box::pin(async move {
+        let span = trace::publish_span(&self.topic);
+        let prepared = self.message(&span);
+        Box::pin(trace::traced(span, async move {
             let (client, topic, message) = prepared?;
             client.broker().publish(&topic, message).await.map_err(Into::into)
-        })
+        }))
     }
 }
 

@@ -25,6 +25,7 @@ use crate::context::Context;
 use crate::error::Result;
 use crate::stream::frame::{ChannelBody, FrameReader, FrameSender};
 use crate::stream::{BUFFER, Receiver, Sender};
+use crate::trace;
 use crate::transport::{Delivery, Failure, Outbound, Transport};
 
 impl Client {
@@ -43,7 +44,9 @@ impl Client {
         Req: Serialize,
         Rsp: DeserializeOwned,
     {
-        let context = options.context.clone().or_else(Context::current);
+        // The span covers the opening; the stream then lives on its own.
+        let span = trace::call_span(service, endpoint);
+        let context = trace::continuing(&span, options.context.clone()).or_else(Context::current);
         let started = Instant::now();
         let stream_deadline = deadline(options.timeout, context.as_ref(), started);
         let open_by = started + self.inner.options.request_timeout;
@@ -58,7 +61,7 @@ impl Client {
         let mut opening = StreamOpen {
             deadline: stream_deadline,
         };
-        let (tx, reader, codec) = self.attempt(&call, None, &mut opening).await?;
+        let (tx, reader, codec) = trace::traced(span, self.attempt(&call, None, &mut opening)).await?;
         Ok((Sender::new(tx, codec), Receiver::new(reader, codec)))
     }
 }

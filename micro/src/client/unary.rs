@@ -28,6 +28,7 @@ use crate::error::{CLIENT_ID, Error, Result};
 use crate::metadata::Metadata;
 use crate::server::handler::Message;
 use crate::server::{Shared, Unary};
+use crate::trace;
 use crate::transport::{Answer, Delivery, Failure, Outbound, call_metadata};
 
 impl Client {
@@ -50,10 +51,16 @@ impl Client {
         Req: Serialize + Send + 'static,
         Rsp: DeserializeOwned + Send + 'static,
     {
+        let span = trace::call_span(&service, &endpoint);
+        let mut options = options;
+        options.context = trace::continuing(&span, options.context);
         if self.inner.options.local_calls {
-            Box::pin(self.local_first(service, endpoint, request, options))
+            Box::pin(trace::traced(
+                span,
+                self.local_first(service, endpoint, request, options),
+            ))
         } else {
-            Box::pin(self.remote(service, endpoint, request, options))
+            Box::pin(trace::traced(span, self.remote(service, endpoint, request, options)))
         }
     }
 

@@ -31,7 +31,9 @@ use crate::error::{Error, SERVER_ID};
 use crate::metadata::LazyMetadata;
 use crate::stream::BUFFER;
 use crate::stream::frame::{self, ChannelBody, FrameReader};
+use crate::trace;
 use crate::transport::{Call, Dispatch, Page};
+use tracing::Span;
 
 /// What every connection of a server shares.
 #[derive(Debug)]
@@ -178,14 +180,32 @@ fn answer(
             ),
         ))));
     }
-    let context = Context::for_request(metadata, deadline, service, endpoint);
+    let (context, span) = serving(metadata, deadline, service, endpoint);
     let request = Request::with_message(descriptor.method(), context, codec, message);
     let call = HandlerCall {
         handler,
         endpoint: descriptor,
         request,
     };
-    future::Either::Right(run(shared.layers.as_ref(), call, deadline))
+    future::Either::Right(trace::traced(span, run(shared.layers.as_ref(), call, deadline)))
+}
+
+/// A call's context and its `rpc.serve` span, which continues the trace
+/// its metadata carries when a subscriber records it.
+fn serving(
+    metadata: LazyMetadata,
+    deadline: Option<Instant>,
+    service: Option<Arc<str>>,
+    endpoint: &'static str,
+) -> (Context, Span) {
+    let span = trace::serve_span(service.as_deref(), endpoint);
+    let trace = trace::place_in(&span, |key| metadata.find(key));
+    let context = Context::for_request(metadata, deadline, service, endpoint);
+    let context = match trace {
+        Some(trace) => context.with_trace(trace),
+        None => context,
+    };
+    (context, span)
 }
 
 /// Starts the handler of a stream reading its requests from `requests`;
@@ -212,7 +232,7 @@ fn open_stream(
             format!("{endpoint} streams, and application/json-rpc cannot: use application/json or application/msgpack"),
         ));
     }
-    let context = Context::for_request(metadata, deadline, service, endpoint);
+    let (context, span) = serving(metadata, deadline, service, endpoint);
     let (sender, rx) = mpsc::channel(BUFFER);
     let parts = StreamParts {
         reader: requests,
@@ -226,7 +246,7 @@ fn open_stream(
     };
     tokio::spawn(async move {
         let outcome = tokio::select! {
-            outcome = run(layers.as_ref(), call, deadline) => outcome.map(drop),
+            outcome = trace::traced(span, run(layers.as_ref(), call, deadline)) => outcome.map(drop),
             () = sender.closed() => {
                 debug!(endpoint, "the caller left the stream; its handler is dropped");
                 return;

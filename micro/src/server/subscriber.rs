@@ -18,6 +18,7 @@ use crate::codec::Codec;
 use crate::context::Context;
 use crate::error::{Error, SERVER_ID};
 use crate::metadata::Metadata;
+use crate::trace;
 
 /// Deliveries to one subscriber so far.
 #[derive(Debug)]
@@ -110,9 +111,11 @@ fn deliverer(
     stats: Arc<SubscriberStats>,
     layers: Option<SubscriberService>,
 ) -> broker::MessageHandler {
-    Arc::new(move |event: Event| {
+    Arc::new(move |mut event: Event| {
         let stats = Arc::clone(&stats);
         let descriptor = stats.descriptor;
+        let span = trace::process_span(&event.topic, descriptor.name());
+        continue_trace(&span, &mut event);
         let call = SubscriberCall {
             handler: Arc::clone(&handler),
             subscriber: descriptor,
@@ -123,6 +126,7 @@ fn deliverer(
             // A layer may panic too.
             Some(layers) => catching_panics_boxed(descriptor.name(), layers, call),
         };
+        let delivery = trace::traced(span, delivery);
         Box::pin(async move {
             let result = delivery.await;
             match &result {
@@ -135,6 +139,25 @@ fn deliverer(
             result
         })
     })
+}
+
+/// Puts the trace headers of `span` in the message, for the subscriber's
+/// context to continue: its own calls and messages then follow it.
+fn continue_trace(span: &tracing::Span, event: &mut Event) {
+    let header = &mut event.message.header;
+    let lookup = |key: &str| {
+        header
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    };
+    let Some(trace) = trace::place_in(span, lookup) else {
+        return;
+    };
+    header.retain(|key, _| !trace::is_trace_header(key));
+    for (key, value) in trace.headers() {
+        header.insert(key.to_owned(), value.to_owned());
+    }
 }
 
 fn catching_panics_boxed(
