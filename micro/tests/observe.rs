@@ -146,9 +146,28 @@ async fn metrics_count_calls_failures_and_panics_exactly() {
     })
     .await;
 
+    // Calls made through the service's client are counted on the client side.
+    for n in 2..5 {
+        let _: Done = client.call("worker", "Worker.Work", Job { n }).await.unwrap();
+    }
+    let err = client
+        .call::<_, Done>("worker", "Worker.Work", Job { n: 1 })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, 409);
+
     let samples = scrape(addr).await;
     let labels = r#"rpc_service="worker",rpc_method="Worker.Work""#;
-    for (status, count) in [(200, 800.0), (409, 100.0), (500, 100.0)] {
+    for (status, count) in [(200, 3.0), (409, 1.0)] {
+        let series =
+            format!(r#"rpc_client_call_duration_seconds_count{{{labels},rpc_response_status_code="{status}"}}"#);
+        assert_eq!(sample(&samples, &series), count, "{series}");
+    }
+    assert_eq!(
+        sample(&samples, &format!("rpc_client_calls_in_flight{{{labels}}}")),
+        0.0
+    );
+    for (status, count) in [(200, 803.0), (409, 101.0), (500, 100.0)] {
         let series =
             format!(r#"rpc_server_call_duration_seconds_count{{{labels},rpc_response_status_code="{status}"}}"#);
         assert_eq!(sample(&samples, &series), count, "{series}");
@@ -169,15 +188,15 @@ async fn metrics_count_calls_failures_and_panics_exactly() {
     let go = r#"service="worker",endpoint="Worker.Work""#;
     assert_eq!(
         sample(&samples, &format!(r#"micro_request_total{{{go},status="success"}}"#)),
-        800.0
+        803.0
     );
     assert_eq!(
         sample(&samples, &format!(r#"micro_request_total{{{go},status="fail"}}"#)),
-        200.0
+        201.0
     );
     assert_eq!(
         sample(&samples, &format!("micro_request_duration_seconds_count{{{go}}}")),
-        1000.0
+        1004.0
     );
 
     // Debug.Stats counts the same calls.
@@ -185,7 +204,7 @@ async fn metrics_count_calls_failures_and_panics_exactly() {
         .call("worker", "Debug.Stats", serde_json::json!({}))
         .await
         .unwrap();
-    assert_eq!((stats.requests, stats.errors), (1000, 200));
+    assert_eq!((stats.requests, stats.errors), (1004, 201));
     running.stop().await.unwrap();
 }
 

@@ -101,6 +101,16 @@ impl CallAttempt {
         &self.service
     }
 
+    /// The service called, shared.
+    pub(crate) fn service_shared(&self) -> &Arc<str> {
+        &self.service
+    }
+
+    /// The endpoint called, as the call names it.
+    pub(crate) fn endpoint_name(&self) -> &Cow<'static, str> {
+        &self.endpoint
+    }
+
     /// The endpoint called (`Service.Method`).
     pub fn endpoint(&self) -> &str {
         &self.endpoint

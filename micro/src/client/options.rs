@@ -237,4 +237,19 @@ impl ClientOptions {
         self.layers.push(layer);
         self
     }
+
+    /// Adds `layer` outside every layer added so far.
+    pub(crate) fn outermost_layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<AttemptService> + Send + Sync + 'static,
+        L::Service: tower::Service<CallAttempt, Response = Attempted> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<CallAttempt>>::Error: Into<BoxError>,
+        <L::Service as tower::Service<CallAttempt>>::Future: Send + 'static,
+    {
+        let mut layers = Layers::client();
+        layers.push(layer);
+        layers.extend(std::mem::replace(&mut self.layers, Layers::client()));
+        self.layers = layers;
+        self
+    }
 }

@@ -20,6 +20,7 @@
 //! Labels come from what the service declares (its name, its endpoints),
 //! never from what a caller sends, so a caller cannot grow the registry.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tower::{Layer, Service};
 
+use crate::client::{Attempted, CallAttempt};
 use crate::error::Error;
 use crate::server::{HandlerCall, Response, SubscriberCall, is_panic};
 
@@ -43,16 +45,27 @@ const BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
-/// A label value: an endpoint's own name.
+/// A label value: an endpoint's own name, or a shared copy of one.
 #[derive(Clone, Debug)]
 enum Name {
     Static(&'static str),
+    Shared(Arc<str>),
 }
 
 impl Name {
     fn as_str(&self) -> &str {
         match self {
             Name::Static(name) => name,
+            Name::Shared(name) => name,
+        }
+    }
+}
+
+impl From<&Cow<'static, str>> for Name {
+    fn from(name: &Cow<'static, str>) -> Self {
+        match name {
+            Cow::Borrowed(name) => Name::Static(name),
+            Cow::Owned(name) => Name::Shared(Arc::from(name.as_str())),
         }
     }
 }
@@ -293,6 +306,14 @@ impl Metrics {
         }
     }
 
+    /// A layer recording every attempt of the calls a client makes.
+    pub fn client_layer(&self) -> MetricsLayer<Client> {
+        MetricsLayer {
+            metrics: self.clone(),
+            side: Client,
+        }
+    }
+
     /// A layer recording every message delivered to a subscriber.
     pub fn subscriber_layer(&self) -> MetricsLayer<Subscriber> {
         MetricsLayer {
@@ -352,7 +373,8 @@ impl Recording {
                 inner.errors.fetch_add(1, Ordering::Relaxed);
             }
         }
-        if let Some(go) = &inner.go {
+        // Go Micro's wrapper counts the calls served only.
+        if let Some(go) = inner.go.as_ref().filter(|_| self.server) {
             let MethodLabels { service, method } = labels;
             let mut labels = GoLabels {
                 service,
@@ -382,6 +404,10 @@ impl Drop for Recording {
 /// Which calls a [`MetricsLayer`] records: handler calls.
 #[derive(Clone, Copy, Debug)]
 pub struct Server;
+
+/// Which calls a [`MetricsLayer`] records: attempts of calls made.
+#[derive(Clone, Copy, Debug)]
+pub struct Client;
 
 /// Which calls a [`MetricsLayer`] records: subscriber deliveries.
 #[derive(Clone, Copy, Debug)]
@@ -458,11 +484,34 @@ where
         let this = self.project();
         let answer = ready!(this.inner.poll(cx));
         let error = answer.as_ref().err();
-        if error.is_some_and(is_panic) {
+        if !this.endpoint.is_empty() && error.is_some_and(is_panic) {
             this.recording.metrics.panicked(this.endpoint);
         }
         this.recording.finish(error);
         Poll::Ready(answer)
+    }
+}
+
+impl<S> Service<CallAttempt> for MetricsService<S, Client>
+where
+    S: Service<CallAttempt, Response = Attempted, Error = Error>,
+{
+    type Response = Attempted;
+    type Error = Error;
+    type Future = Recorded<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, attempt: CallAttempt) -> Self::Future {
+        let service = Arc::clone(attempt.service_shared());
+        let recording = self.metrics.start(false, service, Name::from(attempt.endpoint_name()));
+        Recorded {
+            inner: self.inner.call(attempt),
+            recording,
+            endpoint: "",
+        }
     }
 }
 

@@ -122,13 +122,9 @@ pub(crate) struct Observed {
 }
 
 impl Observed {
-    /// The observability of the service `name`; `broker` is checked for
-    /// readiness when given.
-    pub(crate) fn new(name: &str, observe: Observe, broker: Option<Arc<dyn Broker>>) -> Self {
-        let metrics = observe.metrics.then(|| match observe.go_micro_names {
-            true => Metrics::with_go_micro_names(name),
-            false => Metrics::new(name),
-        });
+    /// The observability of a service recording `metrics` (unless they are
+    /// off); `broker` is checked for readiness when given.
+    pub(crate) fn new(metrics: Option<Metrics>, observe: Observe, broker: Option<Arc<dyn Broker>>) -> Self {
         Observed {
             metrics,
             max_concurrent_calls: observe.max_concurrent_calls,

@@ -23,7 +23,7 @@ use crate::broker::{Broker, HttpBroker, HttpBrokerOptions, MemoryBroker};
 use crate::client::{Client, ClientOptions};
 use crate::error::Error;
 use crate::middleware::Layers;
-use crate::observe::{Check, Health, Observe, Observed};
+use crate::observe::{Check, Health, Metrics, Observe, Observed};
 use crate::registry::{MdnsOptions, MdnsRegistry, MemoryRegistry, Registry};
 use crate::selector::Strategy;
 use crate::server::{
@@ -128,6 +128,8 @@ pub struct Service {
     layers: Layers<HandlerCall, Response>,
     subscriber_layers: Layers<SubscriberCall, ()>,
     observe: Observe,
+    /// Shared by the server's and the client's layers, made on first use.
+    metrics: OnceLock<Option<Metrics>>,
     client: OnceLock<Client>,
     hooks: Hooks,
 }
@@ -179,6 +181,7 @@ impl Service {
             layers: Layers::default(),
             subscriber_layers: Layers::default(),
             observe: Observe::default(),
+            metrics: OnceLock::new(),
             client: OnceLock::new(),
             hooks: Hooks::default(),
         }
@@ -188,6 +191,7 @@ impl Service {
     /// ([`Flags::none`] for none at all).
     pub fn flags(mut self, flags: Flags) -> Self {
         self.flags = Ok(flags);
+        self.metrics = OnceLock::new();
         self.client = OnceLock::new();
         self
     }
@@ -266,6 +270,8 @@ impl Service {
     /// [`crate::observe`]).
     pub fn observe(mut self, observe: Observe) -> Self {
         self.observe = observe;
+        self.metrics = OnceLock::new();
+        self.client = OnceLock::new();
         self
     }
 
@@ -350,7 +356,23 @@ impl Service {
                 let registry = self.resolved_registry();
                 let mut options = self.resolved_client_options();
                 options.broker = Some(self.resolved_broker(&registry));
+                if let Some(metrics) = self.metrics() {
+                    options = options.outermost_layer(metrics.client_layer());
+                }
                 Client::with_options(registry, options)
+            })
+            .clone()
+    }
+
+    /// The service's metrics, unless they are off.
+    fn metrics(&self) -> Option<Metrics> {
+        self.metrics
+            .get_or_init(|| {
+                let name = self.name();
+                self.observe.metrics.then(|| match self.observe.go_micro_names {
+                    true => Metrics::with_go_micro_names(name),
+                    false => Metrics::new(name),
+                })
             })
             .clone()
     }
@@ -424,13 +446,14 @@ impl Service {
         let name = self.name().to_owned();
         // Its client calls it in place when local calls are on.
         let in_process = client.options().in_process.clone();
+        let metrics = self.metrics();
         let mut observe = self.observe;
         if let Some(limit) = flags.server_max_concurrent_calls {
             observe.max_concurrent_calls = limit;
         }
         let subscribes = self.handlers.iter().any(|h| !h.descriptor().subscribers().is_empty());
         let broker = subscribes.then(|| Arc::clone(client.broker()));
-        let observed = Observed::new(&name, observe, broker);
+        let observed = Observed::new(metrics, observe, broker);
         let mut server = Server::new(server_options)
             .named(name.as_str())
             .in_process(in_process)
