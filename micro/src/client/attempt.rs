@@ -78,8 +78,11 @@ impl Client {
         let mut tried: Vec<String> = Vec::new();
         let mut last: Option<Error> = None;
         let mut next = first;
+        // An attempt a layer refused (an open circuit) never reached its
+        // node: the next one goes to another node at once.
+        let mut refused = false;
         for n in 0..=retries {
-            if n > 0 {
+            if n > 0 && !refused {
                 let wait = backoff(n);
                 if Instant::now() + wait >= call.deadline {
                     break;
@@ -107,6 +110,7 @@ impl Client {
                 return Err(failure.error);
             }
             tried.push(target.key().to_owned());
+            refused = failure.refused;
             last = Some(failure.error);
         }
         Err(last

@@ -12,6 +12,7 @@
 //! - [`retry`]: which failures are tried again, and Go Micro's backoff.
 
 mod attempt;
+pub mod breaker;
 mod call;
 mod layered;
 mod options;
