@@ -38,7 +38,7 @@ impl Instance {
 
 #[tokio::main]
 async fn main() -> micro::Result<()> {
-    micro_examples::init_logging();
+    micro::logging::init();
     let mut args = std::env::args().skip(1);
     let instances: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
     let calls: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(30);

@@ -12,7 +12,7 @@ use micro_examples::greeter::{Greeter, GreeterClient, HelloRequest, LookupReques
 
 #[tokio::main]
 async fn main() -> micro::Result<()> {
-    micro_examples::init_logging();
+    micro::logging::init();
     let service = Service::new("greeter").address("127.0.0.1:0");
     let client = service.client();
     let running = service.handle(Greeter::new(client.clone())).start().await?;

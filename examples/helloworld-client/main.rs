@@ -13,7 +13,7 @@ use micro_examples::helloworld::{HelloworldClient, Request};
 
 #[tokio::main]
 async fn main() -> micro::Result<()> {
-    micro_examples::init_logging();
+    micro::logging::init();
     let mut args = std::env::args().skip(1);
     let name = args.next().unwrap_or_else(|| "alice".to_owned());
     let hello = HelloworldClient::new("helloworld", Client::default());

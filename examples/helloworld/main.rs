@@ -11,7 +11,7 @@ use micro_examples::helloworld::Helloworld;
 
 #[tokio::main]
 async fn main() -> micro::Result<()> {
-    micro_examples::init_logging();
+    micro::logging::init();
     Service::new("helloworld")
         .address("127.0.0.1:8080")
         .handle(Helloworld)

@@ -14,7 +14,7 @@ use micro_examples::live::{ChatMessage, CountRequest, LiveClient};
 
 #[tokio::main]
 async fn main() -> micro::Result<()> {
-    micro_examples::init_logging();
+    micro::logging::init();
     let mut args = std::env::args().skip(1);
     let name = args.next().unwrap_or_else(|| "alice".to_owned());
     let lines: Vec<String> = args.collect();

@@ -10,7 +10,7 @@ use micro_examples::live::Live;
 
 #[tokio::main]
 async fn main() -> micro::Result<()> {
-    micro_examples::init_logging();
+    micro::logging::init();
     Service::new("live")
         .address("127.0.0.1:8081")
         .handle(Live::default())

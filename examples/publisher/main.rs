@@ -11,7 +11,7 @@ use micro_examples::users::{USER_CREATED, UserCreated};
 
 #[tokio::main]
 async fn main() -> micro::Result<()> {
-    micro_examples::init_logging();
+    micro::logging::init();
     let count: u64 = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(3);
     // The service's client publishes through the service's broker, so the
     // --broker flags apply.

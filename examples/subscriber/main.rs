@@ -15,6 +15,6 @@ use micro_examples::users::Audit;
 
 #[tokio::main]
 async fn main() -> micro::Result<()> {
-    micro_examples::init_logging();
+    micro::logging::init();
     Service::new("audit").address("127.0.0.1:0").handle(Audit).run().await
 }

@@ -47,6 +47,7 @@ pub mod error;
 mod future;
 pub mod headers;
 mod local;
+pub mod logging;
 pub mod metadata;
 pub mod middleware;
 mod net;
