@@ -344,3 +344,71 @@ async fn readiness_follows_registration_and_the_checks() {
     let report = health.ready().await;
     assert_eq!(report.status, "down");
 }
+
+/// Readiness follows the broker: a NATS server of the test's own is
+/// stopped (503) and started again on the same port (200 once the client
+/// has reconnected).
+#[cfg(feature = "nats")]
+#[tokio::test]
+#[ignore = "needs nats-server and a loopback-only namespace: netns-run --services nats"]
+async fn readiness_goes_down_with_the_broker_and_comes_back_with_it() {
+    use std::process::{Command, Stdio};
+
+    std::env::var("MICRO_TEST_NATS_URL").expect("MICRO_TEST_NATS_URL: run inside `netns-run --services nats`");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let nats = |port: u16| {
+        Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server on the PATH")
+    };
+    let mut server = nats(port);
+    let url = format!("nats://127.0.0.1:{port}");
+    support::eventually("nats-server to listen", Duration::from_secs(10), async || {
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+    })
+    .await;
+
+    let running = Service::new("worker")
+        .flags(Flags::none())
+        .address("127.0.0.1:0")
+        .registry(Arc::new(MemoryRegistry::new()))
+        .broker(Arc::new(micro::broker::NatsBroker::new(&url)))
+        .handle(Worker::default())
+        .start()
+        .await
+        .unwrap();
+    let addr = running.local_addr();
+    let ready = async || RawConnection::open(addr).await.get("/health/ready").await;
+    assert_eq!(ready().await.status, 200);
+
+    server.kill().unwrap();
+    server.wait().unwrap();
+    support::eventually(
+        "readiness to fail with the broker",
+        Duration::from_secs(10),
+        async || {
+            let rsp = ready().await;
+            rsp.status == 503 && rsp.body_text().contains(r#""name":"broker","status":"down""#)
+        },
+    )
+    .await;
+    assert_eq!(RawConnection::open(addr).await.get("/health/live").await.status, 200);
+
+    let mut server = nats(port);
+    support::eventually(
+        "readiness to come back with the broker",
+        Duration::from_secs(20),
+        async || ready().await.status == 200,
+    )
+    .await;
+    running.stop().await.unwrap();
+    server.kill().unwrap();
+    let _ = server.wait();
+}
