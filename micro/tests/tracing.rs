@@ -159,11 +159,25 @@ async fn start(service: Service, registry: &Arc<dyn Registry>, broker: &Arc<dyn 
         .unwrap()
 }
 
-#[tokio::test]
-async fn one_trace_crosses_three_services_a_publish_and_a_go_micro_caller() {
-    let spans = Spans::default();
-    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(spans.clone()));
+/// The Go Micro trace the flow's first request carries.
+const GO_TRACE: &str = "4bf92f35-77b3-4da6-a3ce-929d0e0e4736";
+/// The same trace id, as W3C writes it.
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+/// The Go Micro caller's span.
+const GO_SPAN: &str = "00f067aa0ba902b7";
 
+/// The three services, running.
+struct Flow {
+    front: Running,
+    middle: Running,
+    back: Running,
+}
+
+/// Starts front, middle and back, and sends front a Go Micro-shaped call
+/// (`Micro-Id`, its legacy trace headers): front calls middle over HTTP/1.1,
+/// middle calls back over mux, back publishes, front's subscriber hears it.
+/// Gives the services and the `traceparent` the subscriber saw.
+async fn run_flow() -> (Flow, Option<String>) {
     let registry: Arc<dyn Registry> = Arc::new(MemoryRegistry::new());
     let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new());
     let client = |mux: bool| {
@@ -194,10 +208,6 @@ async fn one_trace_crosses_three_services_a_publish_and_a_go_micro_caller() {
         &broker,
     )
     .await;
-
-    // A Go Micro-shaped call: Micro-Id, its legacy trace headers.
-    let go_trace = "4bf92f35-77b3-4da6-a3ce-929d0e0e4736";
-    let go_span = "00f067aa0ba902b7";
     let rsp = RawConnection::open(front.local_addr())
         .await
         .post(
@@ -205,8 +215,8 @@ async fn one_trace_crosses_three_services_a_publish_and_a_go_micro_caller() {
                 ("Content-Type", "application/json"),
                 ("Micro-Endpoint", "Front.Start"),
                 ("Micro-Id", "1"),
-                ("Micro-Trace-Id", go_trace),
-                ("Micro-Span-Id", go_span),
+                ("Micro-Trace-Id", GO_TRACE),
+                ("Micro-Span-Id", GO_SPAN),
             ],
             br#"{"text":"hi"}"#,
         )
@@ -216,8 +226,24 @@ async fn one_trace_crosses_three_services_a_publish_and_a_go_micro_caller() {
         .await
         .unwrap()
         .unwrap();
+    (Flow { front, middle, back }, delivered)
+}
 
-    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+impl Flow {
+    async fn stop(self) {
+        for running in [self.front, self.middle, self.back] {
+            running.stop().await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_trace_crosses_three_services_a_publish_and_a_go_micro_caller() {
+    let spans = Spans::default();
+    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(spans.clone()));
+    let (flow, delivered) = run_flow().await;
+
+    let trace_id = TRACE_ID;
     let serve_front = spans.named("rpc.serve", "rpc.method", "Front.Start");
     let call_middle = spans.named("rpc.call", "rpc.method", "Middle.Relay");
     let serve_middle = spans.named("rpc.serve", "rpc.method", "Middle.Relay");
@@ -226,7 +252,7 @@ async fn one_trace_crosses_three_services_a_publish_and_a_go_micro_caller() {
     let publish = spans.named("message.publish", "messaging.destination.name", "stored");
     let process = spans.named("message.process", "messaging.destination.name", "stored");
     let chain = [
-        (&serve_front, go_span),
+        (&serve_front, GO_SPAN),
         (&call_middle, serve_front.field("span_id")),
         (&serve_middle, call_middle.field("span_id")),
         (&call_back, serve_middle.field("span_id")),
@@ -250,7 +276,7 @@ async fn one_trace_crosses_three_services_a_publish_and_a_go_micro_caller() {
     // W3C traceparent is continued too; a failure is recorded as one.
     let before = spans.count();
     let parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-    let rsp = RawConnection::open(middle.local_addr())
+    let rsp = RawConnection::open(flow.middle.local_addr())
         .await
         .post(
             &[
@@ -263,7 +289,7 @@ async fn one_trace_crosses_three_services_a_publish_and_a_go_micro_caller() {
         .await;
     assert_eq!(rsp.status, 404);
     assert_eq!(spans.count(), before, "an unknown endpoint opens no span");
-    let rsp = RawConnection::open(middle.local_addr())
+    let rsp = RawConnection::open(flow.middle.local_addr())
         .await
         .post(
             &[
@@ -280,7 +306,96 @@ async fn one_trace_crosses_three_services_a_publish_and_a_go_micro_caller() {
     assert_eq!(failed.field("rpc.response.status_code"), "400");
     assert_eq!(failed.field("otel.status_code"), "ERROR");
 
-    for running in [front, middle, back] {
-        running.stop().await.unwrap();
+    flow.stop().await;
+}
+
+/// With OpenTelemetry's layer installed, the exported spans form the trace:
+/// their ids are OpenTelemetry's, their parents and kinds as recorded.
+#[cfg(feature = "otel")]
+#[tokio::test]
+async fn opentelemetry_exports_the_trace_with_its_parents() {
+    use opentelemetry::trace::{SpanKind, TracerProvider};
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+
+    /// An exporter that keeps what it is given.
+    #[derive(Clone, Debug, Default)]
+    struct InMemory(Arc<Mutex<Vec<SpanData>>>);
+
+    impl SpanExporter for InMemory {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            self.0.lock().unwrap().extend(batch);
+            Ok(())
+        }
     }
+
+    let exported = InMemory::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exported.clone())
+        .build();
+    let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
+    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+    let (flow, delivered) = run_flow().await;
+    flow.stop().await;
+    provider.force_flush().unwrap();
+
+    let spans = exported.0.lock().unwrap().clone();
+    let find = |name: &str, kind: SpanKind| {
+        let found: Vec<_> = spans.iter().filter(|s| s.name == name && s.span_kind == kind).collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "one {kind:?} span {name} among {:#?}",
+            spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+        );
+        found[0].clone()
+    };
+    let serve_front = find("Front.Start", SpanKind::Server);
+    let call_middle = find("Middle.Relay", SpanKind::Client);
+    let serve_middle = find("Middle.Relay", SpanKind::Server);
+    let call_back = find("Back.Store", SpanKind::Client);
+    let serve_back = find("Back.Store", SpanKind::Server);
+    let publish = find("stored", SpanKind::Producer);
+    let process = find("stored", SpanKind::Consumer);
+    let go_parent = u64::from_str_radix(GO_SPAN, 16).unwrap();
+    let chain = [
+        (&serve_front, go_parent),
+        (
+            &call_middle,
+            u64::from_be_bytes(serve_front.span_context.span_id().to_bytes()),
+        ),
+        (
+            &serve_middle,
+            u64::from_be_bytes(call_middle.span_context.span_id().to_bytes()),
+        ),
+        (
+            &call_back,
+            u64::from_be_bytes(serve_middle.span_context.span_id().to_bytes()),
+        ),
+        (
+            &serve_back,
+            u64::from_be_bytes(call_back.span_context.span_id().to_bytes()),
+        ),
+        (
+            &publish,
+            u64::from_be_bytes(serve_back.span_context.span_id().to_bytes()),
+        ),
+        (&process, u64::from_be_bytes(publish.span_context.span_id().to_bytes())),
+    ];
+    for (span, parent) in chain {
+        assert_eq!(
+            format!("{:032x}", span.span_context.trace_id()),
+            TRACE_ID,
+            "{}",
+            span.name
+        );
+        assert_eq!(
+            u64::from_be_bytes(span.parent_span_id.to_bytes()),
+            parent,
+            "{}",
+            span.name
+        );
+    }
+    let expected = format!("00-{TRACE_ID}-{:016x}-01", process.span_context.span_id());
+    assert_eq!(delivered.as_deref(), Some(expected.as_str()));
 }

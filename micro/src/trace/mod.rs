@@ -19,6 +19,10 @@
 //! headers a call came with are forwarded as they are, so the trace goes on
 //! through the services that do record.
 
+#[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+pub mod otel;
+
 use std::fmt;
 
 use tracing::Span;
@@ -184,7 +188,11 @@ pub(crate) fn place(span: &Span, parent: Option<TraceContext>, state: Option<&st
     if span.is_disabled() {
         return None;
     }
-    let context = parent.map_or_else(TraceContext::root, |p| p.child());
+    #[cfg(feature = "otel")]
+    let joined = otel::join(span, parent);
+    #[cfg(not(feature = "otel"))]
+    let joined = None;
+    let context = joined.unwrap_or_else(|| parent.map_or_else(TraceContext::root, |p| p.child()));
     span.record(
         "trace_id",
         tracing::field::display(format_args!("{:032x}", context.trace_id)),
