@@ -28,7 +28,7 @@ count() { # stack -> its table row
   [ "$stack" = "micro in-process" ] && { local_count; return; }
   # The server that stack calls: the harness starts each, and names it on its command line.
   local name
-  name=$(grep -o -m1 -E 'micro|hyper|tonic|tarpc|tcp' <<<"$stack")
+  name=$(grep -o -m1 -E 'micro-bare|micro|hyper|tonic|tarpc|tcp' <<<"$stack")
   for calls in 1000 3000; do
     rm -f "$out"/server-*
     valgrind --tool=callgrind --callgrind-out-file="$out/client-$calls" "$bin" --only "$stack" \

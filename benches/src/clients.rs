@@ -37,6 +37,8 @@ pub enum Stack {
     HyperJsonH1,
     /// tonic unary gRPC.
     Tonic,
+    /// JSON over HTTP/1.1 to micro's service without its default layers.
+    MicroBareJsonH1,
     /// tarpc with bincode over TCP.
     TarpcBincode,
     /// Length-prefixed JSON frames over TCP, one connection per caller.
@@ -48,8 +50,9 @@ pub enum Stack {
 
 impl Stack {
     /// Every stack, in table order.
-    pub const ALL: [Stack; 9] = [
+    pub const ALL: [Stack; 10] = [
         Stack::MicroJsonH1,
+        Stack::MicroBareJsonH1,
         Stack::MicroMsgpackH1,
         Stack::MicroMsgpackH2c,
         Stack::MicroMsgpackMux,
@@ -64,6 +67,7 @@ impl Stack {
     pub fn name(self) -> &'static str {
         match self {
             Stack::MicroJsonH1 => "micro json http/1.1",
+            Stack::MicroBareJsonH1 => "micro-bare json http/1.1",
             Stack::MicroMsgpackH1 => "micro msgpack http/1.1",
             Stack::MicroMsgpackH2c => "micro msgpack h2c",
             Stack::MicroMsgpackMux => "micro msgpack mux",
@@ -81,6 +85,7 @@ impl Stack {
             Stack::MicroJsonH1 | Stack::MicroMsgpackH1 | Stack::MicroMsgpackH2c | Stack::MicroMsgpackMux => {
                 Server::Micro
             }
+            Stack::MicroBareJsonH1 => Server::MicroBare,
             Stack::HyperJsonH1 => Server::Hyper,
             Stack::Tonic => Server::Tonic,
             Stack::TarpcBincode => Server::Tarpc,
@@ -92,10 +97,14 @@ impl Stack {
     /// A connected caller.
     pub async fn connect(self, address: SocketAddr) -> Result<Caller, Error> {
         let caller = match self {
-            Stack::MicroJsonH1 | Stack::MicroMsgpackH1 | Stack::MicroMsgpackH2c | Stack::MicroMsgpackMux => {
+            Stack::MicroJsonH1
+            | Stack::MicroBareJsonH1
+            | Stack::MicroMsgpackH1
+            | Stack::MicroMsgpackH2c
+            | Stack::MicroMsgpackMux => {
                 use micro::codec::Codec;
                 let wire = match self {
-                    Stack::MicroJsonH1 => Wire::Http(Codec::Json, false),
+                    Stack::MicroJsonH1 | Stack::MicroBareJsonH1 => Wire::Http(Codec::Json, false),
                     Stack::MicroMsgpackH1 => Wire::Http(Codec::Msgpack, false),
                     Stack::MicroMsgpackH2c => Wire::Http(Codec::Msgpack, true),
                     _ => Wire::Mux,

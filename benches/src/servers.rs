@@ -19,8 +19,11 @@ use crate::echo::{self, Greeter, Request, Response, grpc};
 /// The servers, one process each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Server {
-    /// micro's `#[micro::service]` on its HTTP/1.1 + h2c port.
+    /// micro's `#[micro::service]` on its HTTP/1.1 + h2c port, with the
+    /// layers a service installs by default (metrics, load shedding).
     Micro,
+    /// The same service with none of them (`Observe::none()`).
+    MicroBare,
     /// hyper with a hand-written JSON handler.
     Hyper,
     /// tonic unary and streaming gRPC.
@@ -40,7 +43,14 @@ pub enum Server {
 
 impl Server {
     /// Every server.
-    pub const ALL: [Server; 5] = [Server::Micro, Server::Hyper, Server::Tonic, Server::Tarpc, Server::Tcp];
+    pub const ALL: [Server; 6] = [
+        Server::Micro,
+        Server::MicroBare,
+        Server::Hyper,
+        Server::Tonic,
+        Server::Tarpc,
+        Server::Tcp,
+    ];
 
     /// The subscribers of the pub/sub comparison.
     pub const COUNTERS: [Server; 2] = [Server::CounterHttp, Server::CounterNats];
@@ -49,6 +59,7 @@ impl Server {
     pub fn name(self) -> &'static str {
         match self {
             Server::Micro => "micro",
+            Server::MicroBare => "micro-bare",
             Server::Hyper => "hyper",
             Server::Tonic => "tonic",
             Server::Tarpc => "tarpc",
@@ -79,9 +90,14 @@ pub async fn serve(server: Server) -> Result<(), Box<dyn std::error::Error>> {
     let ready = |address: SocketAddr| println!("READY {address}");
     match server {
         Server::GoMicro => return Err("go micro is a Go program of its own: see gomicro_program".into()),
-        Server::Micro => {
+        Server::Micro | Server::MicroBare => {
+            let observe = match server {
+                Server::MicroBare => micro::observe::Observe::none(),
+                _ => micro::observe::Observe::default(),
+            };
             let running = micro::Service::new("helloworld")
                 .flags(micro::Flags::none())
+                .observe(observe)
                 .registry(Arc::new(micro::registry::MemoryRegistry::new()))
                 .address("127.0.0.1:0")
                 .handle(echo::Helloworld)
