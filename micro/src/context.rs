@@ -148,7 +148,7 @@ impl Context {
     }
 
     /// Runs `fut` with this context as [`Context::current`].
-    pub fn scope<F: Future>(self, fut: F) -> impl Future<Output = F::Output> {
+    pub fn scope<F: Future>(self, fut: F) -> tokio::task::futures::TaskLocalFuture<Context, F> {
         CURRENT.scope(self, fut)
     }
 

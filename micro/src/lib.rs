@@ -61,6 +61,11 @@ pub mod stream;
 pub mod trace;
 mod transport;
 
+/// The guides in `docs/`, whose code samples compile as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/observability.md")]
+pub struct ObservabilityGuide;
+
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;

@@ -23,8 +23,8 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::task::{Context as TaskContext, Poll, ready};
 use std::time::Instant;
 
@@ -209,6 +209,8 @@ struct Inner {
     /// Calls served and those that failed, for `Debug.Stats`.
     requests: AtomicU64,
     errors: AtomicU64,
+    /// Each method's metrics, by side, service and method.
+    handles: RwLock<foldhash::HashMap<(bool, Arc<str>, Name), Arc<Handles>>>,
 }
 
 /// The metrics registry of one service. Cheap to clone; clones share it.
@@ -274,6 +276,7 @@ impl Metrics {
             go,
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            handles: RwLock::default(),
         }))
     }
 
@@ -326,47 +329,106 @@ impl Metrics {
         self.0.panics.get_or_create(&[("endpoint", what)]).inc();
     }
 
-    /// Starts recording a call of `method` on `side`.
-    fn start(&self, server: bool, service: Arc<str>, method: Name) -> Recording {
-        let side = if server { &self.0.server } else { &self.0.client };
-        let labels = MethodLabels { service, method };
-        side.in_flight.get_or_create(&labels).inc();
+    /// Starts recording a call of `method` on the server or client side.
+    fn start(&self, server: bool, service: &Arc<str>, method: Name) -> Recording {
+        let handles = self.handles(server, service, method);
+        handles.in_flight.inc();
         Recording {
             metrics: self.clone(),
+            handles,
             server,
-            labels: Some(labels),
+            finished: false,
             started: Instant::now(),
         }
     }
+
+    /// The metrics of `method`, looked up in the families once and kept.
+    fn handles(&self, server: bool, service: &Arc<str>, method: Name) -> Arc<Handles> {
+        let key = (server, Arc::clone(service), method);
+        let known = self
+            .0
+            .handles
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(handles) = known {
+            return handles;
+        }
+        let (server, service, method) = key;
+        let inner = &self.0;
+        let side = if server { &inner.server } else { &inner.client };
+        let labels = MethodLabels {
+            service: Arc::clone(&service),
+            method: method.clone(),
+        };
+        let ok = CallLabels {
+            service: Arc::clone(&service),
+            method: method.clone(),
+            status: 200,
+        };
+        let go = inner.go.as_ref().filter(|_| server).map(|go| {
+            let mut labels = GoLabels {
+                service: Arc::clone(&service),
+                endpoint: method.clone(),
+                status: None,
+            };
+            let duration = go.duration.get_or_create(&labels).clone();
+            labels.status = Some("success");
+            (duration, go.requests.get_or_create(&labels).clone())
+        });
+        let handles = Arc::new(Handles {
+            in_flight: side.in_flight.get_or_create(&labels).clone(),
+            ok: side.duration.get_or_create(&ok).clone(),
+            go,
+            labels,
+        });
+        let mut cache = self.0.handles.write().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(cache.entry((server, service, method)).or_insert(handles))
+    }
+}
+
+/// One method's metrics on one side, for its calls to update without
+/// looking them up: the in-flight gauge and the successes' histogram (and
+/// Go Micro's); failures, rarer, are looked up by status.
+struct Handles {
+    labels: MethodLabels,
+    in_flight: Gauge,
+    ok: Histogram,
+    go: Option<(Histogram, Counter)>,
 }
 
 /// A call being recorded: it leaves the in-flight gauge when it ends (or is
 /// dropped unfinished, e.g. when the caller went away).
 struct Recording {
     metrics: Metrics,
+    handles: Arc<Handles>,
     server: bool,
-    labels: Option<MethodLabels>,
+    finished: bool,
     started: Instant,
 }
 
 impl Recording {
     fn finish(&mut self, error: Option<&Error>) {
-        let Some(MethodLabels { service, method }) = self.labels.take() else {
+        if std::mem::replace(&mut self.finished, true) {
             return;
-        };
+        }
         let inner = &self.metrics.0;
-        let side = if self.server { &inner.server } else { &inner.client };
+        let handles = &self.handles;
         let seconds = self.started.elapsed().as_secs_f64();
-        let status = error.map_or(200, |e| u16::try_from(e.code).unwrap_or(500));
-        let labels = CallLabels {
-            service,
-            method,
-            status,
-        };
-        side.duration.get_or_create(&labels).observe(seconds);
-        let CallLabels { service, method, .. } = labels;
-        let labels = MethodLabels { service, method };
-        side.in_flight.get_or_create(&labels).dec();
+        handles.in_flight.dec();
+        match error {
+            None => handles.ok.observe(seconds),
+            Some(error) => {
+                let side = if self.server { &inner.server } else { &inner.client };
+                let labels = CallLabels {
+                    service: Arc::clone(&handles.labels.service),
+                    method: handles.labels.method.clone(),
+                    status: u16::try_from(error.code).unwrap_or(500),
+                };
+                side.duration.get_or_create(&labels).observe(seconds);
+            }
+        }
         if self.server {
             inner.requests.fetch_add(1, Ordering::Relaxed);
             if error.is_some() {
@@ -374,29 +436,29 @@ impl Recording {
             }
         }
         // Go Micro's wrapper counts the calls served only.
-        if let Some(go) = inner.go.as_ref().filter(|_| self.server) {
-            let MethodLabels { service, method } = labels;
-            let mut labels = GoLabels {
-                service,
-                endpoint: method,
-                status: None,
-            };
-            go.duration.get_or_create(&labels).observe(seconds);
-            labels.status = Some(if error.is_some() { "fail" } else { "success" });
-            go.requests.get_or_create(&labels).inc();
+        match (&handles.go, &inner.go, error) {
+            (Some((duration, requests)), _, None) => {
+                duration.observe(seconds);
+                requests.inc();
+            }
+            (Some((duration, _)), Some(go), Some(_)) => {
+                duration.observe(seconds);
+                let labels = GoLabels {
+                    service: Arc::clone(&handles.labels.service),
+                    endpoint: handles.labels.method.clone(),
+                    status: Some("fail"),
+                };
+                go.requests.get_or_create(&labels).inc();
+            }
+            _ => {}
         }
     }
 }
 
 impl Drop for Recording {
     fn drop(&mut self) {
-        if let Some(labels) = self.labels.take() {
-            let side = if self.server {
-                &self.metrics.0.server
-            } else {
-                &self.metrics.0.client
-            };
-            side.in_flight.get_or_create(&labels).dec();
+        if !self.finished {
+            self.handles.in_flight.dec();
         }
     }
 }
@@ -454,8 +516,9 @@ where
 
     fn call(&mut self, call: HandlerCall) -> Self::Future {
         let endpoint = call.endpoint().name();
-        let service = Arc::clone(&self.metrics.0.service);
-        let recording = self.metrics.start(true, service, Name::Static(endpoint));
+        let recording = self
+            .metrics
+            .start(true, &self.metrics.0.service, Name::Static(endpoint));
         Recorded {
             inner: self.inner.call(call),
             recording,
@@ -505,8 +568,9 @@ where
     }
 
     fn call(&mut self, attempt: CallAttempt) -> Self::Future {
-        let service = Arc::clone(attempt.service_shared());
-        let recording = self.metrics.start(false, service, Name::from(attempt.endpoint_name()));
+        let recording = self
+            .metrics
+            .start(false, attempt.service_shared(), Name::from(attempt.endpoint_name()));
         Recorded {
             inner: self.inner.call(attempt),
             recording,

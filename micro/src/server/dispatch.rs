@@ -273,10 +273,7 @@ pub(crate) fn run(
     let guarded = match layers {
         None => future::Either::Left(invoke(call)),
         // A layer may panic too.
-        Some(layers) => {
-            let layered = start_handler(endpoint, || Box::pin(layers.clone().oneshot(call)));
-            future::Either::Right(catching_panics(endpoint, layered))
-        }
+        Some(layers) => future::Either::Right(guard(endpoint, || layers.clone().oneshot(call))),
     };
     async move {
         let mut guarded = pin!(guarded);
@@ -300,26 +297,47 @@ pub(crate) fn run(
     }
 }
 
-/// Starts a handler's future, turning a panic into a 500 error that names `what`.
-pub(crate) fn start_handler<T: Send + 'static>(
-    what: &str,
-    start: impl FnOnce() -> BoxFuture<'static, Result<T, Error>>,
-) -> BoxFuture<'static, Result<T, Error>> {
+/// A handler's future (or a layer's), started: a panic while it starts or
+/// runs is a 500 error that names `what`.
+pub(crate) type Guarded<F, T> = future::Either<CatchingPanics<F>, future::Ready<Result<T, Error>>>;
+
+/// Starts a handler's future with `start`, guarding it against panics.
+pub(crate) fn guard<F, T>(what: &'static str, start: impl FnOnce() -> F) -> Guarded<F, T>
+where
+    F: Future<Output = Result<T, Error>>,
+{
     match std::panic::catch_unwind(AssertUnwindSafe(start)) {
-        Ok(future) => future,
-        Err(panic) => Box::pin(std::future::ready(Err(panicked(what, panic.as_ref())))),
+        Ok(future) => future::Either::Left(CatchingPanics {
+            inner: AssertUnwindSafe(future).catch_unwind(),
+            what,
+        }),
+        Err(panic) => future::Either::Right(future::ready(Err(panicked(what, panic.as_ref())))),
     }
 }
 
-/// Runs a handler's future, turning a panic into a 500 error that names `what`.
-pub(crate) async fn catching_panics<T>(
-    what: impl AsRef<str>,
-    future: BoxFuture<'static, Result<T, Error>>,
-) -> Result<T, Error> {
-    AssertUnwindSafe(future)
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|panic| Err(panicked(what.as_ref(), panic.as_ref())))
+pin_project_lite::pin_project! {
+    /// A future whose panic is a 500 error that names `what`.
+    pub(crate) struct CatchingPanics<F> {
+        #[pin]
+        inner: futures_util::future::CatchUnwind<AssertUnwindSafe<F>>,
+        what: &'static str,
+    }
+}
+
+impl<F, T> Future for CatchingPanics<F>
+where
+    F: Future<Output = Result<T, Error>>,
+{
+    type Output = Result<T, Error>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        match this.inner.poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(answer)) => Poll::Ready(answer),
+            Poll::Ready(Err(panic)) => Poll::Ready(Err(panicked(this.what, panic.as_ref()))),
+        }
+    }
 }
 
 /// How the detail of a caught panic's error starts.

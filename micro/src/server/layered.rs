@@ -6,7 +6,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
-use super::dispatch::{catching_panics, start_handler};
+use tokio::task::futures::TaskLocalFuture;
+
+use super::dispatch::{Guarded, guard};
 use super::handler::{EndpointDescriptor, Handler, Request, Response, SubscriberDescriptor};
 use crate::BoxFuture;
 use crate::broker::Event;
@@ -98,9 +100,12 @@ impl fmt::Debug for SubscriberCall {
     }
 }
 
+/// A handler's future, inside its context, catching panics.
+pub(crate) type Invoked = TaskLocalFuture<Context, Guarded<BoxFuture<'static, Result<Response, Error>>, Response>>;
+
 /// Runs a call's handler inside its context, catching panics: the
 /// innermost handler service, and what a server without layers runs.
-pub(crate) fn invoke(call: HandlerCall) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
+pub(crate) fn invoke(call: HandlerCall) -> Invoked {
     let HandlerCall {
         handler,
         endpoint,
@@ -110,20 +115,21 @@ pub(crate) fn invoke(call: HandlerCall) -> impl Future<Output = Result<Response,
     let context = request.context().clone();
     // The handler's code runs in its future, polled inside the context's
     // scope; `call` itself only decodes the request.
-    let future = start_handler(name, || handler.call(request));
-    context.scope(catching_panics(name, future))
+    context.scope(guard(name, || handler.call(request)))
 }
 
+/// A subscriber's future, catching panics.
+pub(crate) type Delivered = Guarded<BoxFuture<'static, Result<(), Error>>, ()>;
+
 /// Hands a message to its subscriber, catching panics.
-pub(crate) fn deliver(call: SubscriberCall) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+pub(crate) fn deliver(call: SubscriberCall) -> Delivered {
     let SubscriberCall {
         handler,
         subscriber,
         event,
     } = call;
     let name = subscriber.name();
-    let delivery = start_handler(name, || handler.deliver(subscriber.method(), event));
-    catching_panics(name, delivery)
+    guard(name, || handler.deliver(subscriber.method(), event))
 }
 
 /// The innermost handler service.
@@ -133,14 +139,14 @@ pub(crate) struct Invoke;
 impl tower::Service<HandlerCall> for Invoke {
     type Response = Response;
     type Error = Error;
-    type Future = BoxFuture<'static, Result<Response, Error>>;
+    type Future = Invoked;
 
     fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Error>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, call: HandlerCall) -> Self::Future {
-        Box::pin(invoke(call))
+        invoke(call)
     }
 }
 
@@ -151,13 +157,13 @@ pub(crate) struct Deliver;
 impl tower::Service<SubscriberCall> for Deliver {
     type Response = ();
     type Error = Error;
-    type Future = BoxFuture<'static, Result<(), Error>>;
+    type Future = Delivered;
 
     fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Error>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, call: SubscriberCall) -> Self::Future {
-        Box::pin(deliver(call))
+        deliver(call)
     }
 }

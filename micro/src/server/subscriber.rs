@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use tower::ServiceExt;
 
-use super::dispatch::{catching_panics, start_handler};
+use super::dispatch::guard;
 use super::handler::{Handler, SubscriberDescriptor};
 use super::layered::{SubscriberCall, SubscriberService, deliver};
 use crate::broker::{self, Broker, BrokerError, Event, SubscribeOptions, Subscription};
@@ -122,9 +122,9 @@ fn deliverer(
             event,
         };
         let delivery = match layers.clone() {
-            None => Box::pin(deliver(call)),
+            None => futures_util::future::Either::Left(deliver(call)),
             // A layer may panic too.
-            Some(layers) => catching_panics_boxed(descriptor.name(), layers, call),
+            Some(layers) => futures_util::future::Either::Right(guard(descriptor.name(), || layers.oneshot(call))),
         };
         let delivery = trace::traced(span, delivery);
         Box::pin(async move {
@@ -158,15 +158,6 @@ fn continue_trace(span: &tracing::Span, event: &mut Event) {
     for (key, value) in trace.headers() {
         header.insert(key.to_owned(), value.to_owned());
     }
-}
-
-fn catching_panics_boxed(
-    name: &'static str,
-    layers: SubscriberService,
-    call: SubscriberCall,
-) -> crate::BoxFuture<'static, Result<(), Error>> {
-    let layered = start_handler(name, || Box::pin(layers.oneshot(call)));
-    Box::pin(catching_panics(name, layered))
 }
 
 /// What a subscriber method gets from a message: its context (the headers

@@ -59,7 +59,11 @@ pub fn init(service: &str) -> Result<OtelGuard, OtelError> {
     let tracer = provider.tracer("micro");
     tracing_subscriber::registry()
         .with(crate::logging::filter())
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
         .with(tracing_opentelemetry::layer().with_tracer(tracer))
         .try_init()?;
     Ok(OtelGuard { provider })
