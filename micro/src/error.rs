@@ -17,6 +17,14 @@ pub(crate) const SERVER_ID: &str = "go.micro.server";
 /// The error id micro's client uses for errors it raises itself.
 pub(crate) const CLIENT_ID: &str = "go.micro.client";
 
+/// How the detail of a caught panic's error starts.
+pub(crate) const PANICKED: &str = "panic recovered: ";
+
+/// Whether `error` is a caught panic's.
+pub(crate) fn is_panic(error: &Error) -> bool {
+    error.code == 500 && error.id == SERVER_ID && error.detail.starts_with(PANICKED)
+}
+
 /// A Go Micro error: an id naming where it came from, an HTTP-like code, a
 /// human-readable detail and the code's status text.
 ///

@@ -49,6 +49,7 @@ pub mod headers;
 mod local;
 pub mod logging;
 pub mod metadata;
+mod meter;
 pub mod middleware;
 mod net;
 pub mod observe;

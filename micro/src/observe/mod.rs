@@ -25,8 +25,9 @@ pub use self::metrics::Metrics;
 pub use self::shed::ShedLayer;
 use crate::BoxFuture;
 use crate::broker::Broker;
+use crate::meter::{Defaults, Limit};
 use crate::middleware::Layers;
-use crate::server::{Handler, HandlerCall, Pages, Response, SubscriberCall};
+use crate::server::{Handler, Pages, SubscriberCall};
 use crate::transport::Page;
 
 /// The pages a service answers `GET` requests on its port with.
@@ -133,21 +134,14 @@ impl Observed {
         }
     }
 
-    /// The default handler layers, outermost first: metrics, then load
-    /// shedding (so that shed calls are counted as 503s).
-    pub(crate) fn handler_layers(&self) -> Layers<HandlerCall, Response> {
-        let mut layers = Layers::default();
-        if let Some(metrics) = &self.metrics {
-            layers.push(metrics.server_layer());
+    /// What the server does around every call, outside its layers: record
+    /// it, then shed it when the limit is reached (a shed call is counted as
+    /// a 503).
+    pub(crate) fn defaults(&self) -> Defaults {
+        Defaults {
+            metrics: self.metrics.clone(),
+            limit: (self.max_concurrent_calls > 0).then(|| Limit::new(self.max_concurrent_calls)),
         }
-        if self.max_concurrent_calls > 0 {
-            let mut shed = ShedLayer::new(self.max_concurrent_calls);
-            if let Some(metrics) = &self.metrics {
-                shed = shed.counted_in(metrics);
-            }
-            layers.push(shed);
-        }
-        layers
     }
 
     /// The default subscriber layers: metrics.

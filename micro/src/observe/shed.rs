@@ -3,16 +3,14 @@
 //! an overloaded service answers quickly and recovers (Go Micro has no
 //! limit; tower's `ConcurrencyLimit` queues instead).
 
-use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use futures_util::future::{self, Either, Ready};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
 use super::Metrics;
-use crate::error::{Error, SERVER_ID};
+use crate::error::Error;
+use crate::meter::{Admitted, Limit};
 
 /// The default limit of concurrent calls per server: generous, so that it
 /// only bounds a flood.
@@ -22,8 +20,7 @@ pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 10_000;
 /// with a 503, counted in the service's metrics.
 #[derive(Clone, Debug)]
 pub struct ShedLayer {
-    permits: Arc<Semaphore>,
-    limit: usize,
+    limit: Limit,
     metrics: Option<Metrics>,
 }
 
@@ -31,8 +28,7 @@ impl ShedLayer {
     /// At most `limit` calls at once.
     pub fn new(limit: usize) -> Self {
         ShedLayer {
-            permits: Arc::new(Semaphore::new(limit.min(Semaphore::MAX_PERMITS))),
-            limit,
+            limit: Limit::new(limit),
             metrics: None,
         }
     }
@@ -76,41 +72,14 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        match Arc::clone(&self.layer.permits).try_acquire_owned() {
-            Ok(permit) => Either::Left(Admitted {
-                inner: self.inner.call(request),
-                _permit: permit,
-            }),
-            Err(_) => {
+        match self.layer.limit.admit() {
+            Ok(place) => Either::Left(Admitted::new(self.inner.call(request), Some(place))),
+            Err(refused) => {
                 if let Some(metrics) = &self.layer.metrics {
                     metrics.shed();
                 }
-                let error = Error::service_unavailable(
-                    SERVER_ID,
-                    format!(
-                        "overloaded: {} calls are running, the server's limit; try again later",
-                        self.layer.limit
-                    ),
-                );
-                Either::Right(future::ready(Err(error)))
+                Either::Right(future::ready(Err(refused)))
             }
         }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// An admitted call, holding its place until it ends.
-    pub struct Admitted<F> {
-        #[pin]
-        inner: F,
-        _permit: OwnedSemaphorePermit,
-    }
-}
-
-impl<F: Future> Future for Admitted<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
-        self.project().inner.poll(cx)
     }
 }

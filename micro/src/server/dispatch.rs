@@ -27,8 +27,9 @@ use super::router::Router;
 use crate::BoxFuture;
 use crate::codec::Codec;
 use crate::context::Context;
-use crate::error::{Error, SERVER_ID};
+use crate::error::{Error, PANICKED, SERVER_ID};
 use crate::metadata::LazyMetadata;
+use crate::meter::Defaults;
 use crate::stream::BUFFER;
 use crate::stream::frame::{self, ChannelBody, FrameReader};
 use crate::trace;
@@ -44,6 +45,9 @@ pub(crate) struct Shared {
     /// with, kept so that calls naming it (nearly all) share it instead of
     /// each copying it.
     pub(crate) service: OnceLock<Arc<str>>,
+    /// What happens around every call before the layers: metrics, the
+    /// limit of calls at once.
+    pub(crate) defaults: Option<Defaults>,
     /// The handler layers around every call, if any.
     pub(crate) layers: Option<HandlerService>,
     /// What `GET` requests on the port are answered with, if anything.
@@ -112,7 +116,14 @@ impl Dispatch for Shared {
         call: Call,
         requests: FrameReader,
     ) -> Result<ChannelBody, Error> {
-        open_stream(self.layers.clone(), handler, descriptor, call, requests)
+        open_stream(
+            self.defaults.clone(),
+            self.layers.clone(),
+            handler,
+            descriptor,
+            call,
+            requests,
+        )
     }
 
     fn page(&self, path: &str) -> Option<BoxFuture<'static, Page>> {
@@ -187,7 +198,8 @@ fn answer(
         endpoint: descriptor,
         request,
     };
-    future::Either::Right(trace::traced(span, run(shared.layers.as_ref(), call, deadline)))
+    let run = run(shared.defaults.as_ref(), shared.layers.as_ref(), call, deadline);
+    future::Either::Right(trace::traced(span, run))
 }
 
 /// A call's context and its `rpc.serve` span, which continues the trace
@@ -212,6 +224,7 @@ fn serving(
 /// the returned body carries its responses, then its outcome as trailers.
 /// When the caller goes away the handler is dropped.
 fn open_stream(
+    defaults: Option<Defaults>,
     layers: Option<HandlerService>,
     handler: Arc<dyn Handler>,
     descriptor: &'static EndpointDescriptor,
@@ -246,7 +259,7 @@ fn open_stream(
     };
     tokio::spawn(async move {
         let outcome = tokio::select! {
-            outcome = trace::traced(span, run(layers.as_ref(), call, deadline)) => outcome.map(drop),
+            outcome = trace::traced(span, run(defaults.as_ref(), layers.as_ref(), call, deadline)) => outcome.map(drop),
             () = sender.closed() => {
                 debug!(endpoint, "the caller left the stream; its handler is dropped");
                 return;
@@ -261,19 +274,24 @@ fn open_stream(
     Ok(ChannelBody::new(rx))
 }
 
-/// Starts a call through the server's layers (when it has any) to its
-/// handler, which runs inside its context, catching panics; all of it under
-/// the call's deadline.
+/// Starts a call: recorded and admitted by the server's defaults, then
+/// through its layers (when it has any) to its handler, which runs inside
+/// its context, catching panics; all of it under the call's deadline.
 pub(crate) fn run(
+    defaults: Option<&Defaults>,
     layers: Option<&HandlerService>,
     call: HandlerCall,
     deadline: Option<Instant>,
 ) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
     let endpoint = call.endpoint.name();
-    let guarded = match layers {
+    let layered = move || match layers {
         None => future::Either::Left(invoke(call)),
         // A layer may panic too.
         Some(layers) => future::Either::Right(guard(endpoint, || layers.clone().oneshot(call))),
+    };
+    let guarded = match defaults {
+        None => future::Either::Left(layered()),
+        Some(defaults) => future::Either::Right(defaults.measure(endpoint, layered)),
     };
     async move {
         let mut guarded = pin!(guarded);
@@ -338,14 +356,6 @@ where
             Poll::Ready(Err(panic)) => Poll::Ready(Err(panicked(this.what, panic.as_ref()))),
         }
     }
-}
-
-/// How the detail of a caught panic's error starts.
-const PANICKED: &str = "panic recovered: ";
-
-/// Whether `error` is a caught panic's.
-pub(crate) fn is_panic(error: &Error) -> bool {
-    error.code == 500 && error.id == SERVER_ID && error.detail.starts_with(PANICKED)
 }
 
 fn panicked(endpoint: &str, panic: &(dyn std::any::Any + Send)) -> Error {

@@ -26,11 +26,12 @@ pub use handler::{
 pub use router::DuplicateHandler;
 pub(crate) use router::Router;
 
-pub(crate) use self::dispatch::{Pages, Shared, Unary, is_panic, respond};
+pub(crate) use self::dispatch::{Pages, Shared, Unary, respond};
 pub use self::in_process::InProcess;
 pub use self::layered::{HandlerCall, HandlerService, SubscriberCall, SubscriberService};
 pub use self::subscriber::SubscriberStats;
 pub(crate) use self::subscriber::{Subscribed, open as open_message};
+use crate::meter::Defaults;
 use crate::middleware::Layers;
 pub use crate::transport::ServerOptions;
 use crate::transport::http::listen::{self, MuxServe};
@@ -47,6 +48,7 @@ pub struct Server {
     layers: Layers<HandlerCall, Response>,
     subscriber_layers: Layers<SubscriberCall, ()>,
     pages: Option<Arc<dyn Pages>>,
+    defaults: Defaults,
 }
 
 impl Server {
@@ -60,6 +62,7 @@ impl Server {
             layers: Layers::default(),
             subscriber_layers: Layers::default(),
             pages: None,
+            defaults: Defaults::default(),
         }
     }
 
@@ -99,6 +102,13 @@ impl Server {
     ) -> Self {
         self.layers.extend(handler);
         self.subscriber_layers.extend(subscriber);
+        self
+    }
+
+    /// Records every call in `defaults`' metrics and refuses calls over its
+    /// limit, outside every layer.
+    pub(crate) fn with_defaults(mut self, defaults: Defaults) -> Self {
+        self.defaults = defaults;
         self
     }
 
@@ -164,6 +174,7 @@ impl Server {
             body_limit: self.options.body_limit,
             service: self.name.map(std::sync::OnceLock::from).unwrap_or_default(),
             layers: self.layers.wrap(BoxCloneSyncService::new(layered::Invoke)),
+            defaults: (!self.defaults.is_empty()).then_some(self.defaults),
             pages: self.pages,
         });
         let limits = mux::server::Limits {

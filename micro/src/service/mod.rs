@@ -457,7 +457,8 @@ impl Service {
         let mut server = Server::new(server_options)
             .named(name.as_str())
             .in_process(in_process)
-            .with_layers(observed.handler_layers(), observed.subscriber_layers())
+            .with_defaults(observed.defaults())
+            .with_layers(Layers::default(), observed.subscriber_layers())
             .with_layers(self.layers, self.subscriber_layers)
             .with_pages(observed.pages());
         for handler in &self.handlers {
