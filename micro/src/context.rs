@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use crate::headers;
 use crate::metadata::{LazyMetadata, Metadata};
 use crate::trace::{self, Trace, TraceContext};
+use tracing::Span;
 
 tokio::task_local! {
     static CURRENT: Context;
@@ -177,6 +178,21 @@ impl Context {
             move |key: &str| headers::is_hop_specific(key) || (trace.is_some() && trace::is_trace_header(key));
         let own = self.metadata().iter().filter(move |(k, _)| !replaced(k));
         own.chain(trace.into_iter().flat_map(Trace::headers))
+    }
+}
+
+/// The context a call or message made in `span` goes with: `context` (or
+/// else the handler's, [`Context::current`]) continuing the span's trace;
+/// as it was when no subscriber records the span.
+pub(crate) fn continuing(span: &Span, context: Option<Context>) -> Option<Context> {
+    if span.is_disabled() {
+        return context;
+    }
+    let context = context.or_else(Context::current).unwrap_or_default();
+    let state = context.get(trace::TRACESTATE).map(str::to_owned);
+    match trace::place(span, context.incoming_trace(), state.as_deref()) {
+        Some(trace) => Some(context.with_trace(trace)),
+        None => Some(context),
     }
 }
 

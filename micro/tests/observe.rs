@@ -1,20 +1,17 @@
 //! What a service tells about itself: `/metrics` scraped after known
-//! traffic gives exact counts (panics included, R07); load shedding refuses
-//! the excess of a flood quickly and the gauges return to 0 (R11); Go
-//! Micro's `Debug.Health` and `Debug.Stats`; the `/health` probes, which
-//! follow the registration and the broker.
+//! traffic gives exact counts (panics included, R07); Go Micro's
+//! `Debug.Health` and `Debug.Stats`; the `/health` probes, which follow the
+//! registration and the broker. (Load shedding, R11, is `overload.rs`.)
 
 mod support;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use micro::Flags;
 use micro::broker::MemoryBroker;
-use micro::client::ClientOptions;
 use micro::observe::debug::{HealthResponse, StatsResponse};
 use micro::observe::{Check, Observe};
 use micro::prelude::*;
@@ -80,30 +77,6 @@ async fn start(observe: Observe) -> (Running, Arc<Worker>) {
     (running, worker)
 }
 
-/// The samples of a Prometheus text exposition, by `name{labels}` as written.
-fn scrape_text(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#') && !line.is_empty())
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            Some((series.to_owned(), value.parse().ok()?))
-        })
-        .collect()
-}
-
-async fn scrape(addr: SocketAddr) -> BTreeMap<String, f64> {
-    let rsp = RawConnection::open(addr).await.get("/metrics").await;
-    assert_eq!(rsp.status, 200);
-    assert!(rsp.header("content-type").unwrap().contains("openmetrics-text"));
-    scrape_text(&rsp.body_text())
-}
-
-fn sample(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
-    *samples
-        .get(series)
-        .unwrap_or_else(|| panic!("no {series} in {:#?}", samples.keys().collect::<Vec<_>>()))
-}
-
 /// R07 with metrics: 1,000 calls over 8 connections, one in ten panicking,
 /// one in ten failing; and a subscriber that panics on every other message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,46 +129,52 @@ async fn metrics_count_calls_failures_and_panics_exactly() {
         .unwrap_err();
     assert_eq!(err.code, 409);
 
-    let samples = scrape(addr).await;
+    let samples = support::scrape(addr).await;
     let labels = r#"rpc_service="worker",rpc_method="Worker.Work""#;
     for (status, count) in [(200, 3.0), (409, 1.0)] {
         let series =
             format!(r#"rpc_client_call_duration_seconds_count{{{labels},rpc_response_status_code="{status}"}}"#);
-        assert_eq!(sample(&samples, &series), count, "{series}");
+        assert_eq!(support::sample(&samples, &series), count, "{series}");
     }
     assert_eq!(
-        sample(&samples, &format!("rpc_client_calls_in_flight{{{labels}}}")),
+        support::sample(&samples, &format!("rpc_client_calls_in_flight{{{labels}}}")),
         0.0
     );
     for (status, count) in [(200, 803.0), (409, 101.0), (500, 100.0)] {
         let series =
             format!(r#"rpc_server_call_duration_seconds_count{{{labels},rpc_response_status_code="{status}"}}"#);
-        assert_eq!(sample(&samples, &series), count, "{series}");
+        assert_eq!(support::sample(&samples, &series), count, "{series}");
     }
     assert_eq!(
-        sample(&samples, &format!("rpc_server_calls_in_flight{{{labels}}}")),
+        support::sample(&samples, &format!("rpc_server_calls_in_flight{{{labels}}}")),
         0.0
     );
-    assert_eq!(sample(&samples, r#"micro_panics_total{endpoint="Worker.Work"}"#), 100.0);
-    assert_eq!(sample(&samples, r#"micro_panics_total{endpoint="Worker.Take"}"#), 5.0);
+    assert_eq!(
+        support::sample(&samples, r#"micro_panics_total{endpoint="Worker.Work"}"#),
+        100.0
+    );
+    assert_eq!(
+        support::sample(&samples, r#"micro_panics_total{endpoint="Worker.Take"}"#),
+        5.0
+    );
     for outcome in ["ok", "error"] {
         let series = format!(
             r#"micro_subscriber_deliveries_total{{topic="jobs",subscriber="Worker.Take",outcome="{outcome}"}}"#
         );
-        assert_eq!(sample(&samples, &series), 5.0, "{series}");
+        assert_eq!(support::sample(&samples, &series), 5.0, "{series}");
     }
     // Go Micro's names, for dashboards built for Go services.
     let go = r#"service="worker",endpoint="Worker.Work""#;
     assert_eq!(
-        sample(&samples, &format!(r#"micro_request_total{{{go},status="success"}}"#)),
+        support::sample(&samples, &format!(r#"micro_request_total{{{go},status="success"}}"#)),
         803.0
     );
     assert_eq!(
-        sample(&samples, &format!(r#"micro_request_total{{{go},status="fail"}}"#)),
+        support::sample(&samples, &format!(r#"micro_request_total{{{go},status="fail"}}"#)),
         201.0
     );
     assert_eq!(
-        sample(&samples, &format!("micro_request_duration_seconds_count{{{go}}}")),
+        support::sample(&samples, &format!("micro_request_duration_seconds_count{{{go}}}")),
         1004.0
     );
 
@@ -205,58 +184,6 @@ async fn metrics_count_calls_failures_and_panics_exactly() {
         .await
         .unwrap();
     assert_eq!((stats.requests, stats.errors), (1004, 201));
-    running.stop().await.unwrap();
-}
-
-/// R11: 2,000 concurrent calls to a 500 ms handler against a limit of 64.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flood_is_shed_quickly_and_the_admitted_calls_succeed() {
-    let mut observe = Observe::default();
-    observe.max_concurrent_calls = 64;
-    let (running, _) = start(observe).await;
-    let registry = running.client().registry().clone();
-    // mux: thousands of calls at once on a few connections.
-    let client = Client::with_options(registry, ClientOptions::default().mux(true).retries(0));
-    // Warm the connection and the registry cache.
-    let _: Done = client.call("worker", "Worker.Slow", Job { n: 0 }).await.unwrap();
-    let calls = (0..2_000).map(|_| {
-        let client = client.clone();
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let answer = client.call::<_, Done>("worker", "Worker.Slow", Job { n: 500 }).await;
-            (answer.map(|_| ()).map_err(|e| e.code), started.elapsed())
-        })
-    });
-    let mut admitted = 0;
-    let mut rejected = Vec::new();
-    for call in calls.collect::<Vec<_>>() {
-        match call.await.unwrap() {
-            (Ok(()), _) => admitted += 1,
-            (Err(503), took) => rejected.push(took),
-            (Err(code), _) => panic!("a call failed with {code}"),
-        }
-    }
-    assert!(admitted >= 64, "only {admitted} calls were admitted");
-    assert!(rejected.len() >= 1_000, "only {} calls were shed", rejected.len());
-    rejected.sort();
-    let p99 = rejected[rejected.len() * 99 / 100];
-    println!(
-        "admitted {admitted}, shed {}, p99 reject latency {p99:?}",
-        rejected.len()
-    );
-    // 20 ms built optimized; a debug build is several times slower.
-    let bound = Duration::from_millis(if cfg!(debug_assertions) { 250 } else { 20 });
-    assert!(p99 < bound, "shed calls waited: p99 {p99:?}");
-
-    let samples = scrape(running.local_addr()).await;
-    assert_eq!(
-        sample(
-            &samples,
-            r#"rpc_server_calls_in_flight{rpc_service="worker",rpc_method="Worker.Slow"}"#
-        ),
-        0.0
-    );
-    assert_eq!(sample(&samples, "micro_server_shed_total"), rejected.len() as f64);
     running.stop().await.unwrap();
 }
 

@@ -81,7 +81,7 @@ impl<T: Serialize> Publish<T> {
     fn message(self, span: &Span) -> Result<(Client, String, Message)> {
         let body = self.codec.encode(&self.message).map_err(|e| e.into_error(CLIENT_ID))?;
         let mut message = Message::new(body);
-        let context = trace::continuing(span, self.context).or_else(Context::current);
+        let context = crate::context::continuing(span, self.context).or_else(Context::current);
         if let Some(context) = context {
             for (key, value) in context.forwarded_metadata() {
                 message.header.insert(key.to_owned(), value.to_owned());

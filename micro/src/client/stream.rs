@@ -46,7 +46,7 @@ impl Client {
     {
         // The span covers the opening; the stream then lives on its own.
         let span = trace::call_span(service, endpoint);
-        let context = trace::continuing(&span, options.context.clone()).or_else(Context::current);
+        let context = crate::context::continuing(&span, options.context.clone()).or_else(Context::current);
         let started = Instant::now();
         let stream_deadline = deadline(options.timeout, context.as_ref(), started);
         let open_by = started + self.inner.options.request_timeout;

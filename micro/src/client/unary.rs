@@ -53,7 +53,7 @@ impl Client {
     {
         let span = trace::call_span(&service, &endpoint);
         let mut options = options;
-        options.context = trace::continuing(&span, options.context);
+        options.context = crate::context::continuing(&span, options.context);
         if self.inner.options.local_calls {
             Box::pin(trace::traced(
                 span,

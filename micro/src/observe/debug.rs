@@ -80,7 +80,7 @@ impl std::fmt::Debug for Debug {
     }
 }
 
-#[crate::service(crate = "crate")]
+#[micro_macros::service(crate = "crate")]
 impl Debug {
     /// Health answers ok while the service serves.
     #[endpoint]

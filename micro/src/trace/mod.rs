@@ -28,7 +28,6 @@ use std::fmt;
 use tracing::Span;
 use tracing::field::Empty;
 
-use crate::context::Context;
 use crate::error::Error;
 use crate::metadata::Metadata;
 
@@ -188,11 +187,12 @@ pub(crate) fn place(span: &Span, parent: Option<TraceContext>, state: Option<&st
     if span.is_disabled() {
         return None;
     }
+    let own = || parent.map_or_else(TraceContext::root, |p| p.child());
+    // With OpenTelemetry's layer, its ids are the span's.
     #[cfg(feature = "otel")]
-    let joined = otel::join(span, parent);
+    let context = otel::join(span, parent).unwrap_or_else(own);
     #[cfg(not(feature = "otel"))]
-    let joined = None;
-    let context = joined.unwrap_or_else(|| parent.map_or_else(TraceContext::root, |p| p.child()));
+    let context = own();
     span.record(
         "trace_id",
         tracing::field::display(format_args!("{:032x}", context.trace_id)),
@@ -284,21 +284,6 @@ pub(crate) fn record_outcome<T>(span: &Span, outcome: &Result<T, Error>) {
             span.record("rpc.response.status_code", error.code);
             span.record("otel.status_code", "ERROR");
         }
-    }
-}
-
-/// The context a call or message made in `span` goes with: `context` (or
-/// else the handler's, [`Context::current`]) continuing the span's trace;
-/// as it was when no subscriber records the span.
-pub(crate) fn continuing(span: &Span, context: Option<Context>) -> Option<Context> {
-    if span.is_disabled() {
-        return context;
-    }
-    let context = context.or_else(Context::current).unwrap_or_default();
-    let state = context.get(TRACESTATE).map(str::to_owned);
-    match place(span, context.incoming_trace(), state.as_deref()) {
-        Some(trace) => Some(context.with_trace(trace)),
-        None => Some(context),
     }
 }
 

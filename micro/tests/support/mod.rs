@@ -208,3 +208,27 @@ impl Child {
         drop(self.process.stdin.take());
     }
 }
+
+/// The samples of a Prometheus text exposition, by `name{labels}` as written.
+pub fn scrape_text(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+pub async fn scrape(addr: SocketAddr) -> BTreeMap<String, f64> {
+    let rsp = RawConnection::open(addr).await.get("/metrics").await;
+    assert_eq!(rsp.status, 200);
+    assert!(rsp.header("content-type").unwrap().contains("openmetrics-text"));
+    scrape_text(&rsp.body_text())
+}
+
+pub fn sample(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
+    *samples
+        .get(series)
+        .unwrap_or_else(|| panic!("no {series} in {:#?}", samples.keys().collect::<Vec<_>>()))
+}
