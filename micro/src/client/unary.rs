@@ -52,15 +52,21 @@ impl Client {
         Rsp: DeserializeOwned + Send + 'static,
     {
         let span = trace::call_span(&service, &endpoint);
+        // Untraced, the call's future is boxed as it is, no wider.
+        if span.is_disabled() {
+            return match self.inner.options.local_calls {
+                true => Box::pin(self.local_first(service, endpoint, request, options)),
+                false => Box::pin(self.remote(service, endpoint, request, options)),
+            };
+        }
         let mut options = options;
         options.context = crate::context::continuing(&span, options.context);
-        if self.inner.options.local_calls {
-            Box::pin(trace::traced(
+        match self.inner.options.local_calls {
+            true => Box::pin(trace::traced(
                 span,
                 self.local_first(service, endpoint, request, options),
-            ))
-        } else {
-            Box::pin(trace::traced(span, self.remote(service, endpoint, request, options)))
+            )),
+            false => Box::pin(trace::traced(span, self.remote(service, endpoint, request, options))),
         }
     }
 

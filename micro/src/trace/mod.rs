@@ -210,8 +210,18 @@ pub(crate) fn place(span: &Span, parent: Option<TraceContext>, state: Option<&st
     Some(Trace::new(context, state.map(str::to_owned)))
 }
 
+/// Whether a subscriber may record `INFO` spans at all: without one, no
+/// span is built (building a disabled span still records its fields for
+/// `log` when another crate turned tracing's `log` feature on).
+fn recorded() -> bool {
+    tracing::level_enabled!(tracing::Level::INFO)
+}
+
 /// The span of a handled call.
 pub(crate) fn serve_span(service: Option<&str>, endpoint: &str) -> Span {
+    if !recorded() {
+        return Span::none();
+    }
     tracing::info_span!(
         "rpc.serve",
         otel.name = endpoint,
@@ -229,6 +239,9 @@ pub(crate) fn serve_span(service: Option<&str>, endpoint: &str) -> Span {
 
 /// The span of a call made.
 pub(crate) fn call_span(service: &str, endpoint: &str) -> Span {
+    if !recorded() {
+        return Span::none();
+    }
     tracing::info_span!(
         "rpc.call",
         otel.name = endpoint,
@@ -246,6 +259,9 @@ pub(crate) fn call_span(service: &str, endpoint: &str) -> Span {
 
 /// The span of a message published.
 pub(crate) fn publish_span(topic: &str) -> Span {
+    if !recorded() {
+        return Span::none();
+    }
     tracing::info_span!(
         "message.publish",
         otel.name = topic,
@@ -260,6 +276,9 @@ pub(crate) fn publish_span(topic: &str) -> Span {
 
 /// The span of a message delivered to a subscriber.
 pub(crate) fn process_span(topic: &str, subscriber: &str) -> Span {
+    if !recorded() {
+        return Span::none();
+    }
     tracing::info_span!(
         "message.process",
         otel.name = topic,
