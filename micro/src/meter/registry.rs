@@ -329,7 +329,12 @@ impl Metrics {
 
     /// The metrics of `method`, looked up in the families once and kept.
     fn handles(&self, server: bool, service: &Arc<str>, method: Name) -> Arc<Handles> {
-        let key = (server, Arc::clone(service), method);
+        let key = match (&method, server) {
+            // A served endpoint's name is its descriptor's: its address
+            // tells it apart, without hashing the text.
+            (Name::Static(name), true) => HandleKey::Served(name.as_ptr() as usize, name.len()),
+            _ => HandleKey::Made(Arc::clone(service), method.clone()),
+        };
         let known = self
             .0
             .handles
@@ -340,7 +345,7 @@ impl Metrics {
         if let Some(handles) = known {
             return handles;
         }
-        let (server, service, method) = key;
+        let service = Arc::clone(service);
         let inner = &self.0;
         let side = if server { &inner.server } else { &inner.client };
         let labels = MethodLabels {
@@ -369,13 +374,18 @@ impl Metrics {
             labels,
         });
         let mut cache = self.0.handles.write().unwrap_or_else(|p| p.into_inner());
-        Arc::clone(cache.entry((server, service, method)).or_insert(handles))
+        Arc::clone(cache.entry(key).or_insert(handles))
     }
 }
 
-/// Whose metrics [`Handles`] are: the server's or client's side, the
-/// service, the method.
-type HandleKey = (bool, Arc<str>, Name);
+/// Whose metrics [`Handles`] are.
+#[derive(Debug, Hash, PartialEq, Eq)]
+enum HandleKey {
+    /// An endpoint the service serves, by where its name is and its length.
+    Served(usize, usize),
+    /// A method the service's client calls, by service and method.
+    Made(Arc<str>, Name),
+}
 
 /// One method's metrics on one side, for its calls to update without
 /// looking them up: the in-flight gauge and the successes' histogram (and
