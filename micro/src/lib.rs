@@ -44,6 +44,7 @@ pub mod client;
 pub mod codec;
 pub mod context;
 pub mod error;
+pub mod events;
 mod future;
 pub mod headers;
 mod local;
