@@ -5,12 +5,23 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use micro::events::{ConsumeOptions, Consumer, Event, MemoryStream, PublishOptions, Start, Stream, dead_letter};
+use micro::events::{
+    ConsumeOptions, Consumer, Event, FileStream, MemoryStream, PublishOptions, Start, Stream, dead_letter,
+};
 
 type Streams = fn() -> Arc<dyn Stream>;
 
 fn memory() -> Arc<dyn Stream> {
     Arc::new(MemoryStream::new())
+}
+
+/// A file stream in a file of its own.
+fn file() -> Arc<dyn Stream> {
+    Arc::new(FileStream::open(temp_file()).unwrap())
+}
+
+fn temp_file() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("micro-events-{}.redb", uuid::Uuid::new_v4().simple()))
 }
 
 fn topic(case: &str) -> String {
@@ -260,3 +271,56 @@ macro_rules! suite {
 }
 
 suite!(memory);
+suite!(file);
+
+/// The file stream across a restart: published events are kept, a named
+/// group goes on after what it acked, and redelivers what it had not.
+#[tokio::test]
+async fn the_file_stream_keeps_events_and_positions_across_a_restart() {
+    let path = temp_file();
+    // Four at once: one held unacked does not stop the others.
+    let options = ConsumeOptions::default()
+        .group("billing")
+        .manual_ack(Duration::from_secs(30))
+        .concurrency(4)
+        .start(Start::All);
+    {
+        let stream = FileStream::open(&path).unwrap();
+        publish(&stream, "orders", 0..10).await;
+        let mut consumer = stream.consume("orders", options.clone()).await.unwrap();
+        for i in 0..4 {
+            let event = next(&mut consumer).await;
+            assert_eq!(number(&event), i);
+            // 0, 1 and 3 acked; 2 held when the process goes.
+            if i != 2 {
+                event.ack().await.unwrap();
+            }
+        }
+        // Until the group has taken in the acks.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stream = FileStream::open(&path).unwrap();
+    let mut consumer = stream.consume("orders", options).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..7 {
+        let event = next(&mut consumer).await;
+        got.push(number(&event));
+        event.ack().await.unwrap();
+    }
+    assert_eq!(got, [2, 4, 5, 6, 7, 8, 9], "acked ones not again, the held one again");
+    assert!(nothing_within(&mut consumer, Duration::from_millis(100)).await);
+    // The same ids are still known: a repeat is dropped.
+    let first_id = {
+        let mut all = stream
+            .consume("orders", ConsumeOptions::default().start(Start::All))
+            .await
+            .unwrap();
+        next(&mut all).await.id
+    };
+    stream
+        .publish("orders", "0".into(), PublishOptions::default().id(first_id))
+        .await
+        .unwrap();
+    assert!(nothing_within(&mut consumer, Duration::from_millis(100)).await);
+    let _ = std::fs::remove_file(&path);
+}

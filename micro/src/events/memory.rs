@@ -23,6 +23,27 @@ use crate::BoxFuture;
 #[derive(Clone, Default)]
 pub struct MemoryStream {
     topics: Arc<Mutex<HashMap<String, Topic>>>,
+    /// Where events and groups' positions are kept across restarts, for the
+    /// file stream.
+    durable: Option<Arc<dyn Durable>>,
+}
+
+/// A group's position: the index it reads next, and the later indices it
+/// acked already.
+pub(crate) type Position = (usize, BTreeSet<usize>);
+
+/// What keeps a stream's events and its groups' positions (the file
+/// stream's log).
+pub(crate) trait Durable: Send + Sync {
+    /// Stores a published event (it has its sequence) before it is seen.
+    fn append(&self, event: &Event) -> Result<(), EventsError>;
+    /// The position of `group` on `topic`, if it was ever created: the
+    /// index it reads next and the later indices already acked.
+    fn position(&self, topic: &str, group: &str) -> Option<Position>;
+    /// Records that `group` starts at `index`.
+    fn create(&self, topic: &str, group: &str, index: usize);
+    /// Records that `group` acked the event at `index`.
+    fn ack(&self, topic: &str, group: &str, index: usize);
 }
 
 impl std::fmt::Debug for MemoryStream {
@@ -57,8 +78,36 @@ impl MemoryStream {
         MemoryStream::default()
     }
 
+    /// A stream keeping its events and positions in `durable`, holding
+    /// `events` (in order) already.
+    pub(crate) fn durable(durable: Arc<dyn Durable>, events: Vec<Event>) -> Self {
+        let stream = MemoryStream {
+            topics: Arc::default(),
+            durable: Some(durable),
+        };
+        {
+            let mut topics = stream.topics();
+            for event in events {
+                let topic = topics.entry(event.topic.clone()).or_default();
+                topic.ids.insert(event.id.clone());
+                topic.log.lock().unwrap_or_else(|p| p.into_inner()).push(event);
+            }
+        }
+        stream
+    }
+
     fn topics(&self) -> MutexGuard<'_, HashMap<String, Topic>> {
         self.topics.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes at once, on this thread.
+    pub(crate) fn publish_now(
+        &self,
+        topic: &str,
+        payload: Bytes,
+        options: PublishOptions,
+    ) -> Result<String, EventsError> {
+        self.append(topic, payload, options)
     }
 
     fn append(&self, topic: &str, payload: Bytes, options: PublishOptions) -> Result<String, EventsError> {
@@ -83,6 +132,12 @@ impl MemoryStream {
         {
             let mut log = entry.log.lock().unwrap_or_else(|p| p.into_inner());
             event.sequence = Some(log.len() as u64 + 1);
+            if let Some(durable) = &self.durable
+                && let Err(e) = durable.append(&event)
+            {
+                entry.ids.remove(&id);
+                return Err(e);
+            }
             log.push(event);
         }
         entry.groups.retain(|_, group| group.send(Command::Published).is_ok());
@@ -108,8 +163,21 @@ impl MemoryStream {
                 None => {
                     let (commands, inbox) = mpsc::unbounded_channel();
                     let log = Arc::clone(&entry.log);
-                    let next = start_index(&log, options.start);
-                    let task = GroupTask::new(self, topic, &group, log, next, options.clone(), commands.clone());
+                    // A named group of a durable stream goes on where it was.
+                    let durable = self.durable.as_ref().filter(|_| !ephemeral);
+                    let (next, acked) = match durable.and_then(|d| d.position(topic, &group)) {
+                        Some(position) => position,
+                        None => {
+                            let next = start_index(&log, options.start);
+                            if let Some(durable) = durable {
+                                durable.create(topic, &group, next);
+                            }
+                            (next, BTreeSet::new())
+                        }
+                    };
+                    let mut task = GroupTask::new(self, topic, &group, log, next, options.clone(), commands.clone());
+                    task.acked = acked;
+                    task.acks = durable.map(Arc::downgrade);
                     tokio::spawn(task.run(inbox, ephemeral));
                     entry.groups.insert(group.clone(), commands.clone());
                     commands
@@ -195,19 +263,27 @@ struct GroupTask {
     errors: HashMap<usize, String>,
     tokens: u64,
     settle: Arc<dyn Acknowledge>,
+    /// Indices past `next` acked before a restart, skipped.
+    acked: BTreeSet<usize>,
+    /// Where acks are recorded, for a named group of a durable stream.
+    acks: Option<Weak<dyn Durable>>,
+    /// The stream's store, which dead letters go to as well.
+    store: Option<Weak<dyn Durable>>,
 }
 
-/// How settling reaches the group's task.
-struct Settler(mpsc::UnboundedSender<Command>);
+/// How settling reaches the group's task (weakly: the task ends once its
+/// stream and consumers are gone, whatever events are still out).
+struct Settler(mpsc::WeakUnboundedSender<Command>);
 
 impl Acknowledge for Settler {
     fn settle(&self, token: u64, settle: Settle) -> BoxFuture<'_, Result<(), EventsError>> {
         let sent = self
             .0
-            .send(Command::Settled { token, settle })
-            .map_err(|_| EventsError::Backend {
+            .upgrade()
+            .and_then(|group| group.send(Command::Settled { token, settle }).ok())
+            .ok_or_else(|| EventsError::Backend {
                 backend: "memory",
-                message: "the group's consumers are gone".to_owned(),
+                message: "the group is gone".to_owned(),
             });
         Box::pin(std::future::ready(sent))
     }
@@ -237,7 +313,10 @@ impl GroupTask {
             deliveries: BTreeMap::new(),
             errors: HashMap::new(),
             tokens: 0,
-            settle: Arc::new(Settler(commands)),
+            settle: Arc::new(Settler(commands.downgrade())),
+            acked: BTreeSet::new(),
+            acks: None,
+            store: stream.durable.as_ref().map(Arc::downgrade),
         }
     }
 
@@ -278,6 +357,9 @@ impl GroupTask {
     /// then the events no member had yet.
     fn dispatch(&mut self) {
         loop {
+            while self.acked.remove(&self.next) {
+                self.next += 1;
+            }
             let now = Instant::now();
             let due = self.retries.first().filter(|(at, _)| *at <= now).copied();
             let index = match due {
@@ -379,6 +461,9 @@ impl GroupTask {
                 if let Some(flight) = self.release(token) {
                     self.deliveries.remove(&flight.index);
                     self.errors.remove(&flight.index);
+                    if let Some(acks) = self.acks.as_ref().and_then(Weak::upgrade) {
+                        acks.ack(&self.topic, &self.group, flight.index);
+                    }
                 }
             }
             Settle::Nack { delay, reason } => self.failed(token, delay, reason),
@@ -426,7 +511,10 @@ impl GroupTask {
             .unwrap_or_else(|| format!("{}.dead", self.topic));
         warn!(topic = %self.topic, group = %self.group, id = %event.id, deliveries = count, error = reason, dead_letter = %topic, "event dead-lettered");
         let Some(topics) = self.stream.upgrade() else { return };
-        let stream = MemoryStream { topics };
+        let stream = MemoryStream {
+            topics,
+            durable: self.store.as_ref().and_then(Weak::upgrade),
+        };
         let mut metadata = event.metadata.clone();
         metadata.insert(dead_letter::TOPIC.to_owned(), self.topic.clone());
         metadata.insert(dead_letter::DELIVERIES.to_owned(), count.to_string());

@@ -14,9 +14,11 @@
 //! silently. By default a consumer settles events itself only when it
 //! wants to: asking for the next event acks the one before.
 //!
-//! Backends: [`MemoryStream`] (one process).
+//! Backends: [`FileStream`] (an embedded durable log, one file),
+//! [`MemoryStream`] (one process).
 
 mod event;
+mod file;
 mod memory;
 
 use std::collections::BTreeMap;
@@ -30,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::event::Event;
 pub(crate) use self::event::{Acknowledge, Settle};
+pub use self::file::FileStream;
 pub use self::memory::MemoryStream;
 use crate::BoxFuture;
 
