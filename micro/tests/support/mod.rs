@@ -203,6 +203,13 @@ impl Child {
         }
     }
 
+    /// Every line the child printed and no one read yet, waiting `settle`
+    /// for the last ones to come through.
+    pub fn lines(&self, settle: Duration) -> Vec<String> {
+        std::thread::sleep(settle);
+        self.lines.try_iter().collect()
+    }
+
     /// Closes the child's stdin, which tells it to stop.
     pub fn close_stdin(&mut self) {
         drop(self.process.stdin.take());
