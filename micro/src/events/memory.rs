@@ -129,17 +129,18 @@ impl MemoryStream {
             debug!(topic, id, "a repeated event id: dropped");
             return Ok(id);
         }
+        // Publishes are one at a time under the topics' lock; the log's own
+        // lock, which the groups read under, is not held while the event
+        // is written to disk.
+        let log = Arc::clone(&entry.log);
+        event.sequence = Some(log.lock().unwrap_or_else(|p| p.into_inner()).len() as u64 + 1);
+        if let Some(durable) = &self.durable
+            && let Err(e) = durable.append(&event)
         {
-            let mut log = entry.log.lock().unwrap_or_else(|p| p.into_inner());
-            event.sequence = Some(log.len() as u64 + 1);
-            if let Some(durable) = &self.durable
-                && let Err(e) = durable.append(&event)
-            {
-                entry.ids.remove(&id);
-                return Err(e);
-            }
-            log.push(event);
+            entry.ids.remove(&id);
+            return Err(e);
         }
+        log.lock().unwrap_or_else(|p| p.into_inner()).push(event);
         entry.groups.retain(|_, group| group.send(Command::Published).is_ok());
         Ok(id)
     }
