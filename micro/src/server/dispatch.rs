@@ -9,7 +9,6 @@
 //! every connection of a server shares) implements.
 
 use std::future::poll_fn;
-use std::panic::AssertUnwindSafe;
 use std::pin::pin;
 use std::sync::{Arc, OnceLock};
 use std::task::Poll;
@@ -19,15 +18,16 @@ use futures_util::{FutureExt, future};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tower::ServiceExt;
-use tracing::{debug, error};
+use tracing::debug;
 
+use super::guard::guard;
 use super::handler::{EndpointDescriptor, Handler, Message, Request, Response, StreamParts};
 use super::layered::{HandlerCall, HandlerService, invoke};
 use super::router::Router;
 use crate::BoxFuture;
 use crate::codec::Codec;
 use crate::context::Context;
-use crate::error::{Error, PANICKED, SERVER_ID};
+use crate::error::{Error, SERVER_ID};
 use crate::metadata::LazyMetadata;
 use crate::meter::Defaults;
 use crate::stream::BUFFER;
@@ -313,57 +313,4 @@ pub(crate) fn run(
             )),
         }
     }
-}
-
-/// A handler's future (or a layer's), started: a panic while it starts or
-/// runs is a 500 error that names `what`.
-pub(crate) type Guarded<F, T> = future::Either<CatchingPanics<F>, future::Ready<Result<T, Error>>>;
-
-/// Starts a handler's future with `start`, guarding it against panics.
-pub(crate) fn guard<F, T>(what: &'static str, start: impl FnOnce() -> F) -> Guarded<F, T>
-where
-    F: Future<Output = Result<T, Error>>,
-{
-    match std::panic::catch_unwind(AssertUnwindSafe(start)) {
-        Ok(future) => future::Either::Left(CatchingPanics {
-            inner: AssertUnwindSafe(future).catch_unwind(),
-            what,
-        }),
-        Err(panic) => future::Either::Right(future::ready(Err(panicked(what, panic.as_ref())))),
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A future whose panic is a 500 error that names `what`.
-    pub(crate) struct CatchingPanics<F> {
-        #[pin]
-        inner: futures_util::future::CatchUnwind<AssertUnwindSafe<F>>,
-        what: &'static str,
-    }
-}
-
-impl<F, T> Future for CatchingPanics<F>
-where
-    F: Future<Output = Result<T, Error>>,
-{
-    type Output = Result<T, Error>;
-
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        match this.inner.poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(answer)) => Poll::Ready(answer),
-            Poll::Ready(Err(panic)) => Poll::Ready(Err(panicked(this.what, panic.as_ref()))),
-        }
-    }
-}
-
-fn panicked(endpoint: &str, panic: &(dyn std::any::Any + Send)) -> Error {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string panic payload".to_owned());
-    error!(endpoint, panic = %message, "handler panicked");
-    Error::internal_server_error(SERVER_ID, format!("{PANICKED}{message}"))
 }

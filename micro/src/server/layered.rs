@@ -8,7 +8,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use tokio::task::futures::TaskLocalFuture;
 
-use super::dispatch::{Guarded, guard};
+use super::guard::{Guarded, guard};
 use super::handler::{EndpointDescriptor, Handler, Request, Response, SubscriberDescriptor};
 use crate::BoxFuture;
 use crate::broker::Event;

@@ -7,6 +7,7 @@
 //! within a bounded drain time, then closes what is left.
 
 mod dispatch;
+mod guard;
 pub(crate) mod handler;
 mod in_process;
 mod layered;

@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use tower::ServiceExt;
 
-use super::dispatch::guard;
+use super::guard::guard;
 use super::handler::{Handler, SubscriberDescriptor};
 use super::layered::{SubscriberCall, SubscriberService, deliver};
 use crate::broker::{self, Broker, BrokerError, Event, SubscribeOptions, Subscription};
