@@ -6,6 +6,7 @@
 //! waits for SIGINT or SIGTERM, then deregisters, unsubscribes, stops
 //! accepting, drains in-flight calls within the drain time and closes.
 
+mod backends;
 mod duration;
 mod flags;
 mod running;
@@ -18,13 +19,16 @@ use std::time::Duration;
 pub use flags::Flags;
 pub use running::Running;
 
+use self::backends::{
+    broker_choice, broker_from_flag, check_choice, default_broker, default_registry, registry_from_flag,
+};
 use crate::BoxFuture;
-use crate::broker::{Broker, HttpBroker, HttpBrokerOptions, MemoryBroker};
+use crate::broker::Broker;
 use crate::client::{Client, ClientOptions};
 use crate::error::Error;
 use crate::middleware::Layers;
 use crate::observe::{Check, Health, Metrics, Observe, Observed};
-use crate::registry::{MdnsOptions, MdnsRegistry, MemoryRegistry, Registry};
+use crate::registry::Registry;
 use crate::selector::Strategy;
 use crate::server::{
     DuplicateHandler, Handler, HandlerCall, HandlerService, Response, Server, ServerOptions, SubscriberCall,
@@ -547,84 +551,6 @@ pub(crate) struct Settled {
     client: Client,
     health: Health,
     hooks: Hooks,
-}
-
-fn check_choice(flag: &str, value: Option<&str>, allowed: &[&str]) -> Result<(), ServiceError> {
-    match value {
-        Some(v) if !allowed.contains(&v) => Err(ServiceError::Flags(format!(
-            "--{flag} {v:?} is not available: micro provides {}",
-            allowed.join(", ")
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// The registry a `--registry` flag names, if any.
-fn registry_from_flag(flags: &Flags) -> Result<Option<Arc<dyn Registry>>, String> {
-    match flags.registry.as_deref() {
-        None | Some("") => Ok(None),
-        Some("mdns") => Ok(Some(default_registry(flags))),
-        Some("memory") => Ok(Some(Arc::new(MemoryRegistry::new()))),
-        Some(other) => Err(format!(
-            "--registry {other:?} is not available: micro provides mdns and memory"
-        )),
-    }
-}
-
-/// The brokers `--broker` can name.
-enum BrokerChoice {
-    Http,
-    Memory,
-    #[cfg(feature = "nats")]
-    Nats,
-}
-
-fn broker_choice(flags: &Flags) -> Result<Option<BrokerChoice>, String> {
-    match flags.broker.as_deref() {
-        None | Some("") => Ok(None),
-        Some("http") => Ok(Some(BrokerChoice::Http)),
-        Some("memory") => Ok(Some(BrokerChoice::Memory)),
-        #[cfg(feature = "nats")]
-        Some("nats") => Ok(Some(BrokerChoice::Nats)),
-        #[cfg(not(feature = "nats"))]
-        Some("nats") => Err("--broker nats needs micro built with the `nats` feature".to_owned()),
-        Some(other) => Err(format!(
-            "--broker {other:?} is not available: micro provides http, memory and nats"
-        )),
-    }
-}
-
-/// The broker a `--broker` flag names, if any.
-fn broker_from_flag(flags: &Flags, registry: &Arc<dyn Registry>) -> Result<Option<Arc<dyn Broker>>, String> {
-    let broker = broker_choice(flags)?.map(|choice| -> Arc<dyn Broker> {
-        match choice {
-            BrokerChoice::Http => default_broker(flags, registry),
-            BrokerChoice::Memory => Arc::new(MemoryBroker::shared()),
-            #[cfg(feature = "nats")]
-            BrokerChoice::Nats => Arc::new(crate::broker::NatsBroker::new(
-                flags.broker_address.as_deref().unwrap_or_default(),
-            )),
-        }
-    });
-    Ok(broker)
-}
-
-/// The HTTP broker on `registry`, listening where `--broker_address` says.
-fn default_broker(flags: &Flags, registry: &Arc<dyn Registry>) -> Arc<dyn Broker> {
-    let mut options = HttpBrokerOptions::default();
-    if let Some(address) = flags.broker_address.as_deref().filter(|a| !a.is_empty()) {
-        options = options.address(address);
-    }
-    Arc::new(HttpBroker::with_options(Arc::clone(registry), options))
-}
-
-/// mDNS, on the interfaces `--mdns_interfaces` names.
-fn default_registry(flags: &Flags) -> Arc<dyn Registry> {
-    let mut options = MdnsOptions::default().go_compat(flags.mdns_go_compat.unwrap_or(false));
-    if let Some(interfaces) = &flags.mdns_interfaces {
-        options = options.interfaces_flag(interfaces);
-    }
-    Arc::new(MdnsRegistry::with_options(options))
 }
 
 #[cfg(test)]
