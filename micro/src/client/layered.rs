@@ -22,6 +22,7 @@ use tower::ServiceExt;
 use super::Client;
 use super::attempt::Attempts;
 use super::target::Target;
+use super::unary::in_place_call;
 use crate::BoxFuture;
 use crate::codec::Codec;
 use crate::context::Context;
@@ -29,8 +30,8 @@ use crate::error::{CLIENT_ID, Error};
 use crate::metadata::Metadata;
 use crate::middleware::Boxed;
 use crate::registry::Node;
+use crate::server::Shared;
 use crate::server::handler::Message;
-use crate::server::{Shared, Unary};
 use crate::stream::frame::{ChannelBody, FrameReader};
 use crate::transport::{Answer, Delivery, Failure, Outbound, Transport};
 
@@ -207,14 +208,7 @@ impl CallAttempt {
                 .await
                 .map(Kind::Stream),
             Payload::InPlace { shared, request } => {
-                // As `unary::in_place` calls it.
-                let unary = Unary {
-                    service: Some(shared.service_name(&service)),
-                    codec,
-                    metadata: outbound.metadata().collect::<Metadata>().into(),
-                    deadline: Some(deadline),
-                    message: request,
-                };
+                let unary = in_place_call(&shared, &service, codec, outbound.metadata(), deadline, request);
                 crate::server::respond(&shared, &endpoint, unary)
                     .await
                     .map(|response| Kind::InPlace(response.into_message()))

@@ -288,17 +288,36 @@ where
     Req: Serialize + Send + 'static,
     Rsp: DeserializeOwned + 'static,
 {
-    let unary = Unary {
-        service: Some(shared.service_name(call.service)),
+    let metadata = call_metadata(call.context, &call.options.metadata);
+    let unary = in_place_call(
+        shared,
+        call.service,
         codec,
-        metadata: call_metadata(call.context, &call.options.metadata)
-            .collect::<Metadata>()
-            .into(),
-        deadline: Some(call.deadline),
-        message: Message::Value(Box::new(request)),
-    };
+        metadata,
+        call.deadline,
+        Message::Value(Box::new(request)),
+    );
     crate::server::respond(shared, call.endpoint, unary)
         .map(move |response| decode_message(codec, response?.into_message()))
+}
+
+/// A call to run in place on `shared`, a server of this process: the
+/// request as the handler gets it, with the metadata the call carries.
+pub(super) fn in_place_call<'a>(
+    shared: &Shared,
+    service: &str,
+    codec: Codec,
+    metadata: impl Iterator<Item = (&'a str, &'a str)>,
+    deadline: Instant,
+    message: Message,
+) -> Unary {
+    Unary {
+        service: Some(shared.service_name(service)),
+        codec,
+        metadata: metadata.collect::<Metadata>().into(),
+        deadline: Some(deadline),
+        message,
+    }
 }
 
 /// The response of a call run in place, as a `Rsp`.
