@@ -2,6 +2,8 @@
 //! case takes a fresh stream; topics are unique per case.
 
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -9,15 +11,25 @@ use micro::events::{
     ConsumeOptions, Consumer, Event, FileStream, MemoryStream, PublishOptions, Start, Stream, dead_letter,
 };
 
-type Streams = fn() -> Arc<dyn Stream>;
+type Streams = fn() -> Pin<Box<dyn Future<Output = Arc<dyn Stream>>>>;
 
-fn memory() -> Arc<dyn Stream> {
-    Arc::new(MemoryStream::new())
+fn memory() -> Pin<Box<dyn Future<Output = Arc<dyn Stream>>>> {
+    Box::pin(async { Arc::new(MemoryStream::new()) as Arc<dyn Stream> })
 }
 
 /// A file stream in a file of its own.
-fn file() -> Arc<dyn Stream> {
-    Arc::new(FileStream::open(temp_file()).unwrap())
+fn file() -> Pin<Box<dyn Future<Output = Arc<dyn Stream>>>> {
+    Box::pin(async { Arc::new(FileStream::open(temp_file()).unwrap()) as Arc<dyn Stream> })
+}
+
+/// A NATS JetStream stream on the test server.
+#[cfg(feature = "nats")]
+fn nats() -> Pin<Box<dyn Future<Output = Arc<dyn Stream>>>> {
+    Box::pin(async {
+        let url =
+            std::env::var("MICRO_TEST_NATS_URL").expect("MICRO_TEST_NATS_URL: run inside `netns-run --services nats`");
+        Arc::new(micro::events::NatsStream::connect(&url).await.unwrap()) as Arc<dyn Stream>
+    })
 }
 
 fn temp_file() -> std::path::PathBuf {
@@ -55,7 +67,7 @@ fn number(event: &Event) -> u32 {
 }
 
 async fn in_order_within_a_consumer(streams: Streams) {
-    let stream = streams();
+    let stream = streams().await;
     let topic = topic("order");
     publish(&*stream, &topic, 0..50).await;
     let mut consumer = stream
@@ -66,14 +78,19 @@ async fn in_order_within_a_consumer(streams: Streams) {
     for i in 0..100 {
         let event = next(&mut consumer).await;
         assert_eq!(number(&event), i);
-        assert_eq!(event.sequence, Some(u64::from(i) + 1));
+        // Where the backend numbers events, they are numbered from 1.
+        assert!(
+            event.sequence.is_none_or(|s| s == u64::from(i) + 1),
+            "{:?}",
+            event.sequence
+        );
         assert_eq!(event.delivery_count(), 1);
     }
     assert!(nothing_within(&mut consumer, Duration::from_millis(100)).await);
 }
 
 async fn groups_share_and_every_group_gets_all(streams: Streams) {
-    let stream = streams();
+    let stream = streams().await;
     let topic = topic("groups");
     let options = ConsumeOptions::default().group("billing");
     let mut a = stream.consume(&topic, options.clone()).await.unwrap();
@@ -100,7 +117,7 @@ async fn groups_share_and_every_group_gets_all(streams: Streams) {
 }
 
 async fn each_start_position(streams: Streams) {
-    let stream = streams();
+    let stream = streams().await;
     let topic = topic("start");
     publish(&*stream, &topic, 0..5).await;
     let middle = SystemTime::now();
@@ -119,7 +136,7 @@ async fn each_start_position(streams: Streams) {
 }
 
 async fn ack_nack_extend(streams: Streams) {
-    let stream = streams();
+    let stream = streams().await;
     let topic = topic("ack");
     let ack_wait = Duration::from_millis(300);
     let options = ConsumeOptions::default()
@@ -149,7 +166,7 @@ async fn ack_nack_extend(streams: Streams) {
 }
 
 async fn retries_then_dead_letter(streams: Streams) {
-    let stream = streams();
+    let stream = streams().await;
     let topic = topic("poison");
     let options = ConsumeOptions::default()
         .group("workers")
@@ -188,7 +205,7 @@ async fn retries_then_dead_letter(streams: Streams) {
 }
 
 async fn stop_and_resume_lose_nothing(streams: Streams) {
-    let stream = streams();
+    let stream = streams().await;
     let topic = topic("resume");
     let options = ConsumeOptions::default().group("g").start(Start::All);
     publish(&*stream, &topic, 0..10).await;
@@ -207,7 +224,9 @@ async fn stop_and_resume_lose_nothing(streams: Streams) {
     while seen.len() < 10 {
         let event = next(&mut resumed).await;
         if number(&event) == 5 {
-            assert_eq!(event.delivery_count(), 2, "the crashed one's event comes back");
+            // Twice at least: a backend that pushes ahead (JetStream, Redis)
+            // counts what it pushed to a member that stopped before its turn.
+            assert!(event.delivery_count() >= 2, "the crashed one's event comes back");
         }
         assert!(seen.insert(number(&event)), "{} twice", number(&event));
     }
@@ -216,7 +235,7 @@ async fn stop_and_resume_lose_nothing(streams: Streams) {
 }
 
 async fn duplicate_ids_are_dropped(streams: Streams) {
-    let stream = streams();
+    let stream = streams().await;
     let topic = topic("dedup");
     let mut consumer = stream.consume(&topic, ConsumeOptions::default()).await.unwrap();
     for _ in 0..2 {
@@ -236,33 +255,40 @@ async fn duplicate_ids_are_dropped(streams: Streams) {
 }
 
 macro_rules! suite {
-    ($backend:ident) => {
+    ($backend:ident $(, #[$attr:meta])*) => {
         mod $backend {
             #[tokio::test]
+            $(#[$attr])*
             async fn in_order_within_a_consumer() {
                 super::in_order_within_a_consumer(super::$backend).await
             }
             #[tokio::test]
+            $(#[$attr])*
             async fn groups_share_and_every_group_gets_all() {
                 super::groups_share_and_every_group_gets_all(super::$backend).await
             }
             #[tokio::test]
+            $(#[$attr])*
             async fn each_start_position() {
                 super::each_start_position(super::$backend).await
             }
             #[tokio::test]
+            $(#[$attr])*
             async fn ack_nack_extend() {
                 super::ack_nack_extend(super::$backend).await
             }
             #[tokio::test]
+            $(#[$attr])*
             async fn retries_then_dead_letter() {
                 super::retries_then_dead_letter(super::$backend).await
             }
             #[tokio::test]
+            $(#[$attr])*
             async fn stop_and_resume_lose_nothing() {
                 super::stop_and_resume_lose_nothing(super::$backend).await
             }
             #[tokio::test]
+            $(#[$attr])*
             async fn duplicate_ids_are_dropped() {
                 super::duplicate_ids_are_dropped(super::$backend).await
             }
@@ -272,6 +298,11 @@ macro_rules! suite {
 
 suite!(memory);
 suite!(file);
+suite!(
+    nats,
+    #[cfg(feature = "nats")],
+    #[ignore = "needs NATS: MICRO_TEST_NATS_URL (netns-run --services nats)"]
+);
 
 /// The file stream across a restart: published events are kept, a named
 /// group goes on after what it acked, and redelivers what it had not.

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::{
-    Acknowledge, ConsumeOptions, Consumer, Event, EventsError, PublishOptions, Settle, Start, Stream, dead_letter,
+    Acknowledge, ConsumeOptions, Consumer, Event, EventsError, PublishOptions, Settle, Start, Stream,
 };
 use crate::BoxFuture;
 
@@ -505,26 +505,11 @@ impl GroupTask {
         self.deliveries.remove(&index);
         self.errors.remove(&index);
         let Some(event) = self.event(index) else { return };
-        let topic = self
-            .options
-            .dead_letter
-            .clone()
-            .unwrap_or_else(|| format!("{}.dead", self.topic));
-        warn!(topic = %self.topic, group = %self.group, id = %event.id, deliveries = count, error = reason, dead_letter = %topic, "event dead-lettered");
+        let (topic, options) = self.options.spent(&self.topic, &self.group, &event, count, reason);
         let Some(topics) = self.stream.upgrade() else { return };
         let stream = MemoryStream {
             topics,
             durable: self.store.as_ref().and_then(Weak::upgrade),
-        };
-        let mut metadata = event.metadata.clone();
-        metadata.insert(dead_letter::TOPIC.to_owned(), self.topic.clone());
-        metadata.insert(dead_letter::DELIVERIES.to_owned(), count.to_string());
-        metadata.insert(dead_letter::ERROR.to_owned(), reason.to_owned());
-        metadata.insert(dead_letter::GROUP.to_owned(), self.group.clone());
-        let options = PublishOptions {
-            id: Some(format!("{}.{}", event.id, self.group)),
-            metadata,
-            timestamp: None,
         };
         if let Err(e) = stream.append(&topic, event.payload.clone(), options) {
             warn!(topic, error = %e, "cannot dead-letter an event");

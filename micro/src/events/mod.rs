@@ -14,12 +14,18 @@
 //! silently. By default a consumer settles events itself only when it
 //! wants to: asking for the next event acks the one before.
 //!
-//! Backends: [`FileStream`] (an embedded durable log, one file),
-//! [`MemoryStream`] (one process).
+//! Backends: [`FileStream`] (an embedded durable log, one file, the
+//! default), [`MemoryStream`] (one process), `NatsStream` (NATS JetStream,
+//! feature `nats`) and `RedisStream` (Redis Streams, feature `redis`), all
+//! held to one conformance suite.
 
 mod event;
 mod file;
 mod memory;
+#[cfg(feature = "nats")]
+mod nats;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -34,6 +40,10 @@ pub use self::event::Event;
 pub(crate) use self::event::{Acknowledge, Settle};
 pub use self::file::FileStream;
 pub use self::memory::MemoryStream;
+#[cfg(feature = "nats")]
+pub use self::nats::NatsStream;
+#[cfg(feature = "redis")]
+pub use self::redis::RedisStream;
 use crate::BoxFuture;
 
 /// Metadata keys a dead-lettered event carries.
@@ -236,7 +246,35 @@ impl ConsumeOptions {
             .unwrap_or(Duration::ZERO)
     }
 
-    fn check(&self, topic: &str) -> Result<(), EventsError> {
+    /// Where `event` of `topic`, spent by `group` after `count` deliveries
+    /// (the last failing for `reason`), goes: the dead-letter topic, and the
+    /// publish carrying the event's metadata plus the `dead_letter` keys.
+    /// Its id is the event's and the group's, so a repeated dead-lettering
+    /// is dropped where the backend deduplicates.
+    pub(crate) fn spent(
+        &self,
+        topic: &str,
+        group: &str,
+        event: &Event,
+        count: u32,
+        reason: &str,
+    ) -> (String, PublishOptions) {
+        let dead = self.dead_letter.clone().unwrap_or_else(|| format!("{topic}.dead"));
+        tracing::warn!(topic, group, id = %event.id, deliveries = count, error = reason, dead_letter = %dead, "event dead-lettered");
+        let mut metadata = event.metadata.clone();
+        metadata.insert(dead_letter::TOPIC.to_owned(), topic.to_owned());
+        metadata.insert(dead_letter::DELIVERIES.to_owned(), count.to_string());
+        metadata.insert(dead_letter::ERROR.to_owned(), reason.to_owned());
+        metadata.insert(dead_letter::GROUP.to_owned(), group.to_owned());
+        let options = PublishOptions {
+            id: Some(format!("{}.{group}", event.id)),
+            metadata,
+            timestamp: None,
+        };
+        (dead, options)
+    }
+
+    pub(crate) fn check(&self, topic: &str) -> Result<(), EventsError> {
         if topic.is_empty() {
             return Err(EventsError::MissingTopic);
         }

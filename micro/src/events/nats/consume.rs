@@ -1,0 +1,314 @@
+//! Consuming from JetStream: the group's durable push consumer (bound as it
+//! is when it exists, so a Go consumer and a micro consumer share it;
+//! created with explicit acks otherwise), and a task per consumer that
+//! takes what the server pushes, hands it out in order, keeps what waits
+//! its turn alive (`+WPI`), settles it as the consumer says, dead-letters
+//! what runs out of retries and, when the consumer stops, gives back what
+//! it did not finish (`-NAK`) so the group's other members get it at once.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::push::{Config, Messages};
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PushConsumer};
+use async_nats::jetstream::{AckKind, Message};
+use futures_util::{FutureExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::{NatsStream, backend, names};
+use crate::BoxFuture;
+use crate::events::{Acknowledge, ConsumeOptions, Consumer, Event, EventsError, Settle, Start, Stream};
+
+/// Starts consuming `topic` as `options` say.
+pub(super) async fn start(stream: NatsStream, topic: &str, options: ConsumeOptions) -> Result<Consumer, EventsError> {
+    options.check(topic)?;
+    let name = stream.ensure(topic).await?;
+    let consumer = bind(&stream, topic, &name, &options).await?;
+    let messages = consumer
+        .messages()
+        .await
+        .map_err(|e| backend(format!("cannot subscribe to {topic}: {e}")))?;
+    let ephemeral = options
+        .group
+        .is_none()
+        .then(|| (name, consumer.cached_info().name.clone()));
+    let (tx, rx) = mpsc::channel(options.concurrency);
+    let stop = CancellationToken::new();
+    let held = Arc::new(Mutex::new(Held::default()));
+    let task = Delivery {
+        settler: Arc::new(Settler {
+            held: Arc::downgrade(&held),
+            stream: stream.clone(),
+            topic: topic.to_owned(),
+            group: options.group.clone().unwrap_or_default(),
+            options: options.clone(),
+        }),
+        stream,
+        topic: topic.to_owned(),
+        held,
+        queue: VecDeque::new(),
+        tokens: 0,
+        ephemeral,
+    };
+    tokio::spawn(task.run(messages, tx, stop.clone()));
+    Ok(Consumer::new(rx, options.auto_ack, stop))
+}
+
+/// The group's consumer: the existing one, or a new durable push consumer
+/// with Go Micro's layout; a consumer of its own for a consumer with no
+/// group.
+async fn bind(stream: &NatsStream, topic: &str, name: &str, options: &ConsumeOptions) -> Result<PushConsumer, EventsError> {
+    let js_stream = stream
+        .inner
+        .jetstream
+        .get_stream(name)
+        .await
+        .map_err(|e| backend(format!("no stream for {topic}: {e}")))?;
+    let durable = options.group.as_deref().map(names::durable);
+    if let Some(durable) = &durable
+        && let Ok(existing) = js_stream.get_consumer::<Config>(durable).await
+    {
+        return Ok(existing);
+    }
+    let config = Config {
+        deliver_subject: match &durable {
+            Some(durable) => names::deliver_subject(name, durable),
+            None => stream.inner.client.new_inbox(),
+        },
+        durable_name: durable.clone(),
+        deliver_group: durable.clone(),
+        deliver_policy: match options.start {
+            Start::New => DeliverPolicy::New,
+            Start::All => DeliverPolicy::All,
+            Start::Sequence(n) => DeliverPolicy::ByStartSequence {
+                start_sequence: n.max(1),
+            },
+            Start::Time(at) => DeliverPolicy::ByStartTime { start_time: at.into() },
+        },
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: options.ack_wait,
+        // One delivery past the limit: an event whose last delivery expired
+        // comes back once more and is dead-lettered then, not dropped.
+        max_deliver: options.retry_limit.map_or(-1, |r| i64::from(r) + 2),
+        filter_subject: names::subject(topic),
+        ..Config::default()
+    };
+    match js_stream.create_consumer(config).await {
+        Ok(consumer) => Ok(consumer),
+        // Another member created it meanwhile.
+        Err(e) => match &durable {
+            Some(durable) => js_stream
+                .get_consumer::<Config>(durable)
+                .await
+                .map_err(|_| backend(format!("cannot create the consumer of {topic}: {e}"))),
+            None => Err(backend(format!("cannot create a consumer of {topic}: {e}"))),
+        },
+    }
+}
+
+/// The messages a consumer was given and has not settled, by token.
+#[derive(Default)]
+struct Held {
+    messages: HashMap<u64, Message>,
+    /// The token of each stream sequence held (a redelivery replaces it).
+    sequences: HashMap<u64, u64>,
+}
+
+impl Held {
+    fn insert(&mut self, token: u64, sequence: u64, message: Message) {
+        if let Some(old) = self.sequences.insert(sequence, token) {
+            self.messages.remove(&old);
+        }
+        self.messages.insert(token, message);
+    }
+
+    fn remove(&mut self, token: u64) -> Option<Message> {
+        let message = self.messages.remove(&token)?;
+        if let Ok(info) = message.info() {
+            self.sequences.remove(&info.stream_sequence);
+        }
+        Some(message)
+    }
+}
+
+/// How a delivered event is settled: by the message it came in.
+struct Settler {
+    held: Weak<Mutex<Held>>,
+    stream: NatsStream,
+    topic: String,
+    group: String,
+    options: ConsumeOptions,
+}
+
+impl Settler {
+    fn held(&self) -> Option<Arc<Mutex<Held>>> {
+        self.held.upgrade()
+    }
+
+    /// Publishes `event` to the dead-letter topic, then ends its deliveries.
+    async fn dead_letter(&self, message: &Message, event: &Event, count: u32, reason: &str) -> Result<(), EventsError> {
+        let (topic, options) = self.options.spent(&self.topic, &self.group, event, count, reason);
+        self.stream.publish(&topic, event.payload.clone(), options).await?;
+        message.ack_with(AckKind::Term).await.map_err(backend)
+    }
+}
+
+fn lock(held: &Mutex<Held>) -> MutexGuard<'_, Held> {
+    held.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Acknowledge for Settler {
+    fn settle(&self, token: u64, settle: Settle) -> BoxFuture<'_, Result<(), EventsError>> {
+        Box::pin(async move {
+            let Some(held) = self.held() else {
+                return Err(backend("the consumer is gone"));
+            };
+            let message = match settle {
+                Settle::Extend => lock(&held).messages.get(&token).cloned(),
+                _ => lock(&held).remove(token),
+            };
+            // Settled already (or given back when its consumer stopped).
+            let Some(message) = message else { return Ok(()) };
+            match settle {
+                Settle::Ack => message.ack().await.map_err(backend),
+                Settle::Extend => message.ack_with(AckKind::Progress).await.map_err(backend),
+                Settle::Nack { delay, reason } => {
+                    let count = delivered(&message);
+                    if self.options.retry_limit.is_some_and(|r| count > r) {
+                        let event = decode(&message, &self.topic);
+                        return self.dead_letter(&message, &event, count, &reason).await;
+                    }
+                    let delay = delay.unwrap_or_else(|| self.options.delay(count));
+                    message.ack_with(AckKind::Nak(Some(delay))).await.map_err(backend)
+                }
+            }
+        })
+    }
+}
+
+/// How many times the server delivered `message`.
+fn delivered(message: &Message) -> u32 {
+    message
+        .info()
+        .map_or(1, |info| u32::try_from(info.delivered).unwrap_or(u32::MAX))
+}
+
+/// The event `message` carries (an undecodable one as its raw payload).
+fn decode(message: &Message, topic: &str) -> Event {
+    let mut event = Event::from_json(&message.payload).unwrap_or_else(|_| Event::new(topic, message.payload.clone()));
+    if event.topic.is_empty() {
+        event.topic = topic.to_owned();
+    }
+    if let Ok(info) = message.info() {
+        event.sequence = Some(info.stream_sequence);
+    }
+    event
+}
+
+/// The task feeding one consumer.
+struct Delivery {
+    settler: Arc<Settler>,
+    stream: NatsStream,
+    topic: String,
+    held: Arc<Mutex<Held>>,
+    /// Events received and not handed out yet, in order.
+    queue: VecDeque<(u64, Event)>,
+    tokens: u64,
+    /// The stream and consumer names of a consumer with no group, deleted
+    /// when it stops.
+    ephemeral: Option<(String, String)>,
+}
+
+impl Delivery {
+    async fn run(mut self, mut messages: Messages, tx: mpsc::Sender<Event>, stop: CancellationToken) {
+        // What waits its turn is kept alive well within its ack wait.
+        let mut keep_alive = tokio::time::interval((self.settler.options.ack_wait / 2).max(Duration::from_millis(50)));
+        keep_alive.tick().await;
+        loop {
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                permit = tx.reserve(), if !self.queue.is_empty() => match permit {
+                    Ok(permit) => {
+                        if let Some((_, event)) = self.queue.pop_front() {
+                            permit.send(event);
+                        }
+                    }
+                    Err(_) => break,
+                },
+                message = messages.next() => match message {
+                    Some(Ok(message)) => self.receive(message).await,
+                    Some(Err(e)) => debug!(topic = %self.topic, error = %e, "a push consumer's status"),
+                    None => break,
+                },
+                _ = keep_alive.tick(), if !self.queue.is_empty() => self.keep_waiting_alive().await,
+            }
+        }
+        // What reached this member and is not finished goes back to the
+        // group at once, what is still buffered included, earliest first
+        // (the server redelivers in that order).
+        let mut unfinished: Vec<Message> = lock(&self.held).messages.drain().map(|(_, m)| m).collect();
+        while let Some(Some(Ok(message))) = messages.next().now_or_never() {
+            unfinished.push(message);
+        }
+        drop(messages);
+        unfinished.sort_by_key(|m| m.info().map_or(u64::MAX, |info| info.stream_sequence));
+        for message in unfinished {
+            if let Err(e) = message.ack_with(AckKind::Nak(None)).await {
+                debug!(topic = %self.topic, error = %e, "cannot give an event back");
+            }
+        }
+        if let Some((stream, consumer)) = self.ephemeral.take()
+            && let Err(e) = self.stream.inner.jetstream.delete_consumer_from_stream(&consumer, &stream).await
+        {
+            debug!(topic = %self.topic, error = %e, "cannot delete a consumer");
+        }
+    }
+
+    /// Takes a pushed message: queued as an event for the consumer, or
+    /// dead-lettered when it came back after its last delivery expired.
+    async fn receive(&mut self, message: Message) {
+        let count = delivered(&message);
+        let event = decode(&message, &self.topic);
+        let Some(sequence) = event.sequence else {
+            warn!(topic = %self.topic, "a message with no JetStream metadata: ignored");
+            return;
+        };
+        if let Some(limit) = self.settler.options.retry_limit
+            && count > limit + 1
+        {
+            if let Err(e) = self.settler.dead_letter(&message, &event, count - 1, "ack wait expired").await {
+                warn!(topic = %self.topic, error = %e, "cannot dead-letter an event");
+            }
+            return;
+        }
+        if Event::from_json(&message.payload).is_err() {
+            let reason = "cannot decode the event";
+            if let Err(e) = self.settler.dead_letter(&message, &event, count, reason).await {
+                warn!(topic = %self.topic, error = %e, "cannot dead-letter an event");
+            }
+            return;
+        }
+        self.tokens += 1;
+        let token = self.tokens;
+        lock(&self.held).insert(token, sequence, message);
+        let settle: Arc<dyn Acknowledge> = self.settler.clone();
+        self.queue.push_back((token, event.delivered(settle, token, count)));
+    }
+
+    async fn keep_waiting_alive(&self) {
+        let waiting: Vec<Message> = {
+            let held = lock(&self.held);
+            self.queue
+                .iter()
+                .filter_map(|(token, _)| held.messages.get(token).cloned())
+                .collect()
+        };
+        for message in waiting {
+            let _ = message.ack_with(AckKind::Progress).await;
+        }
+    }
+}
