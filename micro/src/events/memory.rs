@@ -13,9 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::{
-    Acknowledge, ConsumeOptions, Consumer, Event, EventsError, PublishOptions, Settle, Start, Stream,
-};
+use super::{Acknowledge, ConsumeOptions, Consumer, Event, EventsError, PublishOptions, Settle, Start, Stream};
 use crate::BoxFuture;
 
 /// A stream in memory, for one process and for tests. Cheap to clone;

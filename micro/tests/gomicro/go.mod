@@ -4,6 +4,7 @@ go 1.25.0
 
 require (
 	github.com/go-micro/plugins/v4/broker/nats v1.2.0
+	github.com/go-micro/plugins/v4/events/natsjs v1.2.1
 	github.com/go-micro/plugins/v4/registry/etcd v1.2.0
 	go-micro.dev/v4 v4.11.0
 )

@@ -9,12 +9,15 @@
 //	gomicro-peer subscribe --name N --topic T [--queue Q] [--broker http|nats]
 //	gomicro-peer get       --service S [--wait 10s] [--absent]
 //	gomicro-peer stream    --address host:port --endpoint E --body JSON
+//	gomicro-peer events-publish --nats URL --topic T --count N [--metadata k=v]...
+//	gomicro-peer events-consume --nats URL --topic T --group G --count N [--ack-wait 5s] [--retry-limit n] [--timeout 20s]
 //
 // serve prints "LISTENING host:port" once registered; call prints one JSON
 // line, {"ok":true,"body":...} or {"ok":false,"error":{...}}; subscribe prints
 // "SUBSCRIBED" once registered, then one JSON line per message; get prints
 // the registry's records of the service as one JSON line, once it has any
-// (or [] once the wait is over).
+// (or [] once the wait is over). The events-* commands and their output are
+// described in events.go.
 package main
 
 import (
@@ -40,7 +43,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fail("usage: gomicro-peer serve|call|publish|subscribe [flags]")
+		fail("usage: gomicro-peer serve|call|publish|subscribe|get|stream|events-publish|events-consume [flags]")
 	}
 	args := os.Args[2:]
 	switch os.Args[1] {
@@ -56,6 +59,10 @@ func main() {
 		get(args)
 	case "stream":
 		streamCall(args)
+	case "events-publish":
+		eventsPublish(args)
+	case "events-consume":
+		eventsConsume(args)
 	default:
 		fail("unknown subcommand " + os.Args[1])
 	}

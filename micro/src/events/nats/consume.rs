@@ -60,7 +60,12 @@ pub(super) async fn start(stream: NatsStream, topic: &str, options: ConsumeOptio
 /// The group's consumer: the existing one, or a new durable push consumer
 /// with Go Micro's layout; a consumer of its own for a consumer with no
 /// group.
-async fn bind(stream: &NatsStream, topic: &str, name: &str, options: &ConsumeOptions) -> Result<PushConsumer, EventsError> {
+async fn bind(
+    stream: &NatsStream,
+    topic: &str,
+    name: &str,
+    options: &ConsumeOptions,
+) -> Result<PushConsumer, EventsError> {
     let js_stream = stream
         .inner
         .jetstream
@@ -262,7 +267,12 @@ impl Delivery {
             }
         }
         if let Some((stream, consumer)) = self.ephemeral.take()
-            && let Err(e) = self.stream.inner.jetstream.delete_consumer_from_stream(&consumer, &stream).await
+            && let Err(e) = self
+                .stream
+                .inner
+                .jetstream
+                .delete_consumer_from_stream(&consumer, &stream)
+                .await
         {
             debug!(topic = %self.topic, error = %e, "cannot delete a consumer");
         }
@@ -280,7 +290,11 @@ impl Delivery {
         if let Some(limit) = self.settler.options.retry_limit
             && count > limit + 1
         {
-            if let Err(e) = self.settler.dead_letter(&message, &event, count - 1, "ack wait expired").await {
+            if let Err(e) = self
+                .settler
+                .dead_letter(&message, &event, count - 1, "ack wait expired")
+                .await
+            {
                 warn!(topic = %self.topic, error = %e, "cannot dead-letter an event");
             }
             return;
