@@ -1,5 +1,5 @@
-//! The arguments of `#[micro::service(...)]`, `#[endpoint(...)]` and
-//! `#[subscribe(...)]`.
+//! The arguments of `#[micro::service(...)]`, `#[endpoint(...)]`,
+//! `#[subscribe(...)]` and `#[consume(...)]`.
 //!
 //! Keys are an allow-list; an unknown or repeated key is an error that says
 //! which keys exist.
@@ -25,6 +25,7 @@ pub struct ServiceArgs {
 const SERVICE_KEYS: &str = "`name`, `client`, `crate`";
 const ENDPOINT_KEYS: &str = "`name`, `idempotent`";
 const SUBSCRIBE_KEYS: &str = "`topic`, `queue`";
+const CONSUME_KEYS: &str = "`topic`, `group`, `retry_limit`, `ack_wait`";
 
 /// The arguments of `#[micro::service]`. A value of the right kind that says
 /// something wrong is reported and parsing goes on, so every argument is
@@ -163,6 +164,98 @@ pub fn subscribe_args(attr: &Attribute, errors: &mut Errors) -> Option<Subscribe
         return None;
     };
     Some(SubscribeArgs { topic, queue })
+}
+
+/// `#[consume(topic = "...", group = "...", retry_limit = 5, ack_wait = "30s")]`.
+pub struct ConsumeArgs {
+    /// The topic consumed.
+    pub topic: LitStr,
+    /// The group, if any.
+    pub group: Option<LitStr>,
+    /// Redeliveries before the dead-letter topic.
+    pub retry_limit: Option<u32>,
+    /// The ack wait in milliseconds.
+    pub ack_wait_ms: Option<u64>,
+}
+
+/// The arguments of `#[consume]`; `None` when they are unusable (reported).
+pub fn consume_args(attr: &Attribute, errors: &mut Errors) -> Option<ConsumeArgs> {
+    let mut topic = None;
+    let mut group = None;
+    let mut retry_limit = None;
+    let mut ack_wait_ms = None;
+    let result = match &attr.meta {
+        Meta::Path(_) => Ok(()),
+        _ => attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("topic") {
+                once(&meta, topic.is_some())?;
+                topic = Some(word(&meta, "topic", "orders")?);
+            } else if meta.path.is_ident("group") {
+                once(&meta, group.is_some())?;
+                group = Some(word(&meta, "group", "billing")?);
+            } else if meta.path.is_ident("retry_limit") {
+                once(&meta, retry_limit.is_some())?;
+                let lit: syn::LitInt = meta.value()?.parse().map_err(|e| {
+                    syn::Error::new(e.span(), "`retry_limit` takes a whole number, e.g. `retry_limit = 5`")
+                })?;
+                retry_limit = Some(lit.base10_parse::<u32>()?);
+            } else if meta.path.is_ident("ack_wait") {
+                once(&meta, ack_wait_ms.is_some())?;
+                let lit: LitStr = meta
+                    .value()?
+                    .parse()
+                    .map_err(|e| syn::Error::new(e.span(), "`ack_wait` takes a duration, e.g. `ack_wait = \"30s\"`"))?;
+                ack_wait_ms = Some(duration_ms(&lit)?);
+            } else {
+                return Err(meta.error(format_args!(
+                    "unknown argument `{}` of #[consume]; expected one of: {CONSUME_KEYS}",
+                    path_text(&meta.path)
+                )));
+            }
+            Ok(())
+        }),
+    };
+    if let Err(e) = result {
+        errors.push(e);
+        return None;
+    }
+    let Some(topic) = topic else {
+        errors.spanned(
+            attr,
+            "a consumer names its topic: write `#[consume(topic = \"orders\", group = \"billing\")]`",
+        );
+        return None;
+    };
+    Some(ConsumeArgs {
+        topic,
+        group,
+        retry_limit,
+        ack_wait_ms,
+    })
+}
+
+/// A positive duration written as a number and a unit: `500ms`, `30s`,
+/// `2m`, `1h`.
+fn duration_ms(lit: &LitStr) -> syn::Result<u64> {
+    let text = lit.value();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale = match unit {
+        "ms" => Some(1),
+        "s" => Some(1_000),
+        "m" => Some(60_000),
+        "h" => Some(3_600_000),
+        _ => None,
+    };
+    match (number.parse::<u64>(), scale) {
+        (Ok(n), Some(scale)) if n > 0 => n
+            .checked_mul(scale)
+            .ok_or_else(|| syn::Error::new(lit.span(), "the duration is too long")),
+        _ => Err(syn::Error::new(
+            lit.span(),
+            "an ack wait is a positive whole number and a unit (`ms`, `s`, `m`, `h`), e.g. `ack_wait = \"30s\"`",
+        )),
+    }
 }
 
 /// A topic or queue name: a non-empty string without white space.

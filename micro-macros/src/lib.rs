@@ -62,6 +62,23 @@ pub fn subscribe(_args: TokenStream, input: TokenStream) -> TokenStream {
     expand::misplaced("subscribe", input.into()).into()
 }
 
+/// Marks a method of a `#[micro::service]` impl block as an event
+/// consumer (`micro::events`).
+///
+/// `#[consume(topic = "orders", group = "billing", retry_limit = 5,
+/// ack_wait = "30s")]` calls the method with every event of the topic the
+/// group is given (each event goes to one member of the group): `Ok` acks
+/// it, an error or a panic nacks it, to be delivered again with backoff, and
+/// after `retry_limit` redeliveries it goes to the dead-letter topic. The
+/// method is an `async fn` taking `&self`, optionally `ctx: &Context` (the
+/// event's metadata) and the payload value (`DeserializeOwned`, JSON), and
+/// returning `Result<(), E>` with `E: Into<micro::Error>`. Used anywhere
+/// else it is an error.
+#[proc_macro_attribute]
+pub fn consume(_args: TokenStream, input: TokenStream) -> TokenStream {
+    expand::misplaced("consume", input.into()).into()
+}
+
 /// Marks a method of a `#[micro::service]` impl block as an endpoint.
 ///
 /// Arguments: `name = "Method"` (the method part of the wire name) and

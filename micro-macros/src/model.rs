@@ -101,8 +101,11 @@ pub struct Subscriber {
     pub wire_method: String,
     /// The topic.
     pub topic: String,
-    /// The queue group, if any.
+    /// The queue group (the consumer group of a `#[consume]` method), if any.
     pub queue: Option<String>,
+    /// For a `#[consume]` method (an event stream consumer): its retry
+    /// limit and ack wait in milliseconds.
+    pub consume: Option<(Option<u32>, Option<u64>)>,
     /// Whether the method takes `ctx: &Context`.
     pub has_ctx: bool,
     /// The message type (`Self` replaced by the service type).

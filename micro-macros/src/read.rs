@@ -45,26 +45,38 @@ pub fn read(args: ServiceArgs, item: &ItemImpl, errors: &mut Errors) -> Option<S
             ImplItem::Fn(method) => {
                 let endpoint = helper_attr(&method.attrs, "endpoint", errors);
                 let subscribe = helper_attr(&method.attrs, "subscribe", errors);
-                match (endpoint, subscribe) {
-                    (Some(_), Some(subscribe)) => errors.spanned(
-                        subscribe,
-                        "a method is an endpoint or a subscriber, not both: keep #[endpoint] or #[subscribe]",
+                let consume = helper_attr(&method.attrs, "consume", errors);
+                let second = [subscribe, consume]
+                    .into_iter()
+                    .flatten()
+                    .nth(usize::from(endpoint.is_none()));
+                match (endpoint, subscribe, consume) {
+                    _ if second.is_some() => errors.spanned(
+                        second,
+                        "a method is one of an endpoint, a subscriber or a consumer: keep one of #[endpoint], #[subscribe] and #[consume]",
                     ),
-                    (Some(attr), None) => {
+                    (Some(attr), None, None) => {
                         let args = attr::endpoint_args(attr, errors);
                         endpoints.push(read_endpoint(method, args, &item.self_ty, errors));
                     }
-                    (None, Some(attr)) => {
-                        let args = attr::subscribe_args(attr, errors);
+                    (None, Some(attr), None) => {
+                        let args = attr::subscribe_args(attr, errors).map(|a| (a.topic, a.queue, None));
                         if let Some(subscriber) = read_subscriber(method, args, &item.self_ty, errors) {
                             subscribers.push(subscriber);
                         }
                     }
-                    (None, None) => {}
+                    (None, None, Some(attr)) => {
+                        let args = attr::consume_args(attr, errors)
+                            .map(|a| (a.topic, a.group, Some((a.retry_limit, a.ack_wait_ms))));
+                        if let Some(consumer) = read_subscriber(method, args, &item.self_ty, errors) {
+                            subscribers.push(consumer);
+                        }
+                    }
+                    _ => {}
                 }
             }
             other => {
-                for name in ["endpoint", "subscribe"] {
+                for name in ["endpoint", "subscribe", "consume"] {
                     for attr in item_attrs(other).iter().filter(|a| attr::is_helper(a, name)) {
                         errors.spanned(
                             attr,
@@ -211,10 +223,14 @@ fn read_endpoint(method: &ImplItemFn, args: attr::EndpointArgs, self_ty: &Type, 
     }
 }
 
-/// Reads a subscriber; one with errors is left out.
+/// What a subscriber or consumer attribute says: topic, queue or group,
+/// and for a consumer its retry limit and ack wait.
+type SubscriberArgs = (syn::LitStr, Option<syn::LitStr>, Option<(Option<u32>, Option<u64>)>);
+
+/// Reads a subscriber (or a consumer); one with errors is left out.
 fn read_subscriber(
     method: &ImplItemFn,
-    args: Option<attr::SubscribeArgs>,
+    args: Option<SubscriberArgs>,
     self_ty: &Type,
     errors: &mut Errors,
 ) -> Option<Subscriber> {
@@ -236,8 +252,9 @@ fn read_subscriber(
     Some(Subscriber {
         ident: sig.ident.clone(),
         wire_method: pascal(&sig.ident.to_string()),
-        topic: args.topic.value(),
-        queue: args.queue.as_ref().map(syn::LitStr::value),
+        topic: args.0.value(),
+        queue: args.1.as_ref().map(syn::LitStr::value),
+        consume: args.2,
         has_ctx: inputs.has_ctx,
         message: replace_self(message, self_ty),
         error: result_err_type(&output),

@@ -77,5 +77,5 @@ pub use context::Context;
 pub use error::{Error, Result};
 pub use future::BoxFuture;
 pub use metadata::Metadata;
-pub use micro_macros::{endpoint, service, subscribe};
+pub use micro_macros::{consume, endpoint, service, subscribe};
 pub use service::{Flags, Service};

@@ -6,5 +6,5 @@ pub use crate::error::{Error, Result};
 pub use crate::metadata::Metadata;
 pub use crate::service::Service;
 pub use crate::stream::{Receiver, Sender, Stream};
-pub use micro_macros::{endpoint, service, subscribe};
+pub use micro_macros::{consume, endpoint, service, subscribe};
 pub use serde::{Deserialize, Serialize};

@@ -579,6 +579,21 @@ pub const fn subscriber_descriptor(
     SubscriberDescriptor::new(name, method, topic, queue, docs, message)
 }
 
+/// A `#[consume]` method's descriptor.
+#[allow(clippy::too_many_arguments)]
+pub const fn consumer_descriptor(
+    name: &'static str,
+    method: &'static str,
+    topic: &'static str,
+    group: Option<&'static str>,
+    retry_limit: Option<u32>,
+    ack_wait_ms: Option<u64>,
+    docs: &'static str,
+    message: fn() -> Value,
+) -> SubscriberDescriptor {
+    SubscriberDescriptor::new(name, method, topic, group, docs, message).consuming(retry_limit, ack_wait_ms)
+}
+
 /// A service compiled into this binary, for `inventory`.
 pub const fn compiled_service(descriptor: &'static ServiceDescriptor) -> CompiledService {
     CompiledService::new(descriptor)

@@ -311,9 +311,23 @@ fn subscriber_entry(service: &Service, subscriber: &Subscriber) -> TokenStream {
     };
     let docs = &subscriber.docs;
     let describer = message_describer(subscriber);
-    quote! {
-        #(#cfgs)*
-        #krate::__private::subscriber_descriptor(#name, #method, #topic, #queue, #docs, #describer)
+    let some = |value: Option<TokenStream>| match value {
+        Some(value) => quote!(#krate::__private::core::option::Option::Some(#value)),
+        None => quote!(#krate::__private::core::option::Option::None),
+    };
+    match subscriber.consume {
+        None => quote! {
+            #(#cfgs)*
+            #krate::__private::subscriber_descriptor(#name, #method, #topic, #queue, #docs, #describer)
+        },
+        Some((retry_limit, ack_wait_ms)) => {
+            let retry_limit = some(retry_limit.map(|n| quote!(#n)));
+            let ack_wait_ms = some(ack_wait_ms.map(|n| quote!(#n)));
+            quote! {
+                #(#cfgs)*
+                #krate::__private::consumer_descriptor(#name, #method, #topic, #queue, #retry_limit, #ack_wait_ms, #docs, #describer)
+            }
+        }
     }
 }
 

@@ -73,7 +73,11 @@ fn strip_helpers(mut item: ItemImpl) -> ItemImpl {
             ImplItem::Macro(m) => &mut m.attrs,
             _ => continue,
         };
-        attrs.retain(|a| !attr::is_helper(a, "endpoint") && !attr::is_helper(a, "subscribe"));
+        attrs.retain(|a| {
+            !["endpoint", "subscribe", "consume"]
+                .iter()
+                .any(|name| attr::is_helper(a, name))
+        });
     }
     item
 }

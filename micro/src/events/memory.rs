@@ -76,6 +76,13 @@ impl MemoryStream {
         MemoryStream::default()
     }
 
+    /// The stream every caller of `shared` in this process shares (what
+    /// `--events memory` gives each service).
+    pub fn shared() -> Self {
+        static SHARED: std::sync::OnceLock<MemoryStream> = std::sync::OnceLock::new();
+        SHARED.get_or_init(MemoryStream::new).clone()
+    }
+
     /// A stream keeping its events and positions in `durable`, holding
     /// `events` (in order) already.
     pub(crate) fn durable(durable: Arc<dyn Durable>, events: Vec<Event>) -> Self {

@@ -24,6 +24,7 @@ mod file;
 mod memory;
 #[cfg(feature = "nats")]
 mod nats;
+mod publisher;
 #[cfg(feature = "redis")]
 mod redis;
 
@@ -42,6 +43,7 @@ pub use self::file::FileStream;
 pub use self::memory::MemoryStream;
 #[cfg(feature = "nats")]
 pub use self::nats::NatsStream;
+pub use self::publisher::Publisher;
 #[cfg(feature = "redis")]
 pub use self::redis::RedisStream;
 use crate::BoxFuture;

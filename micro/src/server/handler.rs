@@ -305,7 +305,8 @@ impl ServiceDescriptor {
     }
 }
 
-/// One `#[subscribe]` method of a service type.
+/// One `#[subscribe]` method (broker messages) or `#[consume]` method
+/// (events of a stream) of a service type.
 pub struct SubscriberDescriptor {
     name: &'static str,
     method: &'static str,
@@ -313,6 +314,27 @@ pub struct SubscriberDescriptor {
     queue: Option<&'static str>,
     docs: &'static str,
     message: fn() -> registry::Value,
+    consume: Option<Consumption>,
+}
+
+/// How a `#[consume]` method consumes its topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Consumption {
+    retry_limit: Option<u32>,
+    ack_wait: Option<std::time::Duration>,
+}
+
+impl Consumption {
+    /// Redeliveries before the dead-letter topic (`None`: no limit).
+    pub fn retry_limit(&self) -> Option<u32> {
+        self.retry_limit
+    }
+
+    /// How long an event may be handled before it is delivered again
+    /// (`None`: the stream's default, 30 s).
+    pub fn ack_wait(&self) -> Option<std::time::Duration> {
+        self.ack_wait
+    }
 }
 
 impl SubscriberDescriptor {
@@ -331,7 +353,24 @@ impl SubscriberDescriptor {
             queue,
             docs,
             message,
+            consume: None,
         }
+    }
+
+    /// This subscriber as an event consumer.
+    pub(crate) const fn consuming(mut self, retry_limit: Option<u32>, ack_wait_ms: Option<u64>) -> Self {
+        let ack_wait = match ack_wait_ms {
+            Some(ms) => Some(std::time::Duration::from_millis(ms)),
+            None => None,
+        };
+        self.consume = Some(Consumption { retry_limit, ack_wait });
+        self
+    }
+
+    /// How it consumes, for a `#[consume]` method; `None` for a
+    /// `#[subscribe]` one.
+    pub fn consumption(&self) -> Option<Consumption> {
+        self.consume
     }
 
     /// The registry name, e.g. `Audit.OnCreated`.
@@ -349,7 +388,7 @@ impl SubscriberDescriptor {
         self.topic
     }
 
-    /// The queue group, if any.
+    /// The queue group (a consumer's group), if any.
     pub fn queue(&self) -> Option<&'static str> {
         self.queue
     }
@@ -375,6 +414,9 @@ impl SubscriberDescriptor {
         if let Some(queue) = self.queue {
             metadata.insert("queue".to_owned(), queue.to_owned());
         }
+        if self.consume.is_some() {
+            metadata.insert("stream".to_owned(), "true".to_owned());
+        }
         if !self.docs.is_empty() {
             metadata.insert("description".to_owned(), self.docs.to_owned());
         }
@@ -393,6 +435,7 @@ impl fmt::Debug for SubscriberDescriptor {
             .field("name", &self.name)
             .field("topic", &self.topic)
             .field("queue", &self.queue)
+            .field("consume", &self.consume)
             .finish_non_exhaustive()
     }
 }

@@ -9,6 +9,7 @@
 mod dispatch;
 mod guard;
 pub(crate) mod handler;
+mod consumer;
 mod in_process;
 mod layered;
 mod router;
@@ -21,8 +22,8 @@ use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Layer};
 
 pub use handler::{
-    CompiledService, EndpointDescriptor, Handler, Request, Response, ServiceDescriptor, SubscriberDescriptor,
-    compiled_services,
+    CompiledService, Consumption, EndpointDescriptor, Handler, Request, Response, ServiceDescriptor,
+    SubscriberDescriptor, compiled_services,
 };
 pub use router::DuplicateHandler;
 pub(crate) use router::Router;
@@ -31,6 +32,7 @@ pub(crate) use self::dispatch::{Pages, Shared, Unary, respond};
 pub use self::in_process::InProcess;
 pub use self::layered::{HandlerCall, HandlerService, SubscriberCall, SubscriberService};
 pub use self::subscriber::SubscriberStats;
+pub(crate) use self::consumer::Consuming;
 pub(crate) use self::subscriber::{Subscribed, open as open_message};
 use crate::meter::Defaults;
 use crate::middleware::Layers;

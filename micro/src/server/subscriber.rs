@@ -29,6 +29,14 @@ pub struct SubscriberStats {
 }
 
 impl SubscriberStats {
+    pub(super) fn new(descriptor: &'static SubscriberDescriptor) -> Arc<SubscriberStats> {
+        Arc::new(SubscriberStats {
+            descriptor,
+            handled: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        })
+    }
+
     /// The subscriber.
     pub fn descriptor(&self) -> &'static SubscriberDescriptor {
         self.descriptor
@@ -62,12 +70,9 @@ impl Subscribed {
     ) -> Result<Subscribed, BrokerError> {
         let mut subscribed = Subscribed::default();
         for handler in handlers {
-            for descriptor in handler.descriptor().subscribers() {
-                let stats = Arc::new(SubscriberStats {
-                    descriptor,
-                    handled: AtomicU64::new(0),
-                    failed: AtomicU64::new(0),
-                });
+            // `#[consume]` methods read a stream, not the broker.
+            for descriptor in handler.descriptor().subscribers().iter().filter(|s| s.consumption().is_none()) {
+                let stats = SubscriberStats::new(descriptor);
                 let options = SubscribeOptions {
                     queue: descriptor.queue().map(str::to_owned),
                 };
@@ -106,7 +111,7 @@ impl Subscribed {
 
 /// The broker handler of one subscriber: deliver through the layers,
 /// count, catch panics.
-fn deliverer(
+pub(super) fn deliverer(
     handler: Arc<dyn Handler>,
     stats: Arc<SubscriberStats>,
     layers: Option<SubscriberService>,

@@ -101,6 +101,18 @@ pub struct Flags {
     /// Selector strategy: random or roundrobin.
     #[arg(long, env = "MICRO_SELECTOR")]
     pub selector: Option<String>,
+    /// Event stream for `#[consume]` methods and `Service::events`: file
+    /// (default, a durable log in the data directory), memory, nats or redis.
+    #[arg(long, env = "MICRO_EVENTS")]
+    pub events: Option<String>,
+    /// The event stream's address: servers for nats and redis, the log's
+    /// path for file.
+    #[arg(long, env = "MICRO_EVENTS_ADDRESS")]
+    pub events_address: Option<String>,
+    /// The service's data directory (default `$HOME/micro/<service>`), where
+    /// the embedded event log is kept.
+    #[arg(long, env = "MICRO_DATA_DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
     /// Store for key-value storage.
     #[arg(long, env = "MICRO_STORE")]
     pub store: Option<String>,

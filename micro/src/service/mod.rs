@@ -8,6 +8,7 @@
 
 mod backends;
 mod duration;
+mod events;
 mod flags;
 mod running;
 
@@ -18,6 +19,8 @@ use std::time::Duration;
 
 pub use flags::Flags;
 pub use running::Running;
+
+use self::events::Events;
 
 use self::backends::{
     broker_choice, broker_from_flag, check_choice, default_broker, default_registry, registry_from_flag,
@@ -77,6 +80,9 @@ pub enum ServiceError {
         /// What went wrong.
         message: String,
     },
+    /// The event stream could not be opened or consumed.
+    #[error("events: {0}")]
+    Events(#[from] crate::events::EventsError),
     /// A start or stop hook failed.
     #[error("{stage} hook failed: {error}")]
     Hook {
@@ -124,6 +130,7 @@ pub struct Service {
     flags: Result<Flags, String>,
     registry: Option<Arc<dyn Registry>>,
     broker: Option<Arc<dyn Broker>>,
+    events: Events,
     register_ttl: Option<Duration>,
     register_interval: Option<Duration>,
     client_options: ClientOptions,
@@ -177,6 +184,7 @@ impl Service {
             flags: Flags::from_env().map_err(|e| e.to_string()),
             registry: None,
             broker: None,
+            events: Events::new(None),
             register_ttl: None,
             register_interval: None,
             client_options: ClientOptions::default(),
@@ -302,6 +310,21 @@ impl Service {
         self.broker = Some(broker);
         self.client = OnceLock::new();
         self
+    }
+
+    /// The event stream for `#[consume]` methods and [`events`](Service::events)
+    /// (default: the embedded durable log in the service's data directory);
+    /// the `--events` flag wins over it. Set it before `events`.
+    pub fn stream(mut self, stream: Arc<dyn crate::events::Stream>) -> Self {
+        self.events = Events::new(Some(stream));
+        self
+    }
+
+    /// A publisher on the service's event stream, opened now if it was not
+    /// yet; the service's consumers share the stream.
+    pub async fn events(&self) -> Result<crate::events::Publisher, ServiceError> {
+        let flags = self.flags.clone().map_err(ServiceError::Flags)?;
+        self.events.publisher(&flags, &self.name).await
     }
 
     /// How long a registration lives without renewal (default 90 s).
@@ -436,6 +459,8 @@ impl Service {
         }
         registry_from_flag(&flags).map_err(ServiceError::Flags)?;
         broker_choice(&flags).map_err(ServiceError::Flags)?;
+        events::check(&flags)?;
+        let events_flags = flags.clone();
         for (k, v) in flags.metadata_pairs().map_err(ServiceError::Flags)? {
             self.metadata.insert(k, v);
         }
@@ -455,7 +480,10 @@ impl Service {
         if let Some(limit) = flags.server_max_concurrent_calls {
             observe.max_concurrent_calls = limit;
         }
-        let subscribes = self.handlers.iter().any(|h| !h.descriptor().subscribers().is_empty());
+        let subscribes = self
+            .handlers
+            .iter()
+            .any(|h| h.descriptor().subscribers().iter().any(|s| s.consumption().is_none()));
         let broker = subscribes.then(|| Arc::clone(client.broker()));
         let observed = Observed::new(metrics, observe, broker);
         let mut server = Server::new(server_options)
@@ -498,6 +526,8 @@ impl Service {
             client,
             health: observed.health,
             hooks: self.hooks,
+            events: self.events,
+            flags: events_flags,
             name,
             id,
         })
@@ -551,6 +581,8 @@ pub(crate) struct Settled {
     client: Client,
     health: Health,
     hooks: Hooks,
+    events: Events,
+    flags: Flags,
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use crate::net::advertised_address;
 use crate::observe::Health;
 use crate::registry::wire::node_metadata;
 use crate::registry::{self, RegisterOptions, Registry};
-use crate::server::{Drained, Handler, RunningServer, Subscribed, SubscriberService, SubscriberStats};
+use crate::server::{Consuming, Drained, Handler, RunningServer, Subscribed, SubscriberService, SubscriberStats};
 
 /// A running service. Stop it with [`stop`](Running::stop).
 #[must_use = "dropping a Running service leaves it registered and serving; call stop()"]
@@ -23,6 +23,7 @@ pub struct Running {
     server: RunningServer,
     broker: Arc<dyn Broker>,
     subscribed: Option<Subscribed>,
+    consuming: Option<Consuming>,
     record: registry::Service,
     registry: Arc<dyn Registry>,
     client: Client,
@@ -49,6 +50,8 @@ pub(super) async fn start(settled: Settled) -> Result<Running, ServiceError> {
         client,
         health,
         hooks,
+        events,
+        flags,
     } = settled;
     let Hooks {
         before_start,
@@ -64,6 +67,7 @@ pub(super) async fn start(settled: Settled) -> Result<Running, ServiceError> {
         .collect::<Vec<_>>();
     let handlers: Vec<Arc<dyn Handler>> = server.router().handlers().cloned().collect();
     let subscriber_layers = server.subscriber_stack();
+    let server_subscriber_layers = subscriber_layers.clone();
     let server = server.bind(&address).await.map_err(|source| ServiceError::Bind {
         address: address.clone(),
         source,
@@ -74,6 +78,26 @@ pub(super) async fn start(settled: Settled) -> Result<Running, ServiceError> {
             let _ = server.shutdown().await;
             return Err(e);
         }
+    };
+    let consuming = if Consuming::wanted(&handlers) {
+        let started = match events.stream(&flags, &name).await {
+            Ok(stream) => Consuming::start(&stream, &handlers, server_subscriber_layers.clone())
+                .await
+                .map_err(ServiceError::from),
+            Err(e) => Err(e),
+        };
+        match started {
+            Ok(consuming) => Some(consuming),
+            Err(e) => {
+                if let Some(subscribed) = subscribed {
+                    subscribed.unsubscribe().await;
+                }
+                let _ = server.shutdown().await;
+                return Err(e);
+            }
+        }
+    } else {
+        None
     };
     let node = registry::Node {
         id,
@@ -90,6 +114,9 @@ pub(super) async fn start(settled: Settled) -> Result<Running, ServiceError> {
     if let Err(e) = registry.register(&record, RegisterOptions::ttl(register_ttl)).await {
         if let Some(subscribed) = subscribed {
             subscribed.unsubscribe().await;
+        }
+        if let Some(consuming) = consuming {
+            consuming.stop().await;
         }
         let _ = server.shutdown().await;
         return Err(ServiceError::Register {
@@ -111,6 +138,7 @@ pub(super) async fn start(settled: Settled) -> Result<Running, ServiceError> {
         server,
         broker,
         subscribed,
+        consuming,
         record,
         registry,
         client,
@@ -135,7 +163,10 @@ async fn subscribe(
     handlers: &[Arc<dyn Handler>],
     layers: Option<SubscriberService>,
 ) -> Result<Option<Subscribed>, ServiceError> {
-    if handlers.iter().all(|h| h.descriptor().subscribers().is_empty()) {
+    let subscribes = handlers
+        .iter()
+        .any(|h| h.descriptor().subscribers().iter().any(|s| s.consumption().is_none()));
+    if !subscribes {
         return Ok(None);
     }
     let failed = |e: crate::broker::BrokerError| ServiceError::Broker {
@@ -211,7 +242,12 @@ impl Running {
         self.subscribed.as_ref().map_or(&[], Subscribed::stats)
     }
 
-    /// Deregisters, unsubscribes, stops accepting, drains in-flight calls
+    /// The deliveries to each `#[consume]` method so far.
+    pub fn consumers(&self) -> &[Arc<SubscriberStats>] {
+        self.consuming.as_ref().map_or(&[], Consuming::stats)
+    }
+
+    /// Deregisters, stops consuming, unsubscribes, stops accepting, drains in-flight calls
     /// within the drain time, closes, disconnects the broker, and runs the
     /// stop hooks. Hook errors are logged.
     pub async fn stop(self) -> Result<Drained, ServiceError> {
@@ -223,6 +259,9 @@ impl Running {
         let _ = self.renewal_task.await;
         if let Err(e) = self.registry.deregister(&self.record).await {
             warn!(service = %self.record.name, error = %e, "deregistration failed; the entry expires with its TTL");
+        }
+        if let Some(consuming) = self.consuming {
+            consuming.stop().await;
         }
         let subscribed = self.subscribed.is_some();
         if let Some(subscriptions) = self.subscribed {

@@ -1,0 +1,20 @@
+use micro::prelude::*;
+
+#[derive(Serialize, Deserialize)]
+pub struct Order {
+    pub id: u64,
+}
+
+pub struct Billing;
+
+#[micro::service]
+impl Billing {
+    #[subscribe(topic = "orders")]
+    #[consume(topic = "orders", group = "billing")]
+    async fn on_order(&self, order: Order) -> Result<()> {
+        let _ = order.id;
+        Ok(())
+    }
+}
+
+fn main() {}
