@@ -5,9 +5,10 @@
 //! built program; `.ci/run` builds it and runs these inside `netns-run`.
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
+
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::process::Command;
 
 use micro::Flags;
 use micro::client::ClientOptions;
@@ -15,75 +16,16 @@ use micro::prelude::*;
 use micro::registry::{MdnsOptions, MdnsRegistry, MemoryRegistry, Registry};
 use micro::service::Running;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
 
-const NEEDS_PEER: &str = "needs the Go Micro peer: MICRO_TEST_GOMICRO (built by .ci/run)";
+mod peer;
+
+use peer::Peer;
 
 /// The Go Micro error codes a handler may answer with, and the other side sees.
 const CODES: [i32; 8] = [400, 401, 403, 404, 408, 409, 429, 500];
 
-fn peer_program() -> String {
-    std::env::var("MICRO_TEST_GOMICRO").expect(NEEDS_PEER)
-}
-
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
-}
-
-/// A running Go Micro process; killed when dropped.
-struct Peer {
-    child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl Peer {
-    fn start(args: &[&str]) -> Peer {
-        let mut child = Command::new(peer_program())
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the Go Micro peer");
-        let stdout = child.stdout.take().expect("piped stdout");
-        Peer {
-            child,
-            lines: BufReader::new(stdout).lines(),
-        }
-    }
-
-    /// The next line the peer prints that starts with `prefix`; Go Micro's
-    /// own log lines, on the same output, are passed over.
-    async fn line(&mut self, prefix: &str) -> String {
-        let next = async {
-            loop {
-                let line = self.lines.next_line().await.expect("read the peer's output");
-                match line {
-                    Some(line) if line.starts_with(prefix) => return line,
-                    Some(_) => continue,
-                    None => panic!("the Go Micro peer exited"),
-                }
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(20), next)
-            .await
-            .expect("the Go Micro peer said nothing within 20 s")
-    }
-
-    /// A Go Micro service; its address once it is serving.
-    async fn serve(name: &str, registry: &str) -> (Peer, String) {
-        let mut peer = Peer::start(&["serve", "--name", name, "--registry", registry]);
-        let line = peer.line("LISTENING ").await;
-        let address = line["LISTENING ".len()..].to_owned();
-        (peer, address)
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
 }
 
 /// One call by the Go Micro client; its printed outcome.
