@@ -68,6 +68,11 @@ mod transport;
 #[doc = include_str!("../../docs/observability.md")]
 pub struct ObservabilityGuide;
 
+/// The guides in `docs/`, whose code samples compile as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/events.md")]
+pub struct EventsGuide;
+
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
