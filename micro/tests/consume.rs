@@ -17,9 +17,12 @@ struct Order {
     id: u64,
 }
 
-/// What the consumer saw: each order id with its delivery's metadata.
+/// An order id and the metadata it came with.
+type Delivery = (u64, BTreeMap<String, String>);
+
+/// What the consumer saw, in order.
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(u64, BTreeMap<String, String>)>>>);
+struct Seen(Arc<Mutex<Vec<Delivery>>>);
 
 impl Seen {
     fn ids(&self) -> Vec<u64> {

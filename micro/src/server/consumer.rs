@@ -46,13 +46,14 @@ impl Consuming {
                 let Some(consumption) = descriptor.consumption() else {
                     continue;
                 };
-                let mut options = ConsumeOptions::default();
-                options.group = descriptor.queue().map(str::to_owned);
-                options.auto_ack = false;
-                options.retry_limit = consumption.retry_limit();
-                if let Some(ack_wait) = consumption.ack_wait() {
-                    options.ack_wait = ack_wait;
-                }
+                let defaults = ConsumeOptions::default();
+                let options = ConsumeOptions {
+                    group: descriptor.queue().map(str::to_owned),
+                    auto_ack: false,
+                    retry_limit: consumption.retry_limit(),
+                    ack_wait: consumption.ack_wait().unwrap_or(defaults.ack_wait),
+                    ..defaults
+                };
                 let consumer = match stream.consume(descriptor.topic(), options).await {
                     Ok(consumer) => consumer,
                     Err(e) => {
