@@ -22,7 +22,6 @@ use tower::ServiceExt;
 use super::Client;
 use super::attempt::Attempts;
 use super::target::Target;
-use super::unary::in_place_call;
 use crate::BoxFuture;
 use crate::codec::Codec;
 use crate::context::Context;
@@ -30,8 +29,8 @@ use crate::error::{CLIENT_ID, Error};
 use crate::metadata::Metadata;
 use crate::middleware::Boxed;
 use crate::registry::Node;
-use crate::server::Shared;
 use crate::server::handler::Message;
+use crate::server::{Shared, Unary};
 use crate::stream::frame::{ChannelBody, FrameReader};
 use crate::transport::{Answer, Delivery, Failure, Outbound, Transport};
 
@@ -208,7 +207,7 @@ impl CallAttempt {
                 .await
                 .map(Kind::Stream),
             Payload::InPlace { shared, request } => {
-                let unary = in_place_call(&shared, &service, codec, outbound.metadata(), deadline, request);
+                let unary = Unary::in_place(&shared, &service, codec, outbound.metadata(), deadline, request);
                 crate::server::respond(&shared, &endpoint, unary)
                     .await
                     .map(|response| Kind::InPlace(response.into_message()))

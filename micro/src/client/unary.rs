@@ -25,7 +25,6 @@ use crate::BoxFuture;
 use crate::codec::{Codec, jsonrpc};
 use crate::context::Context;
 use crate::error::{CLIENT_ID, Error, Result};
-use crate::metadata::Metadata;
 use crate::server::handler::Message;
 use crate::server::{Shared, Unary};
 use crate::trace;
@@ -289,7 +288,7 @@ where
     Rsp: DeserializeOwned + 'static,
 {
     let metadata = call_metadata(call.context, &call.options.metadata);
-    let unary = in_place_call(
+    let unary = Unary::in_place(
         shared,
         call.service,
         codec,
@@ -299,25 +298,6 @@ where
     );
     crate::server::respond(shared, call.endpoint, unary)
         .map(move |response| decode_message(codec, response?.into_message()))
-}
-
-/// A call to run in place on `shared`, a server of this process: the
-/// request as the handler gets it, with the metadata the call carries.
-pub(super) fn in_place_call<'a>(
-    shared: &Shared,
-    service: &str,
-    codec: Codec,
-    metadata: impl Iterator<Item = (&'a str, &'a str)>,
-    deadline: Instant,
-    message: Message,
-) -> Unary {
-    Unary {
-        service: Some(shared.service_name(service)),
-        codec,
-        metadata: metadata.collect::<Metadata>().into(),
-        deadline: Some(deadline),
-        message,
-    }
 }
 
 /// The response of a call run in place, as a `Rsp`.

@@ -154,6 +154,27 @@ pub(crate) struct Unary {
     pub(crate) message: Message,
 }
 
+impl Unary {
+    /// A call run in place, in this process: `message` for `service`'s
+    /// endpoint, with the caller's metadata and deadline.
+    pub(crate) fn in_place<'a>(
+        shared: &Shared,
+        service: &str,
+        codec: Codec,
+        metadata: impl Iterator<Item = (&'a str, &'a str)>,
+        deadline: Instant,
+        message: Message,
+    ) -> Unary {
+        Unary {
+            service: Some(shared.service_name(service)),
+            codec,
+            metadata: metadata.collect::<crate::metadata::Metadata>().into(),
+            deadline: Some(deadline),
+            message,
+        }
+    }
+}
+
 /// Routes a unary call and starts its handler: the handler's response or
 /// the error, once the returned future is awaited.
 pub(crate) fn respond(
