@@ -32,6 +32,16 @@ fn nats() -> Pin<Box<dyn Future<Output = Arc<dyn Stream>>>> {
     })
 }
 
+/// A Redis Streams stream on the test server.
+#[cfg(feature = "redis")]
+fn redis() -> Pin<Box<dyn Future<Output = Arc<dyn Stream>>>> {
+    Box::pin(async {
+        let url = std::env::var("MICRO_TEST_REDIS_URL")
+            .expect("MICRO_TEST_REDIS_URL: run inside `netns-run --services redis`");
+        Arc::new(micro::events::RedisStream::connect(&url).await.unwrap()) as Arc<dyn Stream>
+    })
+}
+
 fn temp_file() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("micro-events-{}.redb", uuid::Uuid::new_v4().simple()))
 }
@@ -302,6 +312,11 @@ suite!(
     nats,
     #[cfg(feature = "nats")],
     #[ignore = "needs NATS: MICRO_TEST_NATS_URL (netns-run --services nats)"]
+);
+suite!(
+    redis,
+    #[cfg(feature = "redis")],
+    #[ignore = "needs Redis: MICRO_TEST_REDIS_URL (netns-run --services redis)"]
 );
 
 /// The file stream across a restart: published events are kept, a named

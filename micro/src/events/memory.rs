@@ -116,17 +116,7 @@ impl MemoryStream {
     }
 
     fn append(&self, topic: &str, payload: Bytes, options: PublishOptions) -> Result<String, EventsError> {
-        if topic.is_empty() {
-            return Err(EventsError::MissingTopic);
-        }
-        let mut event = Event::new(topic, payload);
-        if let Some(id) = options.id {
-            event.id = id;
-        }
-        if let Some(at) = options.timestamp {
-            event.timestamp = at;
-        }
-        event.metadata = options.metadata;
+        let mut event = options.event(topic, payload)?;
         let id = event.id.clone();
         let mut topics = self.topics();
         let entry = topics.entry(topic.to_owned()).or_default();

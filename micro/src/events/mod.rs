@@ -126,6 +126,25 @@ impl PublishOptions {
     }
 }
 
+impl PublishOptions {
+    /// The event these options publish to `topic`; an empty topic is
+    /// Go Micro's `ErrMissingTopic`.
+    pub(crate) fn event(self, topic: &str, payload: Bytes) -> Result<Event, EventsError> {
+        if topic.is_empty() {
+            return Err(EventsError::MissingTopic);
+        }
+        let mut event = Event::new(topic, payload);
+        if let Some(id) = self.id {
+            event.id = id;
+        }
+        if let Some(at) = self.timestamp {
+            event.timestamp = at;
+        }
+        event.metadata = self.metadata;
+        Ok(event)
+    }
+}
+
 /// Where a new group starts reading its topic.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]

@@ -170,17 +170,7 @@ impl Stream for NatsStream {
         options: PublishOptions,
     ) -> BoxFuture<'a, Result<String, EventsError>> {
         Box::pin(async move {
-            if topic.is_empty() {
-                return Err(EventsError::MissingTopic);
-            }
-            let mut event = Event::new(topic, payload);
-            if let Some(id) = options.id {
-                event.id = id;
-            }
-            if let Some(at) = options.timestamp {
-                event.timestamp = at;
-            }
-            event.metadata = options.metadata;
+            let event = options.event(topic, payload)?;
             self.send(&event).await?;
             Ok(event.id)
         })

@@ -1,0 +1,135 @@
+//! Settling a delivered event: ack (`XACK`), nack (kept pending, and
+//! claimed back by the consumer's task once its backoff is over, or
+//! dead-lettered once its retries are spent) and extend (its idle time
+//! restarts). The work runs in a task of its own, so that it is done even
+//! if the caller stops waiting for it.
+
+use std::sync::Arc;
+
+use tracing::{debug, warn};
+
+use super::client::Own;
+use super::consumer::{Entry, Shared, after};
+use super::failed;
+use crate::BoxFuture;
+use crate::events::{Acknowledge, Event, EventsError, Settle, dead_letter};
+
+/// How a consumer's events reach it when settled.
+pub(super) struct Settler(pub(super) Arc<Shared>);
+
+impl Acknowledge for Settler {
+    fn settle(&self, token: u64, settle: Settle) -> BoxFuture<'_, Result<(), EventsError>> {
+        let shared = Arc::clone(&self.0);
+        let task = tokio::spawn(async move { shared.settle(token, settle).await });
+        Box::pin(async move { task.await.map_err(failed)? })
+    }
+}
+
+impl Shared {
+    async fn settle(&self, token: u64, settle: Settle) -> Result<(), EventsError> {
+        let (delay, reason) = match settle {
+            Settle::Extend => return self.extend(token).await,
+            Settle::Ack => (None, None),
+            Settle::Nack { delay, reason } => (delay, Some(reason)),
+        };
+        // Not held (any more): its ack wait ended and it is delivered
+        // again, or the consumer stopped and gave it back.
+        let Some(held) = self.lock().held.remove(&token) else {
+            return Ok(());
+        };
+        let settled = match reason {
+            None => self.redis.ack(&self.key, &self.group, &held.entry.id).await,
+            Some(reason) => self.nack(held.entry, delay, &reason).await,
+        };
+        // Room for the next event, told once this one is settled: a
+        // consumer stopping after its last ack is not handed one more.
+        self.wake.notify_one();
+        settled
+    }
+
+    /// Delivers `entry` again after `delay` (the backoff when `None`), or
+    /// dead-letters it once its retries are spent.
+    async fn nack(&self, entry: Entry, delay: Option<std::time::Duration>, reason: &str) -> Result<(), EventsError> {
+        let count = entry.count();
+        if self.options.retry_limit.is_some_and(|limit| count > limit) {
+            return self.dead_letter(&entry, count, reason).await;
+        }
+        if self.stop.is_cancelled() {
+            // Claimed by the group once idle for the ack wait.
+            return Ok(());
+        }
+        // Its idle time restarts, so that no one claims it meanwhile (the
+        // consumer's task keeps it so until it is due).
+        let ours = self
+            .redis
+            .own(&self.key, &self.group, &self.name, Own::Touch, &[entry.id.as_str()])
+            .await;
+        match ours {
+            Ok(ours) if !ours.contains_key(&entry.id) => {
+                debug!(topic = %self.topic, id = %entry.id, "a nacked entry was claimed by another consumer");
+                return Ok(());
+            }
+            Ok(_) => {}
+            // Due all the same: its claim then says whether it is still ours.
+            Err(e) => warn!(topic = %self.topic, id = %entry.id, error = %e, "cannot keep a nacked entry"),
+        }
+        let due = after(delay.unwrap_or_else(|| self.options.delay(count)));
+        let mut state = self.lock();
+        let seq = state.next_token();
+        state.retries.insert((due, seq), entry);
+        state.urgent = true;
+        Ok(())
+    }
+
+    /// Restarts the ack wait of delivery `token`.
+    async fn extend(&self, token: u64) -> Result<(), EventsError> {
+        let id = match self.lock().held.get(&token) {
+            Some(held) if !self.stop.is_cancelled() => held.entry.id.clone(),
+            _ => return Ok(()),
+        };
+        let ours = self
+            .redis
+            .own(&self.key, &self.group, &self.name, Own::Touch, &[id.as_str()])
+            .await?;
+        let deadline = after(self.options.ack_wait);
+        let mut state = self.lock();
+        if ours.contains_key(&id) {
+            if let Some(held) = state.held.get_mut(&token) {
+                held.deadline = deadline;
+            }
+        } else if state.held.remove(&token).is_some() {
+            // Another consumer claimed it: this delivery is over.
+            drop(state);
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Publishes `entry`'s event to the dead-letter topic, saying how many
+    /// times it was delivered and why the last failed, then acks it. The
+    /// dead letter's id is the event's and the group's: a repeat (after a
+    /// crash between the two steps) is dropped.
+    pub(super) async fn dead_letter(&self, entry: &Entry, deliveries: u32, reason: &str) -> Result<(), EventsError> {
+        let topic = self
+            .options
+            .dead_letter
+            .clone()
+            .unwrap_or_else(|| format!("{}.dead", self.topic));
+        let (id, group) = (&entry.event.id, &self.group);
+        warn!(topic = %self.topic, %group, %id, deliveries, error = reason, dead_letter = %topic, "dead-lettered");
+        let mut dead = Event::new(topic, entry.event.payload.clone());
+        dead.id = format!("{}.{}", entry.event.id, self.group);
+        dead.metadata = entry.event.metadata.clone();
+        let facts = [
+            (dead_letter::TOPIC, self.topic.clone()),
+            (dead_letter::DELIVERIES, deliveries.to_string()),
+            (dead_letter::ERROR, reason.to_owned()),
+            (dead_letter::GROUP, self.group.clone()),
+        ];
+        for (key, value) in facts {
+            dead.metadata.insert(key.to_owned(), value);
+        }
+        self.redis.add(&dead, true).await?;
+        self.redis.ack(&self.key, &self.group, &entry.id).await
+    }
+}
