@@ -21,8 +21,19 @@ use tracing::{debug, warn};
 
 use super::client::{BLOCK_MAX, Fields, Own, Reader, Redis, field};
 use super::failed;
-use super::settle::Settler;
-use crate::events::{Acknowledge, ConsumeOptions, Event, EventsError};
+use crate::BoxFuture;
+use crate::events::{Acknowledge, ConsumeOptions, Event, EventsError, Settle};
+
+/// How a consumer's events reach it when settled.
+struct Settler(pub(super) Arc<Shared>);
+
+impl Acknowledge for Settler {
+    fn settle(&self, token: u64, settle: Settle) -> BoxFuture<'_, Result<(), EventsError>> {
+        let shared = Arc::clone(&self.0);
+        let task = tokio::spawn(async move { shared.settle(token, settle).await });
+        Box::pin(async move { task.await.map_err(failed)? })
+    }
+}
 
 /// Backoff between attempts while Redis fails: at most 10 a second.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);

@@ -4,29 +4,15 @@
 //! restarts). The work runs in a task of its own, so that it is done even
 //! if the caller stops waiting for it.
 
-use std::sync::Arc;
-
 use tracing::{debug, warn};
 
 use super::client::Own;
 use super::consumer::{Entry, Shared, after};
-use super::failed;
-use crate::BoxFuture;
-use crate::events::{Acknowledge, Event, EventsError, Settle, dead_letter};
-
-/// How a consumer's events reach it when settled.
-pub(super) struct Settler(pub(super) Arc<Shared>);
-
-impl Acknowledge for Settler {
-    fn settle(&self, token: u64, settle: Settle) -> BoxFuture<'_, Result<(), EventsError>> {
-        let shared = Arc::clone(&self.0);
-        let task = tokio::spawn(async move { shared.settle(token, settle).await });
-        Box::pin(async move { task.await.map_err(failed)? })
-    }
-}
+use crate::events::{EventsError, Settle};
 
 impl Shared {
-    async fn settle(&self, token: u64, settle: Settle) -> Result<(), EventsError> {
+    /// Settles delivery `token`.
+    pub(super) async fn settle(&self, token: u64, settle: Settle) -> Result<(), EventsError> {
         let (delay, reason) = match settle {
             Settle::Extend => return self.extend(token).await,
             Settle::Ack => (None, None),
@@ -110,25 +96,10 @@ impl Shared {
     /// dead letter's id is the event's and the group's: a repeat (after a
     /// crash between the two steps) is dropped.
     pub(super) async fn dead_letter(&self, entry: &Entry, deliveries: u32, reason: &str) -> Result<(), EventsError> {
-        let topic = self
+        let (topic, options) = self
             .options
-            .dead_letter
-            .clone()
-            .unwrap_or_else(|| format!("{}.dead", self.topic));
-        let (id, group) = (&entry.event.id, &self.group);
-        warn!(topic = %self.topic, %group, %id, deliveries, error = reason, dead_letter = %topic, "dead-lettered");
-        let mut dead = Event::new(topic, entry.event.payload.clone());
-        dead.id = format!("{}.{}", entry.event.id, self.group);
-        dead.metadata = entry.event.metadata.clone();
-        let facts = [
-            (dead_letter::TOPIC, self.topic.clone()),
-            (dead_letter::DELIVERIES, deliveries.to_string()),
-            (dead_letter::ERROR, reason.to_owned()),
-            (dead_letter::GROUP, self.group.clone()),
-        ];
-        for (key, value) in facts {
-            dead.metadata.insert(key.to_owned(), value);
-        }
+            .spent(&self.topic, &self.group, &entry.event, deliveries, reason);
+        let dead = options.event(&topic, entry.event.payload.clone())?;
         self.redis.add(&dead, true).await?;
         self.redis.ack(&self.key, &self.group, &entry.id).await
     }
