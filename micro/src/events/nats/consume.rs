@@ -22,6 +22,9 @@ use super::{NatsStream, backend, names};
 use crate::BoxFuture;
 use crate::events::{Acknowledge, ConsumeOptions, Consumer, Event, EventsError, Settle, Start, Stream};
 
+/// Events a consumer's channel holds for it at least.
+const HAND_OFF: usize = 64;
+
 /// Starts consuming `topic` as `options` say.
 pub(super) async fn start(stream: NatsStream, topic: &str, options: ConsumeOptions) -> Result<Consumer, EventsError> {
     options.check(topic)?;
@@ -35,7 +38,10 @@ pub(super) async fn start(stream: NatsStream, topic: &str, options: ConsumeOptio
         .group
         .is_none()
         .then(|| (name, consumer.cached_info().name.clone()));
-    let (tx, rx) = mpsc::channel(options.concurrency);
+    // Events wait for the consumer in the channel rather than in the task,
+    // so that a fast consumer finds the next one ready (JetStream pushes
+    // ahead anyway; what waits is kept alive and given back on stop).
+    let (tx, rx) = mpsc::channel(options.concurrency.max(HAND_OFF));
     let stop = CancellationToken::new();
     let held = Arc::new(Mutex::new(Held::default()));
     let task = Delivery {
@@ -50,6 +56,7 @@ pub(super) async fn start(stream: NatsStream, topic: &str, options: ConsumeOptio
         topic: topic.to_owned(),
         held,
         queue: VecDeque::new(),
+        sent: VecDeque::new(),
         tokens: 0,
         ephemeral,
     };
@@ -117,25 +124,31 @@ async fn bind(
 /// The messages a consumer was given and has not settled, by token.
 #[derive(Default)]
 struct Held {
-    messages: HashMap<u64, Message>,
+    messages: HashMap<u64, Hold>,
     /// The token of each stream sequence held (a redelivery replaces it).
     sequences: HashMap<u64, u64>,
 }
 
+/// A message held: its stream sequence and how many times it was delivered.
+#[derive(Clone)]
+struct Hold {
+    message: Message,
+    sequence: u64,
+    count: u32,
+}
+
 impl Held {
-    fn insert(&mut self, token: u64, sequence: u64, message: Message) {
-        if let Some(old) = self.sequences.insert(sequence, token) {
+    fn insert(&mut self, token: u64, hold: Hold) {
+        if let Some(old) = self.sequences.insert(hold.sequence, token) {
             self.messages.remove(&old);
         }
-        self.messages.insert(token, message);
+        self.messages.insert(token, hold);
     }
 
-    fn remove(&mut self, token: u64) -> Option<Message> {
-        let message = self.messages.remove(&token)?;
-        if let Ok(info) = message.info() {
-            self.sequences.remove(&info.stream_sequence);
-        }
-        Some(message)
+    fn remove(&mut self, token: u64) -> Option<Hold> {
+        let hold = self.messages.remove(&token)?;
+        self.sequences.remove(&hold.sequence);
+        Some(hold)
     }
 }
 
@@ -171,19 +184,25 @@ impl Acknowledge for Settler {
             let Some(held) = self.held() else {
                 return Err(backend("the consumer is gone"));
             };
-            let message = match settle {
+            let hold = match settle {
                 Settle::Extend => lock(&held).messages.get(&token).cloned(),
                 _ => lock(&held).remove(token),
             };
             // Settled already (or given back when its consumer stopped).
-            let Some(message) = message else { return Ok(()) };
+            let Some(Hold {
+                message,
+                sequence,
+                count,
+            }) = hold
+            else {
+                return Ok(());
+            };
             match settle {
                 Settle::Ack => message.ack().await.map_err(backend),
                 Settle::Extend => message.ack_with(AckKind::Progress).await.map_err(backend),
                 Settle::Nack { delay, reason } => {
-                    let count = delivered(&message);
                     if self.options.retry_limit.is_some_and(|r| count > r) {
-                        let event = decode(&message, &self.topic);
+                        let event = decode(&message, &self.topic, sequence);
                         return self.dead_letter(&message, &event, count, &reason).await;
                     }
                     let delay = delay.unwrap_or_else(|| self.options.delay(count));
@@ -194,22 +213,13 @@ impl Acknowledge for Settler {
     }
 }
 
-/// How many times the server delivered `message`.
-fn delivered(message: &Message) -> u32 {
-    message
-        .info()
-        .map_or(1, |info| u32::try_from(info.delivered).unwrap_or(u32::MAX))
-}
-
 /// The event `message` carries (an undecodable one as its raw payload).
-fn decode(message: &Message, topic: &str) -> Event {
+fn decode(message: &Message, topic: &str, sequence: u64) -> Event {
     let mut event = Event::from_json(&message.payload).unwrap_or_else(|_| Event::new(topic, message.payload.clone()));
     if event.topic.is_empty() {
         event.topic = topic.to_owned();
     }
-    if let Ok(info) = message.info() {
-        event.sequence = Some(info.stream_sequence);
-    }
+    event.sequence = Some(sequence);
     event
 }
 
@@ -221,6 +231,9 @@ struct Delivery {
     held: Arc<Mutex<Held>>,
     /// Events received and not handed out yet, in order.
     queue: VecDeque<(u64, Event)>,
+    /// The tokens of the events sent to the consumer last (as many as its
+    /// channel holds): those still in the channel are among them.
+    sent: VecDeque<u64>,
     tokens: u64,
     /// The stream and consumer names of a consumer with no group, deleted
     /// when it stops.
@@ -238,8 +251,12 @@ impl Delivery {
                 () = stop.cancelled() => break,
                 permit = tx.reserve(), if !self.queue.is_empty() => match permit {
                     Ok(permit) => {
-                        if let Some((_, event)) = self.queue.pop_front() {
+                        if let Some((token, event)) = self.queue.pop_front() {
                             permit.send(event);
+                            if self.sent.len() == tx.max_capacity() {
+                                self.sent.pop_front();
+                            }
+                            self.sent.push_back(token);
                         }
                     }
                     Err(_) => break,
@@ -249,13 +266,20 @@ impl Delivery {
                     Some(Err(e)) => debug!(topic = %self.topic, error = %e, "a push consumer's status"),
                     None => break,
                 },
-                _ = keep_alive.tick(), if !self.queue.is_empty() => self.keep_waiting_alive().await,
+                _ = keep_alive.tick() => {
+                    let in_channel = tx.max_capacity() - tx.capacity();
+                    self.keep_waiting_alive(in_channel).await;
+                }
             }
         }
         // What reached this member and is not finished goes back to the
         // group at once, what is still buffered included, earliest first
         // (the server redelivers in that order).
-        let mut unfinished: Vec<Message> = lock(&self.held).messages.drain().map(|(_, m)| m).collect();
+        let mut unfinished: Vec<Message> = lock(&self.held)
+            .messages
+            .drain()
+            .map(|(_, hold)| hold.message)
+            .collect();
         while let Some(Some(Ok(message))) = messages.next().now_or_never() {
             unfinished.push(message);
         }
@@ -281,44 +305,58 @@ impl Delivery {
     /// Takes a pushed message: queued as an event for the consumer, or
     /// dead-lettered when it came back after its last delivery expired.
     async fn receive(&mut self, message: Message) {
-        let count = delivered(&message);
-        let event = decode(&message, &self.topic);
-        let Some(sequence) = event.sequence else {
+        let Ok((sequence, count)) = message
+            .info()
+            .map(|info| (info.stream_sequence, u32::try_from(info.delivered).unwrap_or(u32::MAX)))
+        else {
             warn!(topic = %self.topic, "a message with no JetStream metadata: ignored");
             return;
         };
-        if let Some(limit) = self.settler.options.retry_limit
-            && count > limit + 1
-        {
-            if let Err(e) = self
-                .settler
-                .dead_letter(&message, &event, count - 1, "ack wait expired")
-                .await
-            {
-                warn!(topic = %self.topic, error = %e, "cannot dead-letter an event");
+        let spent = self.settler.options.retry_limit.is_some_and(|limit| count > limit + 1);
+        let event = match Event::from_json(&message.payload) {
+            Ok(mut event) if !spent => {
+                if event.topic.is_empty() {
+                    event.topic.clone_from(&self.topic);
+                }
+                event.sequence = Some(sequence);
+                event
             }
-            return;
-        }
-        if Event::from_json(&message.payload).is_err() {
-            let reason = "cannot decode the event";
-            if let Err(e) = self.settler.dead_letter(&message, &event, count, reason).await {
-                warn!(topic = %self.topic, error = %e, "cannot dead-letter an event");
+            decoded => {
+                let (count, reason) = match decoded {
+                    Ok(_) => (count - 1, "ack wait expired"),
+                    Err(_) => (count, "cannot decode the event"),
+                };
+                let event = decode(&message, &self.topic, sequence);
+                if let Err(e) = self.settler.dead_letter(&message, &event, count, reason).await {
+                    warn!(topic = %self.topic, error = %e, "cannot dead-letter an event");
+                }
+                return;
             }
-            return;
-        }
+        };
         self.tokens += 1;
         let token = self.tokens;
-        lock(&self.held).insert(token, sequence, message);
+        lock(&self.held).insert(
+            token,
+            Hold {
+                message,
+                sequence,
+                count,
+            },
+        );
         let settle: Arc<dyn Acknowledge> = self.settler.clone();
         self.queue.push_back((token, event.delivered(settle, token, count)));
     }
 
-    async fn keep_waiting_alive(&self) {
+    /// Tells the server that the events waiting for the consumer (in the
+    /// task's queue, and the last `in_channel` sent) are not forgotten.
+    async fn keep_waiting_alive(&self, in_channel: usize) {
         let waiting: Vec<Message> = {
             let held = lock(&self.held);
-            self.queue
-                .iter()
-                .filter_map(|(token, _)| held.messages.get(token).cloned())
+            let queued = self.queue.iter().map(|(token, _)| token);
+            let sent = self.sent.iter().rev().take(in_channel);
+            queued
+                .chain(sent)
+                .filter_map(|token| held.messages.get(token).map(|hold| hold.message.clone()))
                 .collect()
         };
         for message in waiting {
