@@ -5,11 +5,17 @@
 //! unsettled events at once. When the consumer stops it gives back what it
 //! held and deletes its name (or its own group).
 //!
+//! New entries are read ahead, up to a window, with one `XREADGROUP`, and
+//! wait in the task's queue, in order, for room to hand them out; while
+//! they wait they are kept from looking idle to the group (touched on each
+//! tick, and again before they are handed out if they waited long), and
+//! when the consumer stops they are given back at once, uncounted.
+//!
 //! One task does all of this in turn, so that what it holds is counted in
 //! one place; a blocked read is ended early (`CLIENT UNBLOCK`) when a
 //! nacked event comes due or the consumer stops.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -19,7 +25,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::client::{BLOCK_MAX, Fields, Own, Reader, Redis, field};
+use super::client::{BLOCK_MAX, Own, Reader, Redis};
+pub(super) use super::entry::Entry;
 use super::failed;
 use crate::BoxFuture;
 use crate::events::{Acknowledge, ConsumeOptions, Event, EventsError, Settle};
@@ -30,6 +37,11 @@ struct Settler(pub(super) Arc<Shared>);
 impl Acknowledge for Settler {
     fn settle(&self, token: u64, settle: Settle) -> BoxFuture<'_, Result<(), EventsError>> {
         let shared = Arc::clone(&self.0);
+        if matches!(settle, Settle::Ack) {
+            // Not in a task of its own: an ack is finished in one only if
+            // the caller stops waiting for it.
+            return Box::pin(shared.ack(token));
+        }
         let task = tokio::spawn(async move { shared.settle(token, settle).await });
         Box::pin(async move { task.await.map_err(failed)? })
     }
@@ -43,6 +55,11 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const RECLAIM_CALLS: usize = 16;
 /// Entries touched per script call.
 const TOUCH_BATCH: usize = 256;
+/// The most new entries read ahead at once (at least `concurrency`). A
+/// read asks for `concurrency` entries, and twice as many as the last
+/// while the last came back full (a backlog): so a group's consumers share
+/// a backlog rather than the first to read taking it all.
+const WINDOW: usize = 64;
 
 /// What a consumer's task and its events' settling share.
 pub(super) struct Shared {
@@ -80,59 +97,6 @@ pub(super) struct Held {
     pub(super) deadline: Instant,
 }
 
-/// An entry of the stream as this consumer knows it.
-pub(super) struct Entry {
-    /// Its Redis id.
-    pub(super) id: String,
-    pub(super) event: Event,
-    /// Its `attempt` field (Go's count of its re-adds, from 1).
-    pub(super) attempt: u32,
-    /// How many times Redis delivered it to the group.
-    pub(super) times: u32,
-    /// Why its `event` field cannot be decoded.
-    pub(super) broken: Option<String>,
-}
-
-impl Entry {
-    pub(super) fn decode(topic: &str, id: String, fields: &Fields, times: u32) -> Entry {
-        let attempt = field(fields, "attempt")
-            .and_then(|a| std::str::from_utf8(a).ok()?.trim().parse::<u32>().ok())
-            .filter(|a| *a >= 1)
-            .unwrap_or(1);
-        let raw = field(fields, "event");
-        let (event, broken) = match raw.map(Event::from_json) {
-            Some(Ok(mut event)) => {
-                if event.topic.is_empty() {
-                    event.topic = topic.to_owned();
-                }
-                (event, None)
-            }
-            Some(Err(e)) => (Event::new(topic, raw.unwrap_or_default().to_vec()), Some(e.to_string())),
-            None => (
-                Event::new(topic, Vec::new()),
-                Some("the entry has no event field".to_owned()),
-            ),
-        };
-        let mut event = event;
-        if broken.is_some() {
-            // Named after the entry, for the dead letter's id.
-            event.id.clone_from(&id);
-        }
-        Entry {
-            id,
-            event,
-            attempt,
-            times,
-            broken,
-        }
-    }
-
-    /// Its deliveries so far: Go's re-adds and Redis's deliveries.
-    pub(super) fn count(&self) -> u32 {
-        (self.attempt - 1).saturating_add(self.times)
-    }
-}
-
 impl State {
     /// A number not given out before, for a delivery or a retry.
     pub(super) fn next_token(&mut self) -> u64 {
@@ -168,6 +132,7 @@ pub(super) fn spawn(shared: Arc<Shared>, reader: Reader, events: mpsc::Sender<Ev
     let tick = (shared.ack_wait() / 2).clamp(Duration::from_millis(100), BLOCK_MAX);
     let task = Task {
         settle: Arc::new(Settler(Arc::clone(&shared))),
+        window: shared.options.concurrency,
         shared,
         events,
         reader: Some(reader),
@@ -175,9 +140,16 @@ pub(super) fn spawn(shared: Arc<Shared>, reader: Reader, events: mpsc::Sender<Ev
         next_tick: Instant::now(),
         reclaim: true,
         cursor: "0-0".to_owned(),
+        queue: VecDeque::new(),
         undelivered: Vec::new(),
     };
     tokio::spawn(task.run());
+}
+
+/// An entry read ahead, and since when it is idle as the group sees it.
+struct Waiting {
+    entry: Entry,
+    since: Instant,
 }
 
 struct Task {
@@ -191,6 +163,10 @@ struct Task {
     /// Whether to look for idle entries to claim.
     reclaim: bool,
     cursor: String,
+    /// How many new entries the next read asks for.
+    window: usize,
+    /// Entries read ahead, in order, waiting for room to be handed out.
+    queue: VecDeque<Waiting>,
     /// Entries taken while the consumer was going away, to give back.
     undelivered: Vec<Entry>,
 }
@@ -231,12 +207,14 @@ impl Task {
             self.next_tick = now + self.tick;
             self.reclaim = true;
             self.touch_retries().await?;
+            self.touch_waiting(self.queue.len()).await?;
         }
         self.redeliver_due().await?;
         if self.reclaim && self.room() > 0 {
             self.reclaim().await?;
         }
-        if self.room() > 0 {
+        self.hand_out().await?;
+        if self.room() > 0 && self.queue.is_empty() {
             self.read().await
         } else {
             self.idle().await;
@@ -276,6 +254,63 @@ impl Task {
             state
                 .retries
                 .retain(|_, e| ours.contains_key(&e.id) || !asked.contains(e.id.as_str()));
+        }
+        Ok(())
+    }
+
+    /// Keeps the first `n` entries read ahead from looking idle to the
+    /// group (their ack wait starts again); forgets those another consumer
+    /// claimed meanwhile.
+    async fn touch_waiting(&mut self, n: usize) -> Result<(), EventsError> {
+        let n = n.min(self.queue.len());
+        let mut ours = HashMap::new();
+        {
+            let ids: Vec<&str> = self.queue.iter().take(n).map(|w| w.entry.id.as_str()).collect();
+            let s = &self.shared;
+            for batch in ids.chunks(TOUCH_BATCH) {
+                ours.extend(s.redis.own(&s.key, &s.group, &s.name, Own::Touch, batch).await?);
+            }
+        }
+        let at = Instant::now();
+        let mut kept = VecDeque::with_capacity(self.queue.len());
+        for (i, mut waiting) in self.queue.drain(..).enumerate() {
+            if i >= n {
+                kept.push_back(waiting);
+            } else if ours.contains_key(&waiting.entry.id) {
+                waiting.since = at;
+                kept.push_back(waiting);
+            } else {
+                debug!(topic = %self.shared.topic, id = %waiting.entry.id, "an entry read ahead was claimed by another consumer");
+            }
+        }
+        self.queue = kept;
+        Ok(())
+    }
+
+    /// Hands out the entries read ahead, in order, as room allows; those
+    /// that waited long are touched first, so that the ack wait they are
+    /// handed out with is the group's.
+    async fn hand_out(&mut self) -> Result<(), EventsError> {
+        let room = self.room();
+        let n = room.min(self.queue.len());
+        if n == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let stale = self.shared.ack_wait() / 10;
+        if self
+            .queue
+            .iter()
+            .take(n)
+            .any(|w| now.saturating_duration_since(w.since) > stale)
+        {
+            self.touch_waiting(n).await?;
+        }
+        for _ in 0..n {
+            let Some(waiting) = self.queue.pop_front() else {
+                break;
+            };
+            self.offer(waiting.entry, waiting.since, false).await;
         }
         Ok(())
     }
@@ -352,24 +387,25 @@ impl Task {
 
     /// Drops what this consumer still had of an entry it claimed again
     /// (its earlier delivery is over).
-    fn forget(&self, id: &str) {
+    fn forget(&mut self, id: &str) {
+        self.queue.retain(|w| w.entry.id != id);
         let mut state = self.shared.lock();
         state.held.retain(|_, held| held.entry.id != id);
         state.retries.retain(|_, entry| entry.id != id);
     }
 
-    /// Reads new entries, at most as many as there is room for, blocking
+    /// Reads new entries ahead into the queue, up to the window, blocking
     /// until the next thing this task must do.
     async fn read(&mut self) -> Result<(), EventsError> {
         let Some(reader) = self.reader.clone() else {
             return Ok(());
         };
-        let room = self.room();
+        let window = self.window;
         let block = self.next_wake().saturating_duration_since(Instant::now());
         let block = block.clamp(Duration::from_millis(1), BLOCK_MAX);
         let s = Arc::clone(&self.shared);
         let mut cmd = ::redis::cmd("XREADGROUP");
-        cmd.arg("GROUP").arg(&s.group).arg(&s.name).arg("COUNT").arg(room);
+        cmd.arg("GROUP").arg(&s.group).arg(&s.name).arg("COUNT").arg(window);
         cmd.arg("BLOCK").arg(block.as_millis() as u64);
         cmd.arg("STREAMS").arg(&s.key).arg(">");
         let mut conn = reader.conn.clone();
@@ -401,6 +437,7 @@ impl Task {
             Err(e) => return Err(failed(e)),
         };
         let at = Instant::now();
+        let before = self.queue.len();
         for id in reply.keys.into_iter().flat_map(|k| k.ids) {
             let fields = id
                 .map
@@ -408,8 +445,14 @@ impl Task {
                 .filter_map(|(name, value)| Some((name, ::redis::from_redis_value::<Vec<u8>>(value).ok()?)))
                 .collect();
             let entry = Entry::decode(&s.topic, id.id, &fields, 1);
-            self.offer(entry, at, false).await;
+            self.queue.push_back(Waiting { entry, since: at });
         }
+        let concurrency = s.options.concurrency;
+        self.window = if self.queue.len() - before >= window {
+            window.saturating_mul(2).min(WINDOW.max(concurrency))
+        } else {
+            concurrency
+        };
         Ok(())
     }
 
@@ -499,7 +542,9 @@ impl Task {
     /// The consumer stopped: what it held goes back to the group at once,
     /// uncounted if it was never handed out; then its name goes (if it holds
     /// nothing now), or its own group.
-    async fn finish(self) {
+    async fn finish(mut self) {
+        let waiting = std::mem::take(&mut self.queue);
+        self.undelivered.extend(waiting.into_iter().map(|w| w.entry));
         let s = &self.shared;
         let held: Vec<Entry> = s.lock().held.drain().map(|(_, h)| h.entry).collect();
         let result = if s.ephemeral {

@@ -26,6 +26,7 @@
 
 mod client;
 mod consumer;
+mod entry;
 mod settle;
 
 use std::fmt;

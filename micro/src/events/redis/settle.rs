@@ -4,6 +4,8 @@
 //! restarts). The work runs in a task of its own, so that it is done even
 //! if the caller stops waiting for it.
 
+use std::sync::Arc;
+
 use tracing::{debug, warn};
 
 use super::client::Own;
@@ -23,14 +25,42 @@ impl Shared {
         let Some(held) = self.lock().held.remove(&token) else {
             return Ok(());
         };
-        let settled = match reason {
-            None => self.redis.ack(&self.key, &self.group, &held.entry.id).await,
-            Some(reason) => self.nack(held.entry, delay, &reason).await,
+        match reason {
+            None => {
+                // Room for the next event at once: it need not wait for the
+                // ack's round trip (read ahead, it is counted as delivered
+                // to this consumer anyway, and given back if it stops).
+                self.wake.notify_one();
+                self.redis.ack(&self.key, &self.group, &held.entry.id).await
+            }
+            Some(reason) => {
+                let settled = self.nack(held.entry, delay, &reason).await;
+                // Room once the nacked entry waits for its turn, so that
+                // one due now comes before the next.
+                self.wake.notify_one();
+                settled
+            }
+        }
+    }
+
+    /// Acks delivery `token`. Room for the next event is told at once: it
+    /// need not wait for the ack's round trip. Should the caller stop
+    /// waiting, the ack is finished in a task (`XACK` again does nothing).
+    pub(super) async fn ack(self: Arc<Self>, token: u64) -> Result<(), EventsError> {
+        let Some(held) = self.lock().held.remove(&token) else {
+            return Ok(());
         };
-        // Room for the next event, told once this one is settled: a
-        // consumer stopping after its last ack is not handed one more.
         self.wake.notify_one();
-        settled
+        let mut pending = PendingAck {
+            shared: Arc::clone(&self),
+            id: Some(held.entry.id),
+        };
+        let acked = match pending.id.as_deref() {
+            Some(id) => self.redis.ack(&self.key, &self.group, id).await,
+            None => Ok(()),
+        };
+        pending.id = None;
+        acked
     }
 
     /// Delivers `entry` again after `delay` (the backoff when `None`), or
@@ -102,5 +132,31 @@ impl Shared {
         let dead = options.event(&topic, entry.event.payload.clone())?;
         self.redis.add(&dead, true).await?;
         self.redis.ack(&self.key, &self.group, &entry.id).await
+    }
+}
+
+/// An ack under way: finished in a task of its own if dropped before done.
+struct PendingAck {
+    shared: Arc<Shared>,
+    id: Option<String>,
+}
+
+impl Drop for PendingAck {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else {
+            return;
+        };
+        let shared = Arc::clone(&self.shared);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(e) = shared.redis.ack(&shared.key, &shared.group, &id).await {
+                        warn!(topic = %shared.topic, %id, error = %e, "cannot ack an entry");
+                    }
+                });
+            }
+            // Claimed again once idle for the ack wait.
+            Err(_) => warn!(topic = %shared.topic, %id, "cannot finish an ack: no runtime"),
+        }
     }
 }
