@@ -60,7 +60,10 @@ impl Billing {
     #[consume(topic = "orders", group = "billing", retry_limit = 3, ack_wait = "30s")]
     async fn bill(&self, order: Order) -> Result<()> {
         if order.amount > LIMIT {
-            return Err(micro::Error::bad_request("billing", format!("{} is over the limit", order.amount)));
+            return Err(micro::Error::bad_request(
+                "billing",
+                format!("{} is over the limit", order.amount),
+            ));
         }
         tracing::info!(order = order.id, amount = order.amount, "billed");
         Ok(())

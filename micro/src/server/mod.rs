@@ -6,10 +6,10 @@
 //! [`ServerOptions`]. Shutdown stops accepting, lets in-flight calls finish
 //! within a bounded drain time, then closes what is left.
 
+mod consumer;
 mod dispatch;
 mod guard;
 pub(crate) mod handler;
-mod consumer;
 mod in_process;
 mod layered;
 mod router;
@@ -28,11 +28,11 @@ pub use handler::{
 pub use router::DuplicateHandler;
 pub(crate) use router::Router;
 
+pub(crate) use self::consumer::Consuming;
 pub(crate) use self::dispatch::{Pages, Shared, Unary, respond};
 pub use self::in_process::InProcess;
 pub use self::layered::{HandlerCall, HandlerService, SubscriberCall, SubscriberService};
 pub use self::subscriber::SubscriberStats;
-pub(crate) use self::consumer::Consuming;
 pub(crate) use self::subscriber::{Subscribed, open as open_message};
 use crate::meter::Defaults;
 use crate::middleware::Layers;

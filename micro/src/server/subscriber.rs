@@ -71,7 +71,12 @@ impl Subscribed {
         let mut subscribed = Subscribed::default();
         for handler in handlers {
             // `#[consume]` methods read a stream, not the broker.
-            for descriptor in handler.descriptor().subscribers().iter().filter(|s| s.consumption().is_none()) {
+            for descriptor in handler
+                .descriptor()
+                .subscribers()
+                .iter()
+                .filter(|s| s.consumption().is_none())
+            {
                 let stats = SubscriberStats::new(descriptor);
                 let options = SubscribeOptions {
                     queue: descriptor.queue().map(str::to_owned),
