@@ -342,6 +342,9 @@ pub struct Consumer {
     /// The event handed out last, acked when the next is asked for.
     last: Option<Event>,
     stop: CancellationToken,
+    /// The backend's task feeding it, which ends once it has given back
+    /// what the consumer did not finish.
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Consumer {
@@ -351,7 +354,14 @@ impl Consumer {
             auto_ack,
             last: None,
             stop,
+            task: None,
         }
+    }
+
+    /// Makes [`Consumer::stop`] wait for `task` to end.
+    pub(crate) fn fed_by(mut self, task: tokio::task::JoinHandle<()>) -> Self {
+        self.task = Some(task);
+        self
     }
 
     /// The next event; `None` once the consumer is stopped. With automatic
@@ -363,10 +373,9 @@ impl Consumer {
         {
             tracing::warn!(topic = %last.topic, id = %last.id, error = %e, "cannot ack an event");
         }
-        let event = tokio::select! {
-            event = self.events.recv() => event?,
-            () = self.stop.cancelled() => return None,
-        };
+        // Only this consumer cancels `stop`, and its backend's task then
+        // ends and closes the channel.
+        let event = self.events.recv().await?;
         if self.auto_ack {
             self.last = Some(event.clone());
         }
@@ -375,7 +384,8 @@ impl Consumer {
 
     /// Stops consuming; with automatic acks, the event handed out last is
     /// acked first. Events handed out and not settled are delivered again
-    /// to the group (as they are when a consumer is dropped).
+    /// to the group (as they are when a consumer is dropped). Once it
+    /// returns, the group's other members get what this one had.
     pub async fn stop(mut self) {
         if let Some(last) = self.last.take()
             && let Err(e) = last.ack().await
@@ -383,6 +393,9 @@ impl Consumer {
             tracing::warn!(topic = %last.topic, id = %last.id, error = %e, "cannot ack an event");
         }
         self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
     }
 }
 

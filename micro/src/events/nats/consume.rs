@@ -6,13 +6,14 @@
 //! what runs out of retries and, when the consumer stops, gives back what
 //! it did not finish (`-NAK`) so the group's other members get it at once.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::push::{Config, Messages};
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PushConsumer};
 use async_nats::jetstream::{AckKind, Message};
+use foldhash::HashMap;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -28,7 +29,8 @@ const HAND_OFF: usize = 64;
 /// Starts consuming `topic` as `options` say.
 pub(super) async fn start(stream: NatsStream, topic: &str, options: ConsumeOptions) -> Result<Consumer, EventsError> {
     options.check(topic)?;
-    let name = stream.ensure(topic).await?;
+    stream.ensure(topic).await?;
+    let name = names::stream(topic);
     let consumer = bind(&stream, topic, &name, &options).await?;
     let messages = consumer
         .messages()
@@ -60,8 +62,8 @@ pub(super) async fn start(stream: NatsStream, topic: &str, options: ConsumeOptio
         tokens: 0,
         ephemeral,
     };
-    tokio::spawn(task.run(messages, tx, stop.clone()));
-    Ok(Consumer::new(rx, options.auto_ack, stop))
+    let task = tokio::spawn(task.run(messages, tx, stop.clone()));
+    Ok(Consumer::new(rx, options.auto_ack, stop).fed_by(task))
 }
 
 /// The group's consumer: the existing one, or a new durable push consumer
@@ -203,7 +205,8 @@ impl Acknowledge for Settler {
                 Settle::Nack { delay, reason } => {
                     if self.options.retry_limit.is_some_and(|r| count > r) {
                         let event = decode(&message, &self.topic, sequence);
-                        return self.dead_letter(&message, &event, count, &reason).await;
+                        // Boxed: the rare path keeps every settle's future small.
+                        return Box::pin(self.dead_letter(&message, &event, count, &reason)).await;
                     }
                     let delay = delay.unwrap_or_else(|| self.options.delay(count));
                     message.ack_with(AckKind::Nak(Some(delay))).await.map_err(backend)
@@ -221,6 +224,29 @@ fn decode(message: &Message, topic: &str, sequence: u64) -> Event {
     }
     event.sequence = Some(sequence);
     event
+}
+
+/// A message's stream sequence and how many times it was delivered, from
+/// its ack subject (ADR-15: `$JS.ACK.<stream>.<consumer>.<delivered>.<stream
+/// seq>...`, seven tokens after the prefix, or nine and more with the
+/// domain and account hash first). Only the two numbers are read: the
+/// client's full parse of the subject costs more than the rest of a
+/// delivery.
+fn delivery(message: &Message) -> Option<(u64, u32)> {
+    parse_ack_subject(message.reply.as_deref()?)
+}
+
+fn parse_ack_subject(reply: &str) -> Option<(u64, u32)> {
+    let tokens = reply.strip_prefix("$JS.ACK.")?;
+    let skip = match tokens.split('.').count() {
+        7 => 2,
+        n if n >= 9 => 4,
+        _ => return None,
+    };
+    let mut numbers = tokens.split('.').skip(skip);
+    let delivered = numbers.next()?.parse::<u64>().ok()?;
+    let sequence = numbers.next()?.parse().ok()?;
+    Some((sequence, u32::try_from(delivered).unwrap_or(u32::MAX)))
 }
 
 /// The task feeding one consumer.
@@ -245,24 +271,27 @@ impl Delivery {
         // What waits its turn is kept alive well within its ack wait.
         let mut keep_alive = tokio::time::interval((self.settler.options.ack_wait / 2).max(Duration::from_millis(50)));
         keep_alive.tick().await;
+        let stopped = stop.cancelled();
+        tokio::pin!(stopped);
         loop {
             tokio::select! {
                 biased;
-                () = stop.cancelled() => break,
+                () = &mut stopped => break,
                 permit = tx.reserve(), if !self.queue.is_empty() => match permit {
                     Ok(permit) => {
                         if let Some((token, event)) = self.queue.pop_front() {
                             permit.send(event);
-                            if self.sent.len() == tx.max_capacity() {
-                                self.sent.pop_front();
-                            }
-                            self.sent.push_back(token);
+                            self.mark_sent(token, tx.max_capacity());
                         }
                     }
                     Err(_) => break,
                 },
                 message = messages.next() => match message {
-                    Some(Ok(message)) => self.receive(message).await,
+                    Some(Ok(message)) => {
+                        if let Some(next) = self.receive(message).await {
+                            self.queue.push_back(next);
+                        }
+                    }
                     Some(Err(e)) => debug!(topic = %self.topic, error = %e, "a push consumer's status"),
                     None => break,
                 },
@@ -284,7 +313,7 @@ impl Delivery {
             unfinished.push(message);
         }
         drop(messages);
-        unfinished.sort_by_key(|m| m.info().map_or(u64::MAX, |info| info.stream_sequence));
+        unfinished.sort_by_key(|m| delivery(m).map_or(u64::MAX, |(sequence, _)| sequence));
         for message in unfinished {
             if let Err(e) = message.ack_with(AckKind::Nak(None)).await {
                 debug!(topic = %self.topic, error = %e, "cannot give an event back");
@@ -302,15 +331,37 @@ impl Delivery {
         }
     }
 
-    /// Takes a pushed message: queued as an event for the consumer, or
-    /// dead-lettered when it came back after its last delivery expired.
-    async fn receive(&mut self, message: Message) {
-        let Ok((sequence, count)) = message
-            .info()
-            .map(|info| (info.stream_sequence, u32::try_from(info.delivered).unwrap_or(u32::MAX)))
-        else {
-            warn!(topic = %self.topic, "a message with no JetStream metadata: ignored");
+    /// Gives the consumer `next` at once when its channel has room and
+    /// nothing waits before it; queues it otherwise.
+    fn hand_off(&mut self, next: (u64, Event), tx: &mpsc::Sender<Event>) {
+        if !self.queue.is_empty() {
+            self.queue.push_back(next);
             return;
+        }
+        let (token, event) = next;
+        match tx.try_send(event) {
+            Ok(()) => self.mark_sent(token, tx.max_capacity()),
+            Err(mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event)) => {
+                self.queue.push_back((token, event));
+            }
+        }
+    }
+
+    /// Notes that the event of `token` went into the channel.
+    fn mark_sent(&mut self, token: u64, capacity: usize) {
+        if self.sent.len() == capacity {
+            self.sent.pop_front();
+        }
+        self.sent.push_back(token);
+    }
+
+    /// Takes a pushed message: an event for the consumer, with its token;
+    /// none when it is dead-lettered (it came back after its last delivery
+    /// expired, or cannot be decoded).
+    async fn receive(&mut self, message: Message) -> Option<(u64, Event)> {
+        let Some((sequence, count)) = delivery(&message) else {
+            warn!(topic = %self.topic, "a message with no JetStream metadata: ignored");
+            return None;
         };
         let spent = self.settler.options.retry_limit.is_some_and(|limit| count > limit + 1);
         let event = match Event::from_json(&message.payload) {
@@ -330,7 +381,7 @@ impl Delivery {
                 if let Err(e) = self.settler.dead_letter(&message, &event, count, reason).await {
                     warn!(topic = %self.topic, error = %e, "cannot dead-letter an event");
                 }
-                return;
+                return None;
             }
         };
         self.tokens += 1;
@@ -344,7 +395,7 @@ impl Delivery {
             },
         );
         let settle: Arc<dyn Acknowledge> = self.settler.clone();
-        self.queue.push_back((token, event.delivered(settle, token, count)));
+        Some((token, event.delivered(settle, token, count)))
     }
 
     /// Tells the server that the events waiting for the consumer (in the
@@ -362,5 +413,21 @@ impl Delivery {
         for message in waiting {
             let _ = message.ack_with(AckKind::Progress).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ack_subject;
+
+    #[test]
+    fn ack_subjects_of_both_formats() {
+        let old = "$JS.ACK.orders.billing.3.1042.998.1700000000000000000.7";
+        assert_eq!(parse_ack_subject(old), Some((1042, 3)));
+        let new = "$JS.ACK._.ACCHASH.orders.billing.1.17.16.1700000000000000000.0.abc";
+        assert_eq!(parse_ack_subject(new), Some((17, 1)));
+        assert_eq!(parse_ack_subject("$JS.ACK.orders.billing.x.1.1.1.0"), None);
+        assert_eq!(parse_ack_subject("_INBOX.abc"), None);
+        assert_eq!(parse_ack_subject("$JS.ACK.a.b.1"), None);
     }
 }

@@ -38,7 +38,8 @@ pub struct NatsStream {
 struct Inner {
     client: Client,
     jetstream: Context,
-    /// The streams known to exist, by name.
+    /// The topics whose streams are known to exist (by topic: a publish
+    /// looks its topic up as it is, with no mapping).
     streams: Mutex<HashSet<String>>,
 }
 
@@ -97,13 +98,12 @@ impl NatsStream {
     /// The JetStream stream that holds `topic`, created (as Go Micro
     /// creates it: subjects = the topic, the server's defaults otherwise)
     /// when it does not exist.
-    async fn ensure(&self, topic: &str) -> Result<String, EventsError> {
-        let name = names::stream(topic);
-        if self.known().contains(&name) {
-            return Ok(name);
+    async fn ensure(&self, topic: &str) -> Result<(), EventsError> {
+        if self.known().contains(topic) {
+            return Ok(());
         }
         let config = stream::Config {
-            name: name.clone(),
+            name: names::stream(topic),
             subjects: vec![names::subject(topic)],
             ..stream::Config::default()
         };
@@ -112,8 +112,8 @@ impl NatsStream {
             .get_or_create_stream(config)
             .await
             .map_err(|e| backend(format!("cannot create the stream of {topic}: {e}")))?;
-        self.known().insert(name.clone());
-        Ok(name)
+        self.known().insert(topic.to_owned());
+        Ok(())
     }
 
     fn known(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
@@ -130,7 +130,7 @@ impl NatsStream {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
             }
-            let name = self.ensure(&event.topic).await?;
+            self.ensure(&event.topic).await?;
             let message = jetstream::message::PublishMessage::build()
                 .payload(body.clone())
                 .message_id(&event.id);
@@ -148,7 +148,7 @@ impl NatsStream {
                 Err(e) => {
                     if e.kind() == PublishErrorKind::StreamNotFound {
                         // Deleted since it was created: make it again.
-                        self.known().remove(&name);
+                        self.known().remove(&event.topic);
                     }
                     last = Some(e);
                 }

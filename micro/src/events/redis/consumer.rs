@@ -125,7 +125,7 @@ pub(super) fn after(delay: Duration) -> Instant {
 
 /// Starts the task of the consumer `shared`, reading on `reader` and
 /// handing events to `events`.
-pub(super) fn spawn(shared: Arc<Shared>, reader: Reader, events: mpsc::Sender<Event>) {
+pub(super) fn spawn(shared: Arc<Shared>, reader: Reader, events: mpsc::Sender<Event>) -> tokio::task::JoinHandle<()> {
     // Every half ack wait: an entry idle for the ack wait is then claimed
     // within one and a half; never rarer than BLOCK_MAX, so that entries a
     // stopped consumer gave back are taken up soon.
@@ -143,7 +143,7 @@ pub(super) fn spawn(shared: Arc<Shared>, reader: Reader, events: mpsc::Sender<Ev
         queue: VecDeque::new(),
         undelivered: Vec::new(),
     };
-    tokio::spawn(task.run());
+    tokio::spawn(task.run())
 }
 
 /// An entry read ahead, and since when it is idle as the group sees it.

@@ -102,8 +102,8 @@ impl RedisStream {
             stop: stop.clone(),
         });
         debug!(topic, group = %shared.group, consumer = %shared.name, "redis consumer started");
-        consumer::spawn(shared, reader, events);
-        Ok(Consumer::new(rx, auto_ack, stop))
+        let task = consumer::spawn(shared, reader, events);
+        Ok(Consumer::new(rx, auto_ack, stop).fed_by(task))
     }
 
     /// The id a new group starts after: it reads the entries past it.
