@@ -359,6 +359,7 @@ impl Consumer {
     }
 
     /// Makes [`Consumer::stop`] wait for `task` to end.
+    #[cfg_attr(not(any(feature = "nats", feature = "redis")), allow(dead_code))]
     pub(crate) fn fed_by(mut self, task: tokio::task::JoinHandle<()>) -> Self {
         self.task = Some(task);
         self

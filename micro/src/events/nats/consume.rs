@@ -10,9 +10,11 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use async_nats::Subject;
 use async_nats::jetstream::consumer::push::{Config, Messages};
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PushConsumer};
 use async_nats::jetstream::{AckKind, Message};
+use bytes::Bytes;
 use foldhash::HashMap;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
@@ -131,12 +133,28 @@ struct Held {
     sequences: HashMap<u64, u64>,
 }
 
-/// A message held: its stream sequence and how many times it was delivered.
+/// A message held: where to answer it, what it carried, its stream
+/// sequence and how many times it was delivered (not the whole message:
+/// a settle only publishes its answer to the reply subject).
 #[derive(Clone)]
 struct Hold {
-    message: Message,
+    reply: Subject,
+    payload: Bytes,
     sequence: u64,
     count: u32,
+}
+
+impl Hold {
+    fn of(message: &Message) -> Option<Hold> {
+        let reply = message.reply.clone()?;
+        let (sequence, count) = parse_ack_subject(&reply)?;
+        Some(Hold {
+            reply,
+            payload: message.payload.clone(),
+            sequence,
+            count,
+        })
+    }
 }
 
 impl Held {
@@ -168,11 +186,24 @@ impl Settler {
         self.held.upgrade()
     }
 
-    /// Publishes `event` to the dead-letter topic, then ends its deliveries.
-    async fn dead_letter(&self, message: &Message, event: &Event, count: u32, reason: &str) -> Result<(), EventsError> {
-        let (topic, options) = self.options.spent(&self.topic, &self.group, event, count, reason);
+    /// Answers a delivery (the client's `Message::ack_with`, from what a
+    /// `Hold` kept of it).
+    async fn answer(&self, reply: &Subject, kind: AckKind) -> Result<(), EventsError> {
+        self.stream
+            .inner
+            .client
+            .publish(reply.clone(), kind.into())
+            .await
+            .map_err(backend)
+    }
+
+    /// Publishes the event `hold` carries to the dead-letter topic, then
+    /// ends its deliveries.
+    async fn dead_letter(&self, hold: &Hold, count: u32, reason: &str) -> Result<(), EventsError> {
+        let event = decode(&hold.payload, &self.topic, hold.sequence);
+        let (topic, options) = self.options.spent(&self.topic, &self.group, &event, count, reason);
         self.stream.publish(&topic, event.payload.clone(), options).await?;
-        message.ack_with(AckKind::Term).await.map_err(backend)
+        self.answer(&hold.reply, AckKind::Term).await
     }
 }
 
@@ -191,34 +222,28 @@ impl Acknowledge for Settler {
                 _ => lock(&held).remove(token),
             };
             // Settled already (or given back when its consumer stopped).
-            let Some(Hold {
-                message,
-                sequence,
-                count,
-            }) = hold
-            else {
+            let Some(hold) = hold else {
                 return Ok(());
             };
-            match settle {
-                Settle::Ack => message.ack().await.map_err(backend),
-                Settle::Extend => message.ack_with(AckKind::Progress).await.map_err(backend),
+            let kind = match settle {
+                Settle::Ack => AckKind::Ack,
+                Settle::Extend => AckKind::Progress,
                 Settle::Nack { delay, reason } => {
-                    if self.options.retry_limit.is_some_and(|r| count > r) {
-                        let event = decode(&message, &self.topic, sequence);
+                    if self.options.retry_limit.is_some_and(|r| hold.count > r) {
                         // Boxed: the rare path keeps every settle's future small.
-                        return Box::pin(self.dead_letter(&message, &event, count, &reason)).await;
+                        return Box::pin(self.dead_letter(&hold, hold.count, &reason)).await;
                     }
-                    let delay = delay.unwrap_or_else(|| self.options.delay(count));
-                    message.ack_with(AckKind::Nak(Some(delay))).await.map_err(backend)
+                    AckKind::Nak(Some(delay.unwrap_or_else(|| self.options.delay(hold.count))))
                 }
-            }
+            };
+            self.answer(&hold.reply, kind).await
         })
     }
 }
 
-/// The event `message` carries (an undecodable one as its raw payload).
-fn decode(message: &Message, topic: &str, sequence: u64) -> Event {
-    let mut event = Event::from_json(&message.payload).unwrap_or_else(|_| Event::new(topic, message.payload.clone()));
+/// The event a message carries (an undecodable one as its raw payload).
+fn decode(payload: &Bytes, topic: &str, sequence: u64) -> Event {
+    let mut event = Event::from_json(payload).unwrap_or_else(|_| Event::new(topic, payload.clone()));
     if event.topic.is_empty() {
         event.topic = topic.to_owned();
     }
@@ -229,23 +254,35 @@ fn decode(message: &Message, topic: &str, sequence: u64) -> Event {
 /// A message's stream sequence and how many times it was delivered, from
 /// its ack subject (ADR-15: `$JS.ACK.<stream>.<consumer>.<delivered>.<stream
 /// seq>...`, seven tokens after the prefix, or nine and more with the
-/// domain and account hash first). Only the two numbers are read: the
-/// client's full parse of the subject costs more than the rest of a
-/// delivery.
-fn delivery(message: &Message) -> Option<(u64, u32)> {
-    parse_ack_subject(message.reply.as_deref()?)
-}
-
+/// domain and account hash first). Only the two numbers are read, byte by
+/// byte: the client's full parse of the subject (`Message::info`) costs
+/// more than the rest of a delivery.
 fn parse_ack_subject(reply: &str) -> Option<(u64, u32)> {
-    let tokens = reply.strip_prefix("$JS.ACK.")?;
-    let skip = match tokens.split('.').count() {
+    let rest = reply.strip_prefix("$JS.ACK.")?.as_bytes();
+    let mut tokens = [&rest[..0]; 9];
+    let mut count = 0;
+    for token in rest.split(|b| *b == b'.') {
+        if let Some(slot) = tokens.get_mut(count) {
+            *slot = token;
+        }
+        count += 1;
+    }
+    let at = match count {
         7 => 2,
         n if n >= 9 => 4,
         _ => return None,
     };
-    let mut numbers = tokens.split('.').skip(skip);
-    let delivered = numbers.next()?.parse::<u64>().ok()?;
-    let sequence = numbers.next()?.parse().ok()?;
+    let number = |token: &[u8]| -> Option<u64> {
+        if token.is_empty() {
+            return None;
+        }
+        token.iter().try_fold(0u64, |n, b| {
+            let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
+            n.checked_mul(10)?.checked_add(u64::from(digit))
+        })
+    };
+    let delivered = number(tokens[at])?;
+    let sequence = number(tokens[at + 1])?;
     Some((sequence, u32::try_from(delivered).unwrap_or(u32::MAX)))
 }
 
@@ -289,7 +326,7 @@ impl Delivery {
                 message = messages.next() => match message {
                     Some(Ok(message)) => {
                         if let Some(next) = self.receive(message).await {
-                            self.queue.push_back(next);
+                            self.hand_off(next, &tx);
                         }
                     }
                     Some(Err(e)) => debug!(topic = %self.topic, error = %e, "a push consumer's status"),
@@ -304,18 +341,14 @@ impl Delivery {
         // What reached this member and is not finished goes back to the
         // group at once, what is still buffered included, earliest first
         // (the server redelivers in that order).
-        let mut unfinished: Vec<Message> = lock(&self.held)
-            .messages
-            .drain()
-            .map(|(_, hold)| hold.message)
-            .collect();
+        let mut unfinished: Vec<Hold> = lock(&self.held).messages.drain().map(|(_, hold)| hold).collect();
         while let Some(Some(Ok(message))) = messages.next().now_or_never() {
-            unfinished.push(message);
+            unfinished.extend(Hold::of(&message));
         }
         drop(messages);
-        unfinished.sort_by_key(|m| delivery(m).map_or(u64::MAX, |(sequence, _)| sequence));
-        for message in unfinished {
-            if let Err(e) = message.ack_with(AckKind::Nak(None)).await {
+        unfinished.sort_by_key(|hold| hold.sequence);
+        for hold in unfinished {
+            if let Err(e) = self.settler.answer(&hold.reply, AckKind::Nak(None)).await {
                 debug!(topic = %self.topic, error = %e, "cannot give an event back");
             }
         }
@@ -359,10 +392,11 @@ impl Delivery {
     /// none when it is dead-lettered (it came back after its last delivery
     /// expired, or cannot be decoded).
     async fn receive(&mut self, message: Message) -> Option<(u64, Event)> {
-        let Some((sequence, count)) = delivery(&message) else {
+        let Some(hold) = Hold::of(&message) else {
             warn!(topic = %self.topic, "a message with no JetStream metadata: ignored");
             return None;
         };
+        let (sequence, count) = (hold.sequence, hold.count);
         let spent = self.settler.options.retry_limit.is_some_and(|limit| count > limit + 1);
         let event = match Event::from_json(&message.payload) {
             Ok(mut event) if !spent => {
@@ -377,8 +411,7 @@ impl Delivery {
                     Ok(_) => (count - 1, "ack wait expired"),
                     Err(_) => (count, "cannot decode the event"),
                 };
-                let event = decode(&message, &self.topic, sequence);
-                if let Err(e) = self.settler.dead_letter(&message, &event, count, reason).await {
+                if let Err(e) = self.settler.dead_letter(&hold, count, reason).await {
                     warn!(topic = %self.topic, error = %e, "cannot dead-letter an event");
                 }
                 return None;
@@ -386,14 +419,7 @@ impl Delivery {
         };
         self.tokens += 1;
         let token = self.tokens;
-        lock(&self.held).insert(
-            token,
-            Hold {
-                message,
-                sequence,
-                count,
-            },
-        );
+        lock(&self.held).insert(token, hold);
         let settle: Arc<dyn Acknowledge> = self.settler.clone();
         Some((token, event.delivered(settle, token, count)))
     }
@@ -401,17 +427,17 @@ impl Delivery {
     /// Tells the server that the events waiting for the consumer (in the
     /// task's queue, and the last `in_channel` sent) are not forgotten.
     async fn keep_waiting_alive(&self, in_channel: usize) {
-        let waiting: Vec<Message> = {
+        let waiting: Vec<Subject> = {
             let held = lock(&self.held);
             let queued = self.queue.iter().map(|(token, _)| token);
             let sent = self.sent.iter().rev().take(in_channel);
             queued
                 .chain(sent)
-                .filter_map(|token| held.messages.get(token).map(|hold| hold.message.clone()))
+                .filter_map(|token| held.messages.get(token).map(|hold| hold.reply.clone()))
                 .collect()
         };
-        for message in waiting {
-            let _ = message.ack_with(AckKind::Progress).await;
+        for reply in waiting {
+            let _ = self.settler.answer(&reply, AckKind::Progress).await;
         }
     }
 }
