@@ -59,6 +59,7 @@ pub mod registry;
 pub mod selector;
 pub mod server;
 pub mod service;
+pub mod store;
 pub mod stream;
 pub mod trace;
 mod transport;
