@@ -433,55 +433,72 @@ async fn watches_a_prefix(stores: Stores) {
     assert!(quiet.is_err(), "nothing else: {quiet:?}");
 }
 
+/// A test on tokio's paused clock, or on the real one.
+macro_rules! clock_test {
+    (paused, $item:item) => {
+        #[tokio::test(start_paused = true)]
+        $item
+    };
+    (real, $item:item) => {
+        #[tokio::test]
+        $item
+    };
+}
+
+/// The suite for one backend: `suite!(name, clock $(, #[attr])*)`, where
+/// `clock` is `paused` (expiry judged by tokio's clock, paused in the
+/// test) or `real` (a server's clock: the expiry test sleeps for real).
 macro_rules! suite {
-    ($backend:ident $(, $attr:meta)?) => {
+    ($backend:ident, $clock:ident $(, #[$attr:meta])*) => {
         mod $backend {
-            $(#[$attr])?
+            $(#[$attr])*
             #[tokio::test]
             async fn reads_writes_and_deletes() {
                 super::reads_writes_and_deletes(super::$backend).await
             }
-            $(#[$attr])?
+            $(#[$attr])*
             #[tokio::test]
             async fn prefix_suffix_limit_offset() {
                 super::prefix_suffix_limit_offset(super::$backend).await
             }
-            $(#[$attr])?
+            $(#[$attr])*
             #[tokio::test]
             async fn pages_by_cursor() {
                 super::pages_by_cursor(super::$backend).await
             }
-            $(#[$attr])?
+            $(#[$attr])*
             #[tokio::test]
             async fn databases_and_tables_are_apart() {
                 super::databases_and_tables_are_apart(super::$backend).await
             }
-            $(#[$attr])?
-            #[tokio::test(start_paused = true)]
-            async fn expiry() {
-                super::expiry(super::$backend).await
-            }
-            $(#[$attr])?
+            clock_test!(
+                $clock,
+                $(#[$attr])*
+                async fn expiry() {
+                    super::expiry(super::$backend).await
+                }
+            );
+            $(#[$attr])*
             #[tokio::test]
             async fn conditional_writes() {
                 super::conditional_writes(super::$backend).await
             }
-            $(#[$attr])?
+            $(#[$attr])*
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn no_lost_increments() {
                 super::no_lost_increments(super::$backend).await
             }
-            $(#[$attr])?
+            $(#[$attr])*
             #[tokio::test]
             async fn keys_are_taken_literally() {
                 super::keys_are_taken_literally(super::$backend).await
             }
-            $(#[$attr])?
+            $(#[$attr])*
             #[tokio::test]
             async fn typed_values() {
                 super::typed_values(super::$backend).await
             }
-            $(#[$attr])?
+            $(#[$attr])*
             #[tokio::test]
             async fn watches_a_prefix() {
                 super::watches_a_prefix(super::$backend).await
@@ -490,8 +507,8 @@ macro_rules! suite {
     };
 }
 
-suite!(memory);
-suite!(file);
+suite!(memory, paused);
+suite!(file, paused);
 
 #[tokio::test]
 async fn a_file_store_keeps_its_records_and_shares_its_files() {
