@@ -24,6 +24,22 @@ fn file() -> std::pin::Pin<Box<dyn Future<Output = Arc<dyn Store>>>> {
     })
 }
 
+/// A store on the test server, in a database (a schema) of its own.
+#[cfg(feature = "postgres")]
+fn postgres() -> std::pin::Pin<Box<dyn Future<Output = Arc<dyn Store>>>> {
+    Box::pin(async {
+        let url = std::env::var("MICRO_TEST_POSTGRES_URL")
+            .expect("MICRO_TEST_POSTGRES_URL: run inside `netns-run --services postgres`");
+        let database = format!("t{}", uuid::Uuid::new_v4().simple());
+        let defaults = micro::store::Table::new(database, "micro");
+        Arc::new(
+            micro::store::PostgresStore::with_defaults(&url, defaults)
+                .await
+                .unwrap(),
+        ) as Arc<dyn Store>
+    })
+}
+
 async fn write(store: &dyn Store, keys: &[&str]) {
     for key in keys {
         store
@@ -88,6 +104,20 @@ async fn reads_writes_and_deletes(stores: Stores) {
         .await
         .unwrap_err();
     assert!(matches!(empty, StoreError::InvalidName(_)), "{empty:?}");
+}
+
+#[tokio::test]
+async fn the_default_database_and_table_are_micro() {
+    let store = MemoryStore::new();
+    store
+        .write(Record::new("k", b"v".to_vec()), WriteOptions::default())
+        .await
+        .unwrap();
+    let scoped = store
+        .read("k", ReadOptions::default().scope("micro", "micro"))
+        .await
+        .unwrap();
+    assert_eq!(scoped[0].value, b"v");
 }
 
 async fn prefix_suffix_limit_offset(stores: Stores) {
@@ -172,10 +202,7 @@ async fn pages_by_cursor(stores: Stores) {
 async fn databases_and_tables_are_apart(stores: Stores) {
     let store = stores().await;
     store
-        .write(
-            Record::new("k", b"default".to_vec()),
-            WriteOptions::default().scope("micro", "micro"),
-        )
+        .write(Record::new("k", b"default".to_vec()), WriteOptions::default())
         .await
         .unwrap();
     store
@@ -193,17 +220,14 @@ async fn databases_and_tables_are_apart(stores: Stores) {
         let store = Arc::clone(&store);
         async move { store.read("k", options).await.unwrap().remove(0).value }
     };
+    assert_eq!(value(ReadOptions::default()).await, b"default");
     assert_eq!(
-        value(ReadOptions::default()).await,
+        value(ReadOptions::default().scope("", "")).await,
         b"default",
-        "micro/micro is the default"
-    );
-    assert_eq!(value(ReadOptions::default().table("t2")).await, b"t2");
-    assert_eq!(
-        value(ReadOptions::default().scope("db2", "")).await,
-        b"db2",
         "empty: the store's"
     );
+    assert_eq!(value(ReadOptions::default().table("t2")).await, b"t2");
+    assert_eq!(value(ReadOptions::default().scope("db2", "micro")).await, b"db2");
     store.delete("k", DeleteOptions::default().table("t2")).await.unwrap();
     assert_eq!(value(ReadOptions::default()).await, b"default");
     assert!(list(&*store, ListOptions::default().table("t2")).await.is_empty());
@@ -498,17 +522,31 @@ macro_rules! suite {
             async fn typed_values() {
                 super::typed_values(super::$backend).await
             }
-            $(#[$attr])*
-            #[tokio::test]
-            async fn watches_a_prefix() {
-                super::watches_a_prefix(super::$backend).await
-            }
         }
     };
 }
 
 suite!(memory, paused);
 suite!(file, paused);
+suite!(
+    postgres,
+    real,
+    #[cfg(feature = "postgres")],
+    #[ignore = "needs PostgreSQL: MICRO_TEST_POSTGRES_URL (netns-run --services postgres)"]
+);
+
+/// Watching, on the backends that tell changes.
+mod watch {
+    #[tokio::test]
+    async fn memory() {
+        super::watches_a_prefix(super::memory).await
+    }
+
+    #[tokio::test]
+    async fn file() {
+        super::watches_a_prefix(super::file).await
+    }
+}
 
 #[tokio::test]
 async fn a_file_store_keeps_its_records_and_shares_its_files() {

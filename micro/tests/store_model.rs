@@ -253,3 +253,23 @@ fn the_file_store_behaves_as_the_model() {
     run_model(|| Arc::new(FileStore::open(&dir).unwrap()));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[cfg(feature = "postgres")]
+#[test]
+#[ignore = "needs PostgreSQL: MICRO_TEST_POSTGRES_URL (netns-run --services postgres)"]
+fn the_postgres_store_behaves_as_the_model() {
+    let url = std::env::var("MICRO_TEST_POSTGRES_URL").expect("MICRO_TEST_POSTGRES_URL");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let database = format!("model{}", uuid::Uuid::new_v4().simple());
+    let store = runtime
+        .block_on(micro::store::PostgresStore::with_defaults(
+            &url,
+            micro::store::Table::new(database, "micro"),
+        ))
+        .unwrap();
+    drop(runtime);
+    run_model(move || Arc::new(store.clone()));
+}

@@ -20,6 +20,8 @@ mod file;
 mod memory;
 mod names;
 mod options;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod record;
 mod typed;
 mod watch;
@@ -29,6 +31,8 @@ pub use self::memory::MemoryStore;
 pub use self::options::{
     Condition, DEFAULT_SCOPE, DeleteOptions, Filter, ListOptions, ReadOptions, Scope, Table, WriteOptions,
 };
+#[cfg(feature = "postgres")]
+pub use self::postgres::PostgresStore;
 pub use self::record::Record;
 pub use self::typed::Page;
 pub use self::watch::{Change, Watch};
