@@ -110,19 +110,20 @@ pub struct Flags {
     #[arg(long, env = "MICRO_EVENTS_ADDRESS")]
     pub events_address: Option<String>,
     /// The service's data directory (default `$HOME/micro/<service>`), where
-    /// the embedded event log is kept.
+    /// the embedded event log and file store are kept.
     #[arg(long, env = "MICRO_DATA_DIR")]
     pub data_dir: Option<std::path::PathBuf>,
-    /// Store for key-value storage.
+    /// Store for `Service::store`: file (default, one file per database in
+    /// the data directory's `store`), memory or postgres.
     #[arg(long, env = "MICRO_STORE")]
     pub store: Option<String>,
-    /// Comma-separated store addresses.
+    /// The store's address: a PostgreSQL URL, or the file store's directory.
     #[arg(long, env = "MICRO_STORE_ADDRESS")]
     pub store_address: Option<String>,
-    /// Store database.
+    /// The store's default database (default `micro`).
     #[arg(long, env = "MICRO_STORE_DATABASE")]
     pub store_database: Option<String>,
-    /// Store table.
+    /// The store's default table (default the service's name).
     #[arg(long, env = "MICRO_STORE_TABLE")]
     pub store_table: Option<String>,
     /// Transport; micro speaks `http`.

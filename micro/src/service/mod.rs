@@ -11,6 +11,7 @@ mod duration;
 mod events;
 mod flags;
 mod running;
+mod store;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -21,6 +22,7 @@ pub use flags::Flags;
 pub use running::Running;
 
 use self::events::Events;
+use self::store::Stores;
 
 use self::backends::{
     broker_choice, broker_from_flag, check_choice, default_broker, default_registry, registry_from_flag,
@@ -83,6 +85,9 @@ pub enum ServiceError {
     /// The event stream could not be opened or consumed.
     #[error("events: {0}")]
     Events(#[from] crate::events::EventsError),
+    /// The store failed to open.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
     /// A start or stop hook failed.
     #[error("{stage} hook failed: {error}")]
     Hook {
@@ -131,6 +136,7 @@ pub struct Service {
     registry: Option<Arc<dyn Registry>>,
     broker: Option<Arc<dyn Broker>>,
     events: Events,
+    stores: Stores,
     register_ttl: Option<Duration>,
     register_interval: Option<Duration>,
     client_options: ClientOptions,
@@ -185,6 +191,7 @@ impl Service {
             registry: None,
             broker: None,
             events: Events::new(None),
+            stores: Stores::new(None),
             register_ttl: None,
             register_interval: None,
             client_options: ClientOptions::default(),
@@ -327,6 +334,23 @@ impl Service {
         self.events.publisher(&flags, &self.name).await
     }
 
+    /// The store for [`store`](Service::store) (default: the embedded file
+    /// store in the service's data directory); the `--store` flag wins over
+    /// it.
+    pub fn with_store(mut self, store: Arc<dyn crate::store::Store>) -> Self {
+        self.stores = Stores::new(Some(store));
+        self
+    }
+
+    /// The service's store, opened now if it was not yet: the one `--store`
+    /// names, else [`with_store`](Service::with_store)'s, else a file store
+    /// in the data directory. Its default table is the service's name
+    /// (`--store_table`), its database `micro` (`--store_database`).
+    pub async fn store(&self) -> Result<Arc<dyn crate::store::Store>, ServiceError> {
+        let flags = self.flags.clone().map_err(ServiceError::Flags)?;
+        self.stores.store(&flags, &self.name).await
+    }
+
     /// How long a registration lives without renewal (default 90 s).
     pub fn register_ttl(mut self, ttl: Duration) -> Self {
         self.register_ttl = Some(ttl);
@@ -460,6 +484,7 @@ impl Service {
         registry_from_flag(&flags).map_err(ServiceError::Flags)?;
         broker_choice(&flags).map_err(ServiceError::Flags)?;
         events::check(&flags)?;
+        store::check(&flags)?;
         let events_flags = flags.clone();
         for (k, v) in flags.metadata_pairs().map_err(ServiceError::Flags)? {
             self.metadata.insert(k, v);
