@@ -43,7 +43,7 @@ const POOL_SIZE: usize = 16;
 /// Expired rows of a table are deleted at most this often.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// Tries of a statement that hit a serialization failure.
-const ATTEMPTS: u32 = 3;
+const ATTEMPTS: u32 = 5;
 
 fn failed(error: impl std::fmt::Display) -> StoreError {
     StoreError::Backend {
@@ -352,7 +352,10 @@ where
         match statement().await {
             Err(e) if is_retryable(&e) && attempt < ATTEMPTS => {
                 debug!(error = %e, attempt, "serialization failure: trying again");
-                tokio::time::sleep(Duration::from_millis(10 << attempt)).await;
+                // Backoff with jitter, so that the writers that collided
+                // do not collide again.
+                let base = 5u64 << attempt;
+                tokio::time::sleep(Duration::from_millis(base + fastrand::u64(0..base))).await;
                 attempt += 1;
             }
             other => return other.map_err(failed),
