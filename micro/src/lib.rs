@@ -74,6 +74,11 @@ pub struct ObservabilityGuide;
 #[doc = include_str!("../../docs/events.md")]
 pub struct EventsGuide;
 
+/// The guides in `docs/`, whose code samples compile as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/store.md")]
+pub struct StoreGuide;
+
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
