@@ -40,6 +40,31 @@ fn postgres() -> std::pin::Pin<Box<dyn Future<Output = Arc<dyn Store>>>> {
     })
 }
 
+/// A store on the test server, in a database of its own (micro's layout,
+/// not Go's), so that tests do not see each other.
+#[cfg(feature = "redis")]
+fn redis() -> std::pin::Pin<Box<dyn Future<Output = Arc<dyn Store>>>> {
+    Box::pin(async {
+        let url = std::env::var("MICRO_TEST_REDIS_URL")
+            .expect("MICRO_TEST_REDIS_URL: run inside `netns-run --services redis`");
+        let database = format!("t{}", uuid::Uuid::new_v4().simple());
+        let defaults = micro::store::Table::new(database, "micro");
+        Arc::new(micro::store::RedisStore::with_defaults(&url, defaults).await.unwrap()) as Arc<dyn Store>
+    })
+}
+
+/// A store on the test server in Go Micro's layout (the database
+/// `micro`, values at `<table><key>`), in a table of its own.
+#[cfg(feature = "redis")]
+fn redis_go() -> std::pin::Pin<Box<dyn Future<Output = Arc<dyn Store>>>> {
+    Box::pin(async {
+        let url = std::env::var("MICRO_TEST_REDIS_URL")
+            .expect("MICRO_TEST_REDIS_URL: run inside `netns-run --services redis`");
+        let defaults = micro::store::Table::new("micro", format!("t{}", uuid::Uuid::new_v4().simple()));
+        Arc::new(micro::store::RedisStore::with_defaults(&url, defaults).await.unwrap()) as Arc<dyn Store>
+    })
+}
+
 async fn write(store: &dyn Store, keys: &[&str]) {
     for key in keys {
         store
@@ -533,6 +558,18 @@ suite!(
     real,
     #[cfg(feature = "postgres")],
     #[ignore = "needs PostgreSQL: MICRO_TEST_POSTGRES_URL (netns-run --services postgres)"]
+);
+suite!(
+    redis,
+    real,
+    #[cfg(feature = "redis")],
+    #[ignore = "needs Redis: MICRO_TEST_REDIS_URL (netns-run --services redis)"]
+);
+suite!(
+    redis_go,
+    real,
+    #[cfg(feature = "redis")],
+    #[ignore = "needs Redis: MICRO_TEST_REDIS_URL (netns-run --services redis)"]
 );
 
 /// Watching, on the backends that tell changes.

@@ -273,3 +273,22 @@ fn the_postgres_store_behaves_as_the_model() {
     drop(runtime);
     run_model(move || Arc::new(store.clone()));
 }
+
+#[cfg(feature = "redis")]
+#[test]
+#[ignore = "needs Redis: MICRO_TEST_REDIS_URL (netns-run --services redis)"]
+fn the_redis_store_behaves_as_the_model() {
+    let url = std::env::var("MICRO_TEST_REDIS_URL").expect("MICRO_TEST_REDIS_URL");
+    // The connection's task runs on this runtime, kept for the whole run
+    // (run_model drives the store from a runtime of its own).
+    let connection = tokio::runtime::Runtime::new().unwrap();
+    let database = format!("model{}", uuid::Uuid::new_v4().simple());
+    let store = connection
+        .block_on(micro::store::RedisStore::with_defaults(
+            &url,
+            micro::store::Table::new(database, "micro"),
+        ))
+        .unwrap();
+    run_model(move || Arc::new(store.clone()));
+    drop(connection);
+}

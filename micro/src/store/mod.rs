@@ -23,6 +23,8 @@ mod options;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod record;
+#[cfg(feature = "redis")]
+mod redis;
 mod typed;
 mod watch;
 
@@ -34,6 +36,8 @@ pub use self::options::{
 #[cfg(feature = "postgres")]
 pub use self::postgres::PostgresStore;
 pub use self::record::Record;
+#[cfg(feature = "redis")]
+pub use self::redis::RedisStore;
 pub use self::typed::Page;
 pub use self::watch::{Change, Watch};
 use crate::BoxFuture;
