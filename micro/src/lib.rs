@@ -40,6 +40,7 @@
 
 mod body;
 pub mod broker;
+pub mod cache;
 pub mod client;
 pub mod codec;
 pub mod context;
