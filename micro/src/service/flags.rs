@@ -114,10 +114,11 @@ pub struct Flags {
     #[arg(long, env = "MICRO_DATA_DIR")]
     pub data_dir: Option<std::path::PathBuf>,
     /// Store for `Service::store`: file (default, one file per database in
-    /// the data directory's `store`), memory or postgres.
+    /// the data directory's `store`), memory, postgres or redis.
     #[arg(long, env = "MICRO_STORE")]
     pub store: Option<String>,
-    /// The store's address: a PostgreSQL URL, or the file store's directory.
+    /// The store's address: a PostgreSQL or Redis URL, or the file store's
+    /// directory.
     #[arg(long, env = "MICRO_STORE_ADDRESS")]
     pub store_address: Option<String>,
     /// The store's default database (default `micro`).

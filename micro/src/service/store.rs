@@ -15,7 +15,7 @@ use super::{Flags, ServiceError};
 use crate::store::{FileStore, MemoryStore, Store, Table};
 
 /// The backends `--store` can name.
-const CHOICES: &str = "file, memory and postgres";
+const CHOICES: &str = "file, memory, postgres and redis";
 
 /// Checks a `--store` value before anything starts.
 pub(super) fn check(flags: &Flags) -> Result<(), ServiceError> {
@@ -25,6 +25,10 @@ pub(super) fn check(flags: &Flags) -> Result<(), ServiceError> {
         Some(name @ ("postgres" | "cockroach")) => Err(ServiceError::Flags(format!(
             "--store {name} needs micro built with the `postgres` feature"
         ))),
+        Some("redis") if cfg!(feature = "redis") => Ok(()),
+        Some("redis") => Err(ServiceError::Flags(
+            "--store redis needs micro built with the `redis` feature".to_owned(),
+        )),
         Some(other) => Err(ServiceError::Flags(format!(
             "--store {other:?} is not available: micro provides {CHOICES}"
         ))),
@@ -75,6 +79,10 @@ async fn open(flags: &Flags, service: &str, chosen: Option<Arc<dyn Store>>) -> R
             let address = address.unwrap_or("postgresql://root@localhost:26257?sslmode=disable");
             Arc::new(crate::store::PostgresStore::with_defaults(address, defaults).await?)
         }
+        #[cfg(feature = "redis")]
+        (Some("redis"), _) => Arc::new(
+            crate::store::RedisStore::with_defaults(address.unwrap_or("redis://127.0.0.1:6379"), defaults).await?,
+        ),
         (None | Some(""), Some(chosen)) => chosen,
         _ => {
             let dir = address.map_or_else(|| data_dir(flags, service).join("store"), PathBuf::from);

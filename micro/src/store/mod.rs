@@ -13,7 +13,9 @@
 //! Changes under a prefix can be watched where the backend can tell them.
 //!
 //! Backends: [`FileStore`] (an embedded file per database, the default),
-//! [`MemoryStore`] (one process), all held to one conformance suite.
+//! [`MemoryStore`] (one process), `PostgresStore` (PostgreSQL and
+//! CockroachDB, feature `postgres`) and `RedisStore` (feature `redis`), all
+//! held to one conformance suite and one model.
 
 mod clock;
 mod file;
