@@ -132,37 +132,25 @@ pub struct SubscribeArgs {
 
 /// The arguments of `#[subscribe]`; `None` when they are unusable (reported).
 pub fn subscribe_args(attr: &Attribute, errors: &mut Errors) -> Option<SubscribeArgs> {
-    let mut topic = None;
     let mut queue = None;
-    let result = match &attr.meta {
-        Meta::Path(_) => Ok(()),
-        _ => attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident("topic") {
-                once(&meta, topic.is_some())?;
-                topic = Some(word(&meta, "topic", "user.created")?);
-            } else if meta.path.is_ident("queue") {
-                once(&meta, queue.is_some())?;
-                queue = Some(word(&meta, "queue", "audit")?);
-            } else {
-                return Err(meta.error(format_args!(
-                    "unknown argument `{}` of #[subscribe]; expected one of: {SUBSCRIBE_KEYS}",
-                    path_text(&meta.path)
-                )));
+    let topic = topic_args(
+        attr,
+        errors,
+        Topical {
+            attribute: "subscribe",
+            keys: SUBSCRIBE_KEYS,
+            example: "user.created",
+            missing: "a subscriber names its topic: write `#[subscribe(topic = \"user.created\")]`",
+        },
+        |meta| {
+            if !meta.path.is_ident("queue") {
+                return Ok(false);
             }
-            Ok(())
-        }),
-    };
-    if let Err(e) = result {
-        errors.push(e);
-        return None;
-    }
-    let Some(topic) = topic else {
-        errors.spanned(
-            attr,
-            "a subscriber names its topic: write `#[subscribe(topic = \"user.created\")]`",
-        );
-        return None;
-    };
+            once(meta, queue.is_some())?;
+            queue = Some(word(meta, "queue", "audit")?);
+            Ok(true)
+        },
+    )?;
     Some(SubscribeArgs { topic, queue })
 }
 
@@ -180,36 +168,79 @@ pub struct ConsumeArgs {
 
 /// The arguments of `#[consume]`; `None` when they are unusable (reported).
 pub fn consume_args(attr: &Attribute, errors: &mut Errors) -> Option<ConsumeArgs> {
-    let mut topic = None;
     let mut group = None;
     let mut retry_limit = None;
     let mut ack_wait_ms = None;
-    let result = match &attr.meta {
-        Meta::Path(_) => Ok(()),
-        _ => attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident("topic") {
-                once(&meta, topic.is_some())?;
-                topic = Some(word(&meta, "topic", "orders")?);
-            } else if meta.path.is_ident("group") {
-                once(&meta, group.is_some())?;
-                group = Some(word(&meta, "group", "billing")?);
+    let topic = topic_args(
+        attr,
+        errors,
+        Topical {
+            attribute: "consume",
+            keys: CONSUME_KEYS,
+            example: "orders",
+            missing: "a consumer names its topic: write `#[consume(topic = \"orders\", group = \"billing\")]`",
+        },
+        |meta| {
+            if meta.path.is_ident("group") {
+                once(meta, group.is_some())?;
+                group = Some(word(meta, "group", "billing")?);
             } else if meta.path.is_ident("retry_limit") {
-                once(&meta, retry_limit.is_some())?;
+                once(meta, retry_limit.is_some())?;
                 let lit: syn::LitInt = meta.value()?.parse().map_err(|e| {
                     syn::Error::new(e.span(), "`retry_limit` takes a whole number, e.g. `retry_limit = 5`")
                 })?;
                 retry_limit = Some(lit.base10_parse::<u32>()?);
             } else if meta.path.is_ident("ack_wait") {
-                once(&meta, ack_wait_ms.is_some())?;
+                once(meta, ack_wait_ms.is_some())?;
                 let lit: LitStr = meta
                     .value()?
                     .parse()
                     .map_err(|e| syn::Error::new(e.span(), "`ack_wait` takes a duration, e.g. `ack_wait = \"30s\"`"))?;
                 ack_wait_ms = Some(duration_ms(&lit)?);
             } else {
+                return Ok(false);
+            }
+            Ok(true)
+        },
+    )?;
+    Some(ConsumeArgs {
+        topic,
+        group,
+        retry_limit,
+        ack_wait_ms,
+    })
+}
+
+/// What differs between the attributes that name a topic.
+struct Topical {
+    attribute: &'static str,
+    keys: &'static str,
+    example: &'static str,
+    missing: &'static str,
+}
+
+/// Parses an attribute that names a topic: `topic` here, every other
+/// argument by `other` (which says whether it knew it); the topic is
+/// required. `None` when the arguments are unusable (reported).
+fn topic_args(
+    attr: &Attribute,
+    errors: &mut Errors,
+    what: Topical,
+    mut other: impl FnMut(&ParseNestedMeta<'_>) -> syn::Result<bool>,
+) -> Option<LitStr> {
+    let mut topic = None;
+    let result = match &attr.meta {
+        Meta::Path(_) => Ok(()),
+        _ => attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("topic") {
+                once(&meta, topic.is_some())?;
+                topic = Some(word(&meta, "topic", what.example)?);
+            } else if !other(&meta)? {
                 return Err(meta.error(format_args!(
-                    "unknown argument `{}` of #[consume]; expected one of: {CONSUME_KEYS}",
-                    path_text(&meta.path)
+                    "unknown argument `{}` of #[{}]; expected one of: {}",
+                    path_text(&meta.path),
+                    what.attribute,
+                    what.keys
                 )));
             }
             Ok(())
@@ -219,19 +250,10 @@ pub fn consume_args(attr: &Attribute, errors: &mut Errors) -> Option<ConsumeArgs
         errors.push(e);
         return None;
     }
-    let Some(topic) = topic else {
-        errors.spanned(
-            attr,
-            "a consumer names its topic: write `#[consume(topic = \"orders\", group = \"billing\")]`",
-        );
-        return None;
-    };
-    Some(ConsumeArgs {
-        topic,
-        group,
-        retry_limit,
-        ack_wait_ms,
-    })
+    if topic.is_none() {
+        errors.spanned(attr, what.missing);
+    }
+    topic
 }
 
 /// A positive duration written as a number and a unit: `500ms`, `30s`,
