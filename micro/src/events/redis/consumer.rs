@@ -37,12 +37,16 @@ struct Settler(pub(super) Arc<Shared>);
 impl Acknowledge for Settler {
     fn settle(&self, token: u64, settle: Settle) -> BoxFuture<'_, Result<(), EventsError>> {
         let shared = Arc::clone(&self.0);
-        if matches!(settle, Settle::Ack) {
-            // Not in a task of its own: an ack is finished in one only if
-            // the caller stops waiting for it.
-            return Box::pin(shared.ack(token));
-        }
-        let task = tokio::spawn(async move { shared.settle(token, settle).await });
+        // An ack is not in a task of its own: it is finished in one only
+        // if the caller stops waiting for it. The rest are, so that they
+        // are done even if the caller stops waiting.
+        let task = match settle {
+            Settle::Ack => return Box::pin(shared.ack(token)),
+            Settle::Extend => tokio::spawn(async move { shared.extend(token).await }),
+            Settle::Nack { delay, reason } => {
+                tokio::spawn(async move { shared.nack_token(token, delay, &reason).await })
+            }
+        };
         Box::pin(async move { task.await.map_err(failed)? })
     }
 }

@@ -10,37 +10,27 @@ use tracing::{debug, warn};
 
 use super::client::Own;
 use super::consumer::{Entry, Shared, after};
-use crate::events::{EventsError, Settle};
+use crate::events::EventsError;
 
 impl Shared {
-    /// Settles delivery `token`.
-    pub(super) async fn settle(&self, token: u64, settle: Settle) -> Result<(), EventsError> {
-        let (delay, reason) = match settle {
-            Settle::Extend => return self.extend(token).await,
-            Settle::Ack => (None, None),
-            Settle::Nack { delay, reason } => (delay, Some(reason)),
-        };
+    /// Nacks delivery `token`: delivered again after `delay` (the backoff
+    /// when `None`), or dead-lettered once its retries are spent.
+    pub(super) async fn nack_token(
+        &self,
+        token: u64,
+        delay: Option<std::time::Duration>,
+        reason: &str,
+    ) -> Result<(), EventsError> {
         // Not held (any more): its ack wait ended and it is delivered
         // again, or the consumer stopped and gave it back.
         let Some(held) = self.lock().held.remove(&token) else {
             return Ok(());
         };
-        match reason {
-            None => {
-                // Room for the next event at once: it need not wait for the
-                // ack's round trip (read ahead, it is counted as delivered
-                // to this consumer anyway, and given back if it stops).
-                self.wake.notify_one();
-                self.redis.ack(&self.key, &self.group, &held.entry.id).await
-            }
-            Some(reason) => {
-                let settled = self.nack(held.entry, delay, &reason).await;
-                // Room once the nacked entry waits for its turn, so that
-                // one due now comes before the next.
-                self.wake.notify_one();
-                settled
-            }
-        }
+        let settled = self.nack(held.entry, delay, reason).await;
+        // Room once the nacked entry waits for its turn, so that one due
+        // now comes before the next.
+        self.wake.notify_one();
+        settled
     }
 
     /// Acks delivery `token`. Room for the next event is told at once: it
@@ -98,7 +88,7 @@ impl Shared {
     }
 
     /// Restarts the ack wait of delivery `token`.
-    async fn extend(&self, token: u64) -> Result<(), EventsError> {
+    pub(super) async fn extend(&self, token: u64) -> Result<(), EventsError> {
         let id = match self.lock().held.get(&token) {
             Some(held) if !self.stop.is_cancelled() => held.entry.id.clone(),
             _ => return Ok(()),
