@@ -1,6 +1,7 @@
 //! Interop with real Go Micro: the Go program in `tests/gomicro/` (Go Micro
-//! v4.11.0; v5 is not served by the Go module proxy this project can reach,
-//! and v4's wire is v5's) runs as a subprocess, a service or a client on the
+//! v4.11.0, whose wire is v5's; the proxy this project reaches serves v5
+//! only as exact versions, and the peer takes v5.9.0 for its PostgreSQL
+//! store, `tests/gomicro_store.rs`) runs as a subprocess, a service or a client on the
 //! other side of each test. Ignored unless `MICRO_TEST_GOMICRO` names the
 //! built program; `.ci/run` builds it and runs these inside `netns-run`.
 

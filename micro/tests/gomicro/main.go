@@ -11,13 +11,16 @@
 //	gomicro-peer stream    --address host:port --endpoint E --body JSON
 //	gomicro-peer events-publish --nats URL --topic T --count N [--metadata k=v]...
 //	gomicro-peer events-consume --nats URL --topic T --group G --count N [--ack-wait 5s] [--retry-limit n] [--timeout 20s]
+//	gomicro-peer store-write --database D --table T --key K [--value V] [--metadata k=v]... [--ttl 1m] [--dsn URL]
+//	gomicro-peer store-read  --database D --table T --key K [--prefix] [--list] [--dsn URL]
 //
 // serve prints "LISTENING host:port" once registered; call prints one JSON
 // line, {"ok":true,"body":...} or {"ok":false,"error":{...}}; subscribe prints
 // "SUBSCRIBED" once registered, then one JSON line per message; get prints
 // the registry's records of the service as one JSON line, once it has any
 // (or [] once the wait is over). The events-* commands and their output are
-// described in events.go.
+// described in events.go, the store-* commands (Go Micro v5's core
+// PostgreSQL store) in store.go.
 package main
 
 import (
@@ -43,7 +46,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fail("usage: gomicro-peer serve|call|publish|subscribe|get|stream|events-publish|events-consume [flags]")
+		fail("usage: gomicro-peer serve|call|publish|subscribe|get|stream|events-publish|events-consume|store-write|store-read [flags]")
 	}
 	args := os.Args[2:]
 	switch os.Args[1] {
@@ -63,6 +66,10 @@ func main() {
 		eventsPublish(args)
 	case "events-consume":
 		eventsConsume(args)
+	case "store-write":
+		storeWrite(args)
+	case "store-read":
+		storeRead(args)
 	default:
 		fail("unknown subcommand " + os.Args[1])
 	}

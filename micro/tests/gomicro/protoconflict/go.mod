@@ -1,0 +1,3 @@
+module early.test/protoconflict
+
+go 1.25.0
