@@ -583,6 +583,13 @@ mod watch {
     async fn file() {
         super::watches_a_prefix(super::file).await
     }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: MICRO_TEST_POSTGRES_URL (netns-run --services postgres)"]
+    async fn postgres() {
+        super::watches_a_prefix(super::postgres).await
+    }
 }
 
 #[tokio::test]

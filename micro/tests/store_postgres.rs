@@ -226,6 +226,68 @@ async fn serialization_failures_are_retried() {
     assert_eq!(store.get::<u64>("n").await.unwrap(), 120);
 }
 
+#[tokio::test]
+#[ignore = "needs PostgreSQL: MICRO_TEST_POSTGRES_URL (netns-run --services postgres)"]
+async fn a_watch_sees_every_writer_and_big_values() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let database = unique("watch");
+    let store = PostgresStore::with_defaults(&url(), Table::new(database.as_str(), "micro"))
+        .await
+        .unwrap();
+    let mut watch = store.watch("w/", micro::store::Scope::default()).await.unwrap();
+    let big = vec![7u8; 20_000];
+    let version = store
+        .write(
+            Record::new("w/big", big.clone()).metadata("size", "big"),
+            WriteOptions::default(),
+        )
+        .await
+        .unwrap();
+    let db = sql().await;
+    let table = format!("{database}.micro");
+    db.execute(
+        &format!("INSERT INTO {table} (key, value, metadata) VALUES ('w/go', 'from go'::bytea, '{{}}')"),
+        &[],
+    )
+    .await
+    .unwrap();
+    let go_version = store.read("w/go", ReadOptions::default()).await.unwrap()[0].version;
+    db.execute(&format!("DELETE FROM {table} WHERE key = 'w/go'"), &[])
+        .await
+        .unwrap();
+    match next(&mut watch).await {
+        micro::store::Change::Put(record) => {
+            assert_eq!(record.value, big, "too big for a notice: read");
+            assert_eq!(record.version, version);
+            assert_eq!(record.metadata["size"], "big");
+        }
+        other => panic!("{other:?}"),
+    }
+    match next(&mut watch).await {
+        micro::store::Change::Put(record) => {
+            assert_eq!(
+                (record.key.as_str(), record.value.as_slice()),
+                ("w/go", &b"from go"[..])
+            );
+            assert_eq!(record.version, go_version, "the notice's version is the row's xmin");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        next(&mut watch).await,
+        micro::store::Change::Delete { key: "w/go".into() }
+    );
+}
+
+/// The next change, within 5 s.
+async fn next(watch: &mut micro::store::Watch) -> micro::store::Change {
+    tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .expect("a change within 5 s")
+        .expect("the watch is live")
+        .unwrap()
+}
+
 /// The server as the test harness started it, to stop and start again.
 struct Server {
     data: String,

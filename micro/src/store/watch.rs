@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use super::StoreError;
 use super::options::Table;
@@ -69,9 +69,11 @@ impl Watchers {
 
     pub(crate) fn watch(&self, table: Table, prefix: &str) -> Watch {
         Watch {
-            rx: self.tx.subscribe(),
-            table,
-            prefix: prefix.to_owned(),
+            source: Source::Local {
+                rx: self.tx.subscribe(),
+                table,
+                prefix: prefix.to_owned(),
+            },
         }
     }
 }
@@ -79,19 +81,42 @@ impl Watchers {
 /// The changes to the keys under a prefix, from when the watch began.
 #[derive(Debug)]
 pub struct Watch {
-    rx: broadcast::Receiver<Arc<Changed>>,
-    table: Table,
-    prefix: String,
+    source: Source,
+}
+
+#[derive(Debug)]
+enum Source {
+    /// A store of this process: every change, filtered here.
+    Local {
+        rx: broadcast::Receiver<Arc<Changed>>,
+        table: Table,
+        prefix: String,
+    },
+    /// A task that tells the changes a server reports, filtered there.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Remote(mpsc::Receiver<Result<Change, StoreError>>),
 }
 
 impl Watch {
+    /// A watch on what a backend's task sends.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn remote(changes: mpsc::Receiver<Result<Change, StoreError>>) -> Watch {
+        Watch {
+            source: Source::Remote(changes),
+        }
+    }
+
     /// The next change; `None` once the store is gone. A watcher too slow
     /// to keep up gets [`StoreError::Lagged`], then the changes after
     /// those it missed.
     pub async fn next(&mut self) -> Option<Result<Change, StoreError>> {
+        let (rx, table, prefix) = match &mut self.source {
+            Source::Remote(changes) => return changes.recv().await,
+            Source::Local { rx, table, prefix } => (rx, table, prefix),
+        };
         loop {
-            match self.rx.recv().await {
-                Ok(changed) if changed.table == self.table && changed.change.key().starts_with(&self.prefix) => {
+            match rx.recv().await {
+                Ok(changed) if changed.table == *table && changed.change.key().starts_with(prefix.as_str()) => {
                     return Some(Ok(changed.change.clone()));
                 }
                 Ok(_) => {}

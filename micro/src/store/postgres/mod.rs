@@ -12,11 +12,13 @@
 //! is back. A serialization failure (SQLSTATE 40001, CockroachDB's "retry
 //! the transaction") is retried.
 //!
-//! Watching is not offered here: Go's writers would not be seen by it
-//! without a trigger on the shared table.
+//! Watching (PostgreSQL 14 and later) puts a trigger on the table that
+//! tells every change, Go's writers' included, with LISTEN/NOTIFY: see
+//! [`watch`]. CockroachDB has no LISTEN: a watch there is unsupported.
 
 mod rows;
 pub(crate) mod sql;
+mod watch;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -33,7 +35,7 @@ use tracing::debug;
 use self::sql::{Dialect, Sql};
 use super::names::mapped;
 use super::options::{Condition, Table};
-use super::{DeleteOptions, ListOptions, ReadOptions, Record, Scope, Store, StoreError, WriteOptions};
+use super::{DeleteOptions, ListOptions, ReadOptions, Record, Scope, Store, StoreError, Watch, WriteOptions};
 use crate::BoxFuture;
 
 /// How long one operation may take, connecting included.
@@ -61,6 +63,8 @@ pub struct PostgresStore {
 
 struct Inner {
     pool: Pool,
+    /// The connection settings, for a watch's own connection.
+    config: Config,
     dialect: Dialect,
     defaults: Table,
     /// The tables made ready, by mapped database and table.
@@ -108,8 +112,9 @@ impl PostgresStore {
     /// Connects to the server at `address`, with these default database
     /// and table.
     pub async fn with_defaults(address: &str, defaults: Table) -> Result<PostgresStore, StoreError> {
+        let config = config(address)?;
         let manager = deadpool_postgres::Manager::from_config(
-            config(address)?,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -132,6 +137,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             inner: Arc::new(Inner {
                 pool,
+                config,
                 dialect: Dialect::of(&version),
                 defaults,
                 tables: Mutex::default(),
@@ -385,6 +391,10 @@ impl Store for PostgresStore {
 
     fn list(&self, options: ListOptions) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
         Box::pin(bounded(self.list_keys(options)))
+    }
+
+    fn watch<'a>(&'a self, prefix: &'a str, scope: Scope) -> BoxFuture<'a, Result<Watch, StoreError>> {
+        Box::pin(bounded(self.watch_prefix(prefix, scope)))
     }
 
     fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {

@@ -63,7 +63,13 @@ pub(crate) struct Sql {
     pub(crate) delete_if: String,
     pub(crate) version_of: String,
     pub(crate) sweep: String,
+    /// The function and trigger that tell changes to watchers
+    /// (PostgreSQL 14 and later; none on CockroachDB).
+    pub(crate) notify: Vec<String>,
 }
+
+/// The channel changes are told on.
+pub(crate) const CHANNEL: &str = "micro_store";
 
 fn quote(name: &str) -> String {
     format!("\"{}\"", name.to_ascii_lowercase())
@@ -123,8 +129,49 @@ impl Sql {
             delete_if: format!("DELETE FROM {path} WHERE key = $1 AND {v} = $2 AND {LIVE}"),
             version_of: format!("SELECT {v} FROM {path} WHERE key = $1 AND {LIVE}"),
             sweep: format!("DELETE FROM {path} WHERE expiry IS NOT NULL AND expiry <= now()"),
+            notify: match dialect {
+                Dialect::Postgres => notify(&db, &path),
+                Dialect::Cockroach => Vec::new(),
+            },
         }
     }
+}
+
+/// A function in the schema and a trigger on the table: each change is told
+/// on [`CHANNEL`] as JSON, with the row (its value base64, its version the
+/// writing transaction's id, which is the row's `xmin`) when that fits in a
+/// notice, else with its key only (`big`), to be read. A key too long for
+/// a notice is not told.
+fn notify(db: &str, path: &str) -> Vec<String> {
+    vec![
+        format!(
+            "CREATE OR REPLACE FUNCTION {db}.micro_store_notify() RETURNS trigger LANGUAGE plpgsql AS $f$
+DECLARE
+  r record;
+  head jsonb;
+  payload text;
+BEGIN
+  IF TG_OP = 'DELETE' THEN r := OLD; ELSE r := NEW; END IF;
+  head := jsonb_build_object('s', TG_TABLE_SCHEMA, 't', TG_TABLE_NAME, 'k', r.key, 'd', TG_OP = 'DELETE');
+  payload := head::text;
+  IF TG_OP <> 'DELETE' THEN
+    payload := (head || jsonb_build_object('v', encode(r.value, 'base64'), 'm', r.metadata,
+      'e', extract(epoch from r.expiry), 'x', txid_current() % 4294967296))::text;
+    IF octet_length(payload) > 7900 THEN
+      payload := (head || jsonb_build_object('big', true))::text;
+    END IF;
+  END IF;
+  IF octet_length(payload) <= 7900 THEN
+    PERFORM pg_notify('{CHANNEL}', payload);
+  END IF;
+  RETURN NULL;
+END $f$"
+        ),
+        format!(
+            "CREATE OR REPLACE TRIGGER micro_store_notify AFTER INSERT OR UPDATE OR DELETE ON {path} \
+             FOR EACH ROW EXECUTE FUNCTION {db}.micro_store_notify()"
+        ),
+    ]
 }
 
 /// A LIKE pattern matching keys that start with `prefix` (taken literally:
