@@ -228,6 +228,57 @@ async fn serialization_failures_are_retried() {
 
 #[tokio::test]
 #[ignore = "needs PostgreSQL: MICRO_TEST_POSTGRES_URL (netns-run --services postgres)"]
+async fn expired_rows_are_deleted_from_their_own_table_only() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let database = unique("sweep");
+    let a = PostgresStore::with_defaults(&url(), Table::new(database.as_str(), "a"))
+        .await
+        .unwrap();
+    let b = PostgresStore::with_defaults(&url(), Table::new(database.as_str(), "b"))
+        .await
+        .unwrap();
+    // Both tables made, then an expired row written into each as Go would.
+    a.list(ListOptions::default()).await.unwrap();
+    b.list(ListOptions::default()).await.unwrap();
+    let db = sql().await;
+    let past = std::time::SystemTime::now() - Duration::from_secs(5);
+    for table in ["a", "b"] {
+        db.execute(
+            &format!("INSERT INTO {database}.{table} (key, value, metadata, expiry) VALUES ('old', 'x', '{{}}', $1)"),
+            &[&past],
+        )
+        .await
+        .unwrap();
+    }
+    let count = |table: &'static str| {
+        let (db, database) = (&db, database.clone());
+        async move {
+            db.query_one(
+                &format!("SELECT count(*) FROM {database}.{table} WHERE key = 'old'"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+        }
+    };
+    // A write to `a` sweeps `a`, in a task of its own.
+    a.write(Record::new("new", b"y".to_vec()), WriteOptions::default())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while count("a").await != 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the expired row of `a` is still there"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count("b").await, 1, "`b` is not swept by a write to `a`");
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: MICRO_TEST_POSTGRES_URL (netns-run --services postgres)"]
 async fn a_watch_sees_every_writer_and_big_values() {
     let _one = ONE_AT_A_TIME.lock().await;
     let database = unique("watch");

@@ -178,9 +178,12 @@ impl PostgresStore {
                 Err(e) => return Err(failed(e)),
             }
         }
+        // Swept by the first write: a table left with expired rows is
+        // cleaned soon after a process uses it.
+        let never = Instant::now().checked_sub(SWEEP_EVERY).unwrap_or_else(Instant::now);
         let table = Arc::new(Ready {
             sql,
-            swept: Mutex::new(Instant::now()),
+            swept: Mutex::new(never),
         });
         self.inner
             .tables
