@@ -11,8 +11,11 @@
 //	gomicro-peer stream    --address host:port --endpoint E --body JSON
 //	gomicro-peer events-publish --nats URL --topic T --count N [--metadata k=v]...
 //	gomicro-peer events-consume --nats URL --topic T --group G --count N [--ack-wait 5s] [--retry-limit n] [--timeout 20s]
-//	gomicro-peer store-write --database D --table T --key K [--value V] [--metadata k=v]... [--ttl 1m] [--dsn URL]
-//	gomicro-peer store-read  --database D --table T --key K [--prefix] [--list] [--dsn URL]
+//	gomicro-peer store-write [--backend postgres|redis] --database D --table T --key K [--value V] [--metadata k=v]... [--ttl 1m] [--dsn URL | --address URL]
+//	gomicro-peer store-read  [--backend postgres|redis] --database D --table T --key K [--prefix] [--list] [--dsn URL | --address URL]
+//	gomicro-peer cache-put    --key K [--value V] [--ttl 0] [--address URL]
+//	gomicro-peer cache-get    --key K [--address URL]
+//	gomicro-peer cache-delete --key K [--address URL]
 //
 // serve prints "LISTENING host:port" once registered; call prints one JSON
 // line, {"ok":true,"body":...} or {"ok":false,"error":{...}}; subscribe prints
@@ -20,7 +23,8 @@
 // the registry's records of the service as one JSON line, once it has any
 // (or [] once the wait is over). The events-* commands and their output are
 // described in events.go, the store-* commands (Go Micro v5's core
-// PostgreSQL store) in store.go.
+// PostgreSQL store, or the v4 redis store plugin) in store.go, the cache-*
+// commands (Go Micro v5's core Redis cache) in cache.go.
 package main
 
 import (
@@ -46,7 +50,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fail("usage: gomicro-peer serve|call|publish|subscribe|get|stream|events-publish|events-consume|store-write|store-read [flags]")
+		fail("usage: gomicro-peer serve|call|publish|subscribe|get|stream|events-publish|events-consume|store-write|store-read|cache-put|cache-get|cache-delete [flags]")
 	}
 	args := os.Args[2:]
 	switch os.Args[1] {
@@ -70,6 +74,12 @@ func main() {
 		storeWrite(args)
 	case "store-read":
 		storeRead(args)
+	case "cache-put":
+		cachePut(args)
+	case "cache-get":
+		cacheGet(args)
+	case "cache-delete":
+		cacheDelete(args)
 	default:
 		fail("unknown subcommand " + os.Args[1])
 	}

@@ -6,8 +6,9 @@ use std::time::{Duration, SystemTime};
 use crate::store::options::{DEFAULT_SCOPE, Filter, TableRef};
 
 /// What starts every key micro adds to Go's layout. Not `micro`: Go's
-/// `List` for the default table `micro` is `SCAN MATCH micro*`, and would
-/// list our keys as its own. A table named `~...` would still see them.
+/// prefix read of the default table `micro` is `KEYS micro<prefix>*`, and
+/// would read our keys as its own. A table named `~...` would still see
+/// them (and Go's `List`, `KEYS *`, lists every key).
 const OURS: &str = "~micro-store:";
 
 /// The latest expiry kept (the end of the year 9999, in ms since 1970):
@@ -134,7 +135,7 @@ mod tests {
         let names = Names::of(table("micro", "micro"));
         assert_eq!(names.value, "micro", "`microfoo` is key `foo`, as Go writes it");
         assert_eq!(names.meta, "~micro-store:meta:micro");
-        // Go lists table `micro` with `SCAN MATCH micro*`: none of ours match.
+        // Go's prefix reads of table `micro` are `KEYS micro*`: none of ours match.
         for ours in [&names.meta, &names.index, &names.expiries, &names.counter] {
             assert!(!ours.starts_with("micro"), "{ours}");
         }

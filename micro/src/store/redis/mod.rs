@@ -22,13 +22,15 @@
 //!   that writes forget records gone by expiry, as the memory store does.
 //! - **Versions**: a counter per database, `~micro-store:version:D`.
 //!
-//! micro's keys start with `~`, not `micro`: Go lists table `T` with
-//! `SCAN MATCH T*`, and the default table is `micro`. A Go store whose
-//! table starts with `~` would list them.
+//! micro's keys start with `~`, not `micro`: Go's prefix read of table `T`
+//! (the redis store plugin v1.2.0) is `KEYS T<prefix>*`, and the default
+//! table is `micro`, so Go's reads never find them; a Go store whose table
+//! starts with `~` would. Go's `List` is `KEYS *` whatever its options: it
+//! lists every key of the Redis database, micro's included, table in front.
 //!
 //! Go's layout runs names together: in the database `micro`, key `bc` of
-//! table `a` and key `c` of table `ab` are both `abc` (and Go's list of
-//! table `a` shows table `ab`'s keys). micro keeps them apart as far as one
+//! table `a` and key `c` of table `ab` are both `abc` (and Go's prefix read
+//! of table `a` finds table `ab`'s keys). micro keeps them apart as far as one
 //! Redis key allows: the hash names the table that wrote the value, so the
 //! other table reads no record there, and a write to it fails
 //! ([`StoreError::InvalidName`]) rather than overwrite the other table's
