@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use serde_json::{Map, Value};
 
 use super::clock::Clock;
-use super::options::{Table, TableRef};
+use super::options::{Condition, Table, TableRef};
 use super::watch::Watchers;
 use super::{
     Change, DeleteOptions, Filter, ListOptions, ReadOptions, Record, Scope, Store, StoreError, Watch, WriteOptions,
@@ -179,10 +179,11 @@ impl MemoryStore {
             .entry(at.table.to_owned())
             .or_default();
         rows.purge(now);
-        options
-            .condition
-            .check(&record.key, rows.live(&record.key, now).map(|s| s.version))?;
-        rows.remove(&record.key);
+        if options.condition != Condition::Always {
+            options
+                .condition
+                .check(&record.key, rows.live(&record.key, now).map(|s| s.version))?;
+        }
         if let Some(at) = expiry {
             rows.expiries.insert((at, record.key.clone()));
         }
@@ -195,7 +196,13 @@ impl MemoryStore {
         self.inner
             .watchers
             .send(|| at.owned(), || Change::Put(stored.record(&record.key)));
-        rows.records.insert(record.key, stored);
+        // One walk of the tree: the old record comes back from the insert.
+        let key = record.key;
+        let old_expiry = rows.records.get(&key).and_then(|old| old.expiry);
+        if let Some(old) = old_expiry.filter(|old| Some(*old) != expiry) {
+            rows.expiries.remove(&(old, key.clone()));
+        }
+        rows.records.insert(key, stored);
         Ok(version)
     }
 

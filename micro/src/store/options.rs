@@ -18,6 +18,11 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// Whether it names nothing: the store's own database and table.
+    pub(crate) fn is_store_default(&self) -> bool {
+        self.database.as_deref().is_none_or(str::is_empty) && self.table.as_deref().is_none_or(str::is_empty)
+    }
+
     /// The scope with the store's defaults filled in.
     pub(crate) fn resolve<'a>(&'a self, defaults: &'a Table) -> TableRef<'a> {
         let pick =

@@ -22,7 +22,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableError};
 use self::handles::Db;
 use super::clock::Clock;
 use super::names::mapped;
-use super::options::{Condition, Table};
+use super::options::{Condition, Table, TableRef};
 use super::{
     Change, DeleteOptions, Filter, ListOptions, ReadOptions, Record, Scope, Store, StoreError, Watch, WriteOptions,
 };
@@ -63,13 +63,27 @@ struct Inner {
     clock: Clock,
     /// The files opened, by mapped database name.
     files: Mutex<std::collections::HashMap<String, Arc<Db>>>,
+    /// The store's own table's names and file, found once.
+    default: (Arc<Names>, Arc<Db>),
 }
 
 /// A table's names in its file.
+#[derive(Debug)]
 struct Names {
     database: String,
     records: String,
     expiries: String,
+}
+
+impl Names {
+    fn of(at: TableRef<'_>) -> Result<Names, StoreError> {
+        let table = mapped(at.table)?;
+        Ok(Names {
+            database: mapped(at.database)?,
+            records: format!("records_{table}"),
+            expiries: format!("expiries_{table}"),
+        })
+    }
 }
 
 impl FileStore {
@@ -83,17 +97,18 @@ impl FileStore {
     pub fn with_defaults(dir: impl Into<PathBuf>, defaults: Table) -> Result<FileStore, StoreError> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
-        let store = FileStore {
+        let names = Arc::new(Names::of(Scope::default().resolve(&defaults))?);
+        let db = handles::open(&dir.join(format!("{}.redb", names.database)))?;
+        let files = std::collections::HashMap::from([(names.database.clone(), Arc::clone(&db))]);
+        Ok(FileStore {
             inner: Arc::new(Inner {
                 dir,
                 defaults,
                 clock: Clock::new(),
-                files: Mutex::default(),
+                files: Mutex::new(files),
+                default: (names, db),
             }),
-        };
-        let database = mapped(&store.inner.defaults.database)?;
-        store.file(&database)?;
-        Ok(store)
+        })
     }
 
     /// The file of `database` (a mapped name), opened if it was not.
@@ -107,19 +122,19 @@ impl FileStore {
         Ok(db)
     }
 
-    fn names(&self, scope: &Scope) -> Result<Names, StoreError> {
-        let at = scope.resolve(&self.inner.defaults);
-        let table = mapped(at.table)?;
-        Ok(Names {
-            database: mapped(at.database)?,
-            records: format!("records_{table}"),
-            expiries: format!("expiries_{table}"),
-        })
+    /// The names and the file of `scope`'s table.
+    fn locate(&self, scope: &Scope) -> Result<(Arc<Names>, Arc<Db>), StoreError> {
+        if scope.is_store_default() {
+            let (names, db) = &self.inner.default;
+            return Ok((Arc::clone(names), Arc::clone(db)));
+        }
+        let names = Names::of(scope.resolve(&self.inner.defaults))?;
+        let db = self.file(&names.database)?;
+        Ok((Arc::new(names), db))
     }
 
     fn read_now(&self, key: &str, options: &ReadOptions) -> Result<Vec<Record>, StoreError> {
-        let names = self.names(&options.scope)?;
-        let db = self.file(&names.database)?;
+        let (names, db) = self.locate(&options.scope)?;
         let now = self.inner.clock.now();
         let tx = db.redb.begin_read().map_err(failed)?;
         let not_found = || StoreError::NotFound { key: key.to_owned() };
@@ -148,8 +163,7 @@ impl FileStore {
     }
 
     fn list_now(&self, options: &ListOptions) -> Result<Vec<String>, StoreError> {
-        let names = self.names(&options.scope)?;
-        let db = self.file(&names.database)?;
+        let (names, db) = self.locate(&options.scope)?;
         let now = self.inner.clock.now();
         let tx = db.redb.begin_read().map_err(failed)?;
         let table = match tx.open_table(records(&names.records)) {
@@ -169,8 +183,7 @@ impl FileStore {
         if record.key.is_empty() {
             return Err(StoreError::InvalidName("an empty key".to_owned()));
         }
-        let names = self.names(&options.scope)?;
-        let db = self.file(&names.database)?;
+        let (names, db) = self.locate(&options.scope)?;
         let now = self.inner.clock.now();
         let expiry = options.expiry_of(record.expiry, now);
         let condition = options.condition;
@@ -194,8 +207,7 @@ impl FileStore {
     }
 
     async fn delete_key(&self, key: &str, options: DeleteOptions) -> Result<(), StoreError> {
-        let names = self.names(&options.scope)?;
-        let db = self.file(&names.database)?;
+        let (names, db) = self.locate(&options.scope)?;
         let now = self.inner.clock.now();
         let table = Table::new(names.database.clone(), names.records.clone());
         let owned = key.to_owned();
@@ -349,9 +361,10 @@ impl Store for FileStore {
 
     fn watch<'a>(&'a self, prefix: &'a str, scope: Scope) -> BoxFuture<'a, Result<Watch, StoreError>> {
         Box::pin(async move {
-            let names = self.names(&scope)?;
-            let db = self.file(&names.database)?;
-            Ok(db.watchers.watch(Table::new(names.database, names.records), prefix))
+            let (names, db) = self.locate(&scope)?;
+            Ok(db
+                .watchers
+                .watch(Table::new(names.database.as_str(), names.records.as_str()), prefix))
         })
     }
 

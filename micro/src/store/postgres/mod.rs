@@ -20,12 +20,12 @@ mod rows;
 pub(crate) mod sql;
 mod watch;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use deadpool_postgres::{ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use foldhash::HashMap;
 use serde_json::Value;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -69,6 +69,8 @@ struct Inner {
     defaults: Table,
     /// The tables made ready, by mapped database and table.
     tables: Mutex<HashMap<(String, String), Arc<Ready>>>,
+    /// The store's own table, once ready: most calls name no other.
+    default: std::sync::OnceLock<Arc<Ready>>,
     /// Held while a table is created, so that a process creates it once.
     creating: tokio::sync::Mutex<()>,
 }
@@ -141,6 +143,7 @@ impl PostgresStore {
                 dialect: Dialect::of(&version),
                 defaults,
                 tables: Mutex::default(),
+                default: std::sync::OnceLock::new(),
                 creating: tokio::sync::Mutex::new(()),
             }),
         })
@@ -152,6 +155,18 @@ impl PostgresStore {
 
     /// The table `scope` names, created as Go Micro creates it if need be.
     async fn table(&self, client: &Object, scope: &Scope) -> Result<Arc<Ready>, StoreError> {
+        let own = scope.is_store_default();
+        if own && let Some(table) = self.inner.default.get() {
+            return Ok(Arc::clone(table));
+        }
+        let table = self.ready(client, scope).await?;
+        if own {
+            let _ = self.inner.default.set(Arc::clone(&table));
+        }
+        Ok(table)
+    }
+
+    async fn ready(&self, client: &Object, scope: &Scope) -> Result<Arc<Ready>, StoreError> {
         let at = scope.resolve(&self.inner.defaults);
         let name = (mapped(at.database)?, mapped(at.table)?);
         let ready = |inner: &Inner| {

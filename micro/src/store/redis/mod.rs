@@ -103,6 +103,8 @@ pub struct RedisStore {
     manager: ConnectionManager,
     scripts: Arc<Scripts>,
     defaults: Arc<Table>,
+    /// The keys of the store's own table.
+    default_names: Arc<Names>,
 }
 
 impl RedisStore {
@@ -129,15 +131,21 @@ impl RedisStore {
             .map_err(|_| failed(format!("cannot connect within {REQUEST_TIMEOUT:?}")))?
             .map_err(failed)?;
         debug!(database = %defaults.database, table = %defaults.table, "redis store connected");
+        let default_names = Arc::new(Names::of(Scope::default().resolve(&defaults)));
         Ok(RedisStore {
             manager,
             scripts: Arc::new(Scripts::new()),
             defaults: Arc::new(defaults),
+            default_names,
         })
     }
 
-    fn names(&self, scope: &Scope) -> Names {
-        Names::of(scope.resolve(&self.defaults))
+    /// The keys of `scope`'s table (those of the store's own, made once).
+    fn names(&self, scope: &Scope) -> Arc<Names> {
+        if scope.is_store_default() {
+            return Arc::clone(&self.default_names);
+        }
+        Arc::new(Names::of(scope.resolve(&self.defaults)))
     }
 
     async fn invoke<T: FromRedisValue>(&self, script: &ScriptInvocation<'_>) -> Result<T, StoreError> {
