@@ -648,6 +648,40 @@ impl Worker {
 /// checks that each message reached one member only, and each member some.
 async fn share_the_queue(client: &Client, go: &mut Peer, micro: &mut tokio::sync::mpsc::UnboundedReceiver<u32>) {
     const MESSAGES: u32 = 40;
+    // The Go member prints SUBSCRIBED once its service started, which may
+    // be before its broker's server knows the subscription (NATS takes the
+    // SUB asynchronously): probes go out until one reaches Go, so that the
+    // group has both members when the counted messages are published.
+    const PROBE: u32 = 1_000_000;
+    let mut probe = PROBE;
+    loop {
+        client
+            .publish(
+                "interop.shared",
+                Greeted {
+                    name: "probe".into(),
+                    n: probe,
+                },
+            )
+            .await
+            .expect("publish a probe");
+        probe += 1;
+        let reached_go = tokio::select! {
+            line = go.line("{") => {
+                let received: Value = serde_json::from_str(&line).unwrap();
+                received["body"]["n"].as_u64().is_some_and(|n| n >= u64::from(PROBE))
+            }
+            Some(_) = micro.recv() => false,
+            () = tokio::time::sleep(Duration::from_millis(100)) => false,
+        };
+        if reached_go {
+            break;
+        }
+        assert!(probe < PROBE + 200, "the Go member never got a probe");
+    }
+    // Probes still on their way to micro are not counted.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    while micro.try_recv().is_ok() {}
     for n in 0..MESSAGES {
         client
             .publish("interop.shared", Greeted { name: "q".into(), n })
@@ -658,11 +692,14 @@ async fn share_the_queue(client: &Client, go: &mut Peer, micro: &mut tokio::sync
     let mut by_go = 0;
     while seen.len() < MESSAGES as usize {
         tokio::select! {
-            Some(n) = micro.recv() => seen.push(n),
+            Some(n) = micro.recv() => if n < PROBE { seen.push(n) },
             line = go.line("{") => {
                 let received: Value = serde_json::from_str(&line).unwrap();
-                seen.push(received["body"]["n"].as_u64().expect("n") as u32);
-                by_go += 1;
+                let n = received["body"]["n"].as_u64().expect("n") as u32;
+                if n < PROBE {
+                    seen.push(n);
+                    by_go += 1;
+                }
             }
         }
     }
