@@ -56,6 +56,8 @@ pub mod middleware;
 mod net;
 pub mod observe;
 pub mod prelude;
+#[cfg(feature = "redis")]
+mod redis_link;
 pub mod registry;
 pub mod selector;
 pub mod server;

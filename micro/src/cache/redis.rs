@@ -15,7 +15,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::aio::ConnectionManager;
 use ::redis::{Client, Cmd, FromRedisValue, Pipeline};
 use bytes::Bytes;
 
@@ -24,10 +24,6 @@ use crate::BoxFuture;
 
 /// The backend's name, in errors and logs.
 const BACKEND: &str = "redis";
-/// How long connecting may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long a request may take before it fails.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A cache kept in Redis, readable and writable by Go Micro's Redis
 /// cache. Cheap to clone; clones share one connection.
@@ -58,17 +54,7 @@ impl RedisCache {
     /// and values put with [`Ttl::Default`] never expire, as in Go Micro.
     pub async fn connect(url: &str) -> Result<RedisCache, CacheError> {
         let client = Client::open(url).map_err(failed)?;
-        // A few quick reconnect attempts per request; a request waits at
-        // most its timeout for them.
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(REQUEST_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
-        let manager = tokio::time::timeout(REQUEST_TIMEOUT, ConnectionManager::new_with_config(client, config))
-            .await
-            .map_err(|_| failed(format!("cannot connect within {REQUEST_TIMEOUT:?}")))?
-            .map_err(failed)?;
+        let manager = crate::redis_link::manager(client).await.map_err(failed)?;
         Ok(RedisCache {
             manager,
             prefix: String::new(),
@@ -97,17 +83,15 @@ impl RedisCache {
 
     async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, CacheError> {
         let mut conn = self.manager.clone();
-        tokio::time::timeout(REQUEST_TIMEOUT, cmd.query_async(&mut conn))
+        crate::redis_link::bounded(cmd.query_async(&mut conn))
             .await
-            .map_err(|_| timed_out())?
             .map_err(failed)
     }
 
     async fn query_pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, CacheError> {
         let mut conn = self.manager.clone();
-        tokio::time::timeout(REQUEST_TIMEOUT, pipe.query_async(&mut conn))
+        crate::redis_link::bounded(pipe.query_async(&mut conn))
             .await
-            .map_err(|_| timed_out())?
             .map_err(failed)
     }
 
@@ -191,10 +175,6 @@ fn failed(error: impl fmt::Display) -> CacheError {
         backend: BACKEND,
         message: error.to_string(),
     }
-}
-
-fn timed_out() -> CacheError {
-    failed(format!("no answer within {REQUEST_TIMEOUT:?}"))
 }
 
 #[cfg(test)]

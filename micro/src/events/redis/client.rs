@@ -8,15 +8,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use ::redis::{AsyncConnectionConfig, Client, Cmd, ErrorKind, FromRedisValue, RedisError, Script, ScriptInvocation};
+use ::redis::aio::{ConnectionManager, MultiplexedConnection};
+use ::redis::{AsyncConnectionConfig, Client, Cmd, FromRedisValue, RedisError, Script, ScriptInvocation};
 use tracing::debug;
 
 use super::{REQUEST_TIMEOUT, failed, stream_key};
 use crate::events::{Event, EventsError};
 
-/// How long connecting may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// The longest a read blocks (`XREADGROUP .. BLOCK`).
 pub(super) const BLOCK_MAX: Duration = Duration::from_secs(2);
 /// How long a repeated event id is remembered.
@@ -134,20 +132,7 @@ pub(super) struct Reader {
 impl Redis {
     pub(super) async fn connect(url: &str) -> Result<Redis, EventsError> {
         let client = Client::open(url).map_err(failed)?;
-        // A few quick reconnect attempts per request; a request waits at
-        // most its timeout for them.
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(REQUEST_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
-        let manager = tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            ConnectionManager::new_with_config(client.clone(), config),
-        )
-        .await
-        .map_err(|_| failed(format!("cannot connect within {REQUEST_TIMEOUT:?}")))?
-        .map_err(failed)?;
+        let manager = crate::redis_link::manager(client.clone()).await.map_err(failed)?;
         Ok(Redis {
             client,
             manager,
@@ -163,12 +148,12 @@ impl Redis {
     /// A new connection for blocking reads.
     pub(super) async fn reader(&self) -> Result<Reader, RedisError> {
         let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_connection_timeout(Some(crate::redis_link::CONNECT_TIMEOUT))
             .set_response_timeout(Some(BLOCK_MAX + REQUEST_TIMEOUT));
         let connect = self.client.get_multiplexed_async_connection_with_config(&config);
         let mut conn = tokio::time::timeout(REQUEST_TIMEOUT, connect)
             .await
-            .map_err(|_| timed_out())??;
+            .map_err(|_| crate::redis_link::timed_out())??;
         let id = ::redis::cmd("CLIENT").arg("ID").query_async(&mut conn).await.ok();
         Ok(Reader { conn, id })
     }
@@ -176,16 +161,12 @@ impl Redis {
     /// Runs `cmd` on the shared connection.
     pub(super) async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, RedisError> {
         let mut conn = self.manager.clone();
-        tokio::time::timeout(REQUEST_TIMEOUT, cmd.query_async(&mut conn))
-            .await
-            .map_err(|_| timed_out())?
+        crate::redis_link::bounded(cmd.query_async(&mut conn)).await
     }
 
     async fn invoke<T: FromRedisValue>(&self, script: &ScriptInvocation<'_>) -> Result<T, RedisError> {
         let mut conn = self.manager.clone();
-        tokio::time::timeout(REQUEST_TIMEOUT, script.invoke_async(&mut conn))
-            .await
-            .map_err(|_| timed_out())?
+        crate::redis_link::bounded(script.invoke_async(&mut conn)).await
     }
 
     /// Adds `event` to its topic's stream in Go Micro's format; with
@@ -341,10 +322,6 @@ fn pairs(flat: Vec<Vec<u8>>) -> Fields {
 /// `d` in whole milliseconds, as Redis takes them (a signed 64-bit count).
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn timed_out() -> RedisError {
-    RedisError::from((ErrorKind::Io, "no answer within the request timeout"))
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ mod settle;
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc};
@@ -45,9 +45,7 @@ use crate::BoxFuture;
 
 /// The backend's name, in errors and logs.
 const BACKEND: &str = "redis";
-/// How long a request may take before it fails: publishes during an
-/// outage fail, they do not hang.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::redis_link::REQUEST_TIMEOUT;
 
 /// A stream kept in Redis Streams (Redis 6.2 or later). Cheap to clone;
 /// clones share one connection.

@@ -72,10 +72,10 @@ mod scripts;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, ErrorKind, FromRedisValue, RedisError, ScriptInvocation};
+use ::redis::aio::ConnectionManager;
+use ::redis::{Client, FromRedisValue, ScriptInvocation};
 use serde_json::{Map, Value};
 use tracing::debug;
 
@@ -87,10 +87,6 @@ use crate::BoxFuture;
 
 /// The backend's name, in errors and logs.
 const BACKEND: &str = "redis";
-/// How long connecting may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long a request may take before it fails.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A record as the read and scan scripts return it: key, value, version,
 /// metadata JSON (empty: none) and expiry (ms since 1970, negative: never).
@@ -119,17 +115,7 @@ impl RedisStore {
     /// and table.
     pub async fn with_defaults(url: &str, defaults: Table) -> Result<RedisStore, StoreError> {
         let client = Client::open(url).map_err(failed)?;
-        // A few quick reconnect attempts per request; a request waits at
-        // most its timeout for them.
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(REQUEST_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
-        let manager = tokio::time::timeout(REQUEST_TIMEOUT, ConnectionManager::new_with_config(client, config))
-            .await
-            .map_err(|_| failed(format!("cannot connect within {REQUEST_TIMEOUT:?}")))?
-            .map_err(failed)?;
+        let manager = crate::redis_link::manager(client).await.map_err(failed)?;
         debug!(database = %defaults.database, table = %defaults.table, "redis store connected");
         let default_names = Arc::new(Names::of(Scope::default().resolve(&defaults)));
         Ok(RedisStore {
@@ -150,9 +136,8 @@ impl RedisStore {
 
     async fn invoke<T: FromRedisValue>(&self, script: &ScriptInvocation<'_>) -> Result<T, StoreError> {
         let mut conn = self.manager.clone();
-        tokio::time::timeout(REQUEST_TIMEOUT, script.invoke_async(&mut conn))
+        crate::redis_link::bounded(script.invoke_async(&mut conn))
             .await
-            .map_err(|_| failed(timed_out()))?
             .map_err(failed)
     }
 
@@ -335,10 +320,6 @@ fn failed(error: impl fmt::Display) -> StoreError {
     }
 }
 
-fn timed_out() -> RedisError {
-    RedisError::from((ErrorKind::Io, "no answer within the request timeout"))
-}
-
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Not the URL: it may hold a password.
@@ -372,6 +353,8 @@ impl Store for RedisStore {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
