@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
 
-use super::duration::parse_duration;
+use crate::duration::parse_duration;
 
 /// Go Micro's flags. Each is also read from `MICRO_<NAME>`; a flag on the
 /// command line wins over the environment, and both win over the builder.

@@ -7,7 +7,6 @@
 //! accepting, drains in-flight calls within the drain time and closes.
 
 mod backends;
-mod duration;
 mod events;
 mod flags;
 mod running;

@@ -1,0 +1,36 @@
+//! What can go wrong reading config.
+
+use super::source::SourceError;
+
+/// A config read or load failed.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Nothing is set at the path.
+    #[error("config has no value at `{path}`")]
+    NotFound {
+        /// The dotted path asked for.
+        path: String,
+    },
+    /// The value at the path does not fit the type asked for.
+    #[error("config `{path}` (from {origin}): {message}")]
+    Value {
+        /// The dotted path of the value that did not fit (`servers[1].port`
+        /// inside arrays).
+        path: String,
+        /// Where the value was set: the source and its key there.
+        origin: String,
+        /// What was expected and what was found.
+        message: String,
+    },
+    /// A source could not be read, or holds something that is not config.
+    #[error("config source {0}")]
+    Source(#[from] SourceError),
+    /// A reload was refused: the new config would not read as the
+    /// application's settings; the last good config stays.
+    #[error("config change refused, the last good config stays: {0}")]
+    Refused(Box<ConfigError>),
+    /// The config was closed.
+    #[error("config is closed")]
+    Closed,
+}
