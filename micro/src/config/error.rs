@@ -34,3 +34,11 @@ pub enum ConfigError {
     #[error("config is closed")]
     Closed,
 }
+
+impl From<ConfigError> for crate::Error {
+    /// A handler whose config read failed answers 500: the service, not the
+    /// caller, is misconfigured.
+    fn from(err: ConfigError) -> crate::Error {
+        crate::Error::internal_server_error("go.micro.config", err.to_string())
+    }
+}

@@ -281,6 +281,11 @@ impl fmt::Debug for ConfigBuilder {
     }
 }
 
+/// `${VAR}` in `text` replaced from the process environment.
+pub(crate) fn substitute_env(text: &str) -> String {
+    substitute::substitute(text, &|name| std::env::var(name).ok()).into_owned()
+}
+
 fn validator<T: DeserializeOwned + 'static>(path: &str) -> Validator {
     let path = path.to_owned();
     Box::new(move |snapshot| snapshot.scan::<T>(&path).map(drop))

@@ -221,7 +221,7 @@ impl Node {
     /// Calls `each` with the dotted path of every leaf under this node.
     pub(crate) fn leaves<'a>(&'a self, path: &mut String, each: &mut dyn FnMut(&str, &'a Node)) {
         match &self.kind {
-            Kind::Map(map) if !map.is_empty() => {
+            Kind::Map(map) => {
                 for (key, child) in map {
                     let len = path.len();
                     if !path.is_empty() {

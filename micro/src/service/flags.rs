@@ -157,7 +157,9 @@ pub struct Flags {
     /// Private key for JWT auth (base64 encoded PEM).
     #[arg(long, env = "MICRO_AUTH_PRIVATE_KEY", hide_env_values = true)]
     pub auth_private_key: Option<String>,
-    /// Source of configuration.
+    /// A config file (JSON, YAML or TOML): its `micro` section sets these
+    /// flags by name, below the environment and the command line, and the
+    /// whole file is the first source of `Service::config`.
     #[arg(long, env = "MICRO_CONFIG")]
     pub config: Option<String>,
     /// Debug profiler.
@@ -188,7 +190,13 @@ impl Flags {
         T: Into<OsString>,
     {
         let ours = own_arguments(args.into_iter().map(Into::into).collect());
-        let matches = Standalone::command().try_get_matches_from(ours)?;
+        let mut command = Standalone::command();
+        let matches = command.try_get_matches_from_mut(ours.clone())?;
+        let from_file = super::settings::from_file(&matches, &mut command)?;
+        let matches = match from_file.is_empty() {
+            true => matches,
+            false => Standalone::command().try_get_matches_from(ours.into_iter().chain(from_file))?,
+        };
         Ok(Standalone::from_arg_matches(&matches)?.flags)
     }
 

@@ -7,9 +7,11 @@
 //! accepting, drains in-flight calls within the drain time and closes.
 
 mod backends;
+mod config;
 mod events;
 mod flags;
 mod running;
+mod settings;
 mod store;
 
 use std::collections::BTreeMap;
@@ -20,6 +22,7 @@ use std::time::Duration;
 pub use flags::Flags;
 pub use running::Running;
 
+use self::config::Configs;
 use self::events::Events;
 use self::store::Stores;
 
@@ -87,6 +90,9 @@ pub enum ServiceError {
     /// The store failed to open.
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// The config failed to load.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// A start or stop hook failed.
     #[error("{stage} hook failed: {error}")]
     Hook {
@@ -136,6 +142,7 @@ pub struct Service {
     broker: Option<Arc<dyn Broker>>,
     events: Events,
     stores: Stores,
+    configs: Configs,
     register_ttl: Option<Duration>,
     register_interval: Option<Duration>,
     client_options: ClientOptions,
@@ -191,6 +198,7 @@ impl Service {
             broker: None,
             events: Events::new(None),
             stores: Stores::new(None),
+            configs: Configs::default(),
             register_ttl: None,
             register_interval: None,
             client_options: ClientOptions::default(),
@@ -348,6 +356,31 @@ impl Service {
     pub async fn store(&self) -> Result<Arc<dyn crate::store::Store>, ServiceError> {
         let flags = self.flags.clone().map_err(ServiceError::Flags)?;
         self.stores.store(&flags, &self.name).await
+    }
+
+    /// Adds a source to the service's [`config`](Service::config), after
+    /// the `--config` file and the sources added before it (later sources
+    /// win).
+    pub fn config_source(self, source: impl crate::config::Source) -> Self {
+        self.configs.add(Arc::new(source));
+        self
+    }
+
+    /// Uses `config` as the service's config, instead of the `--config`
+    /// file and the added sources.
+    pub fn with_config(mut self, config: crate::config::Config) -> Self {
+        self.configs = Configs::chosen(config);
+        self
+    }
+
+    /// The service's config, loaded now if it was not yet: the `--config`
+    /// file (JSON, YAML or TOML, watched for changes), then the sources
+    /// added with [`config_source`](Service::config_source), in order; or
+    /// the one given to [`with_config`](Service::with_config). Pass it (it
+    /// is a cheap handle) to the handlers that read settings.
+    pub async fn config(&self) -> Result<crate::config::Config, ServiceError> {
+        let flags = self.flags.clone().map_err(ServiceError::Flags)?;
+        self.configs.config(&flags).await
     }
 
     /// How long a registration lives without renewal (default 90 s).
