@@ -76,6 +76,11 @@ pub struct ObservabilityGuide;
 
 /// The guides in `docs/`, whose code samples compile as doctests.
 #[cfg(doctest)]
+#[doc = include_str!("../../docs/config.md")]
+pub struct ConfigGuide;
+
+/// The guides in `docs/`, whose code samples compile as doctests.
+#[cfg(doctest)]
 #[doc = include_str!("../../docs/events.md")]
 pub struct EventsGuide;
 
