@@ -83,7 +83,11 @@ fn leaves(model: &Model, path: String, out: &mut Vec<(String, usize)>) {
         Model::Leaf(_, layer) => out.push((path, *layer)),
         Model::Object(map) => {
             for (k, v) in map {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 leaves(v, p, out);
             }
         }

@@ -35,7 +35,13 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
         .env_remove("MICRO_SERVER_ADDRESS")
         .env_remove("MICRO_CONFIG")
         .env_remove("MICRO_CLIENT_RETRIES")
-        .env("PRECEDENCE_ARGS", std::iter::once("svc").chain(args.iter().copied()).collect::<Vec<_>>().join("\t"));
+        .env(
+            "PRECEDENCE_ARGS",
+            std::iter::once("svc")
+                .chain(args.iter().copied())
+                .collect::<Vec<_>>()
+                .join("\t"),
+        );
     for (k, v) in env {
         command.env(k, v);
     }
@@ -103,12 +109,18 @@ fn defaults_then_file_then_env_then_flags() {
     let bad_path = bad.to_str().unwrap();
     std::fs::write(&bad, "micro:\n  server_adress: typo\n").unwrap();
     let err = run(&["--config", bad_path], &[])["error"].as_str().unwrap().to_owned();
-    assert!(err.contains("micro.server_adress") && err.contains("not a micro setting"), "{err}");
+    assert!(
+        err.contains("micro.server_adress") && err.contains("not a micro setting"),
+        "{err}"
+    );
     std::fs::write(&bad, "micro: [unclosed\n").unwrap();
     let err = run(&["--config", bad_path], &[])["error"].as_str().unwrap().to_owned();
     assert!(err.contains("YAML"), "{err}");
     let missing = dir.join("missing.json");
-    let err = run(&["--config", missing.to_str().unwrap()], &[])["error"].as_str().unwrap().to_owned();
+    let err = run(&["--config", missing.to_str().unwrap()], &[])["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(err.contains("missing.json"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

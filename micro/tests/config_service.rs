@@ -67,8 +67,16 @@ async fn the_config_file_configures_the_service_and_its_handlers() {
     config.set("extra", "one").unwrap();
     assert_eq!(service.config().await.unwrap().get::<String>("extra").unwrap(), "one");
 
-    let running = service.handle(Settings { config: config.clone() }).start().await.unwrap();
-    assert_eq!(running.record().version, "7", "the file's micro section set the version");
+    let running = service
+        .handle(Settings { config: config.clone() })
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(
+        running.record().version,
+        "7",
+        "the file's micro section set the version"
+    );
     let client = SettingsClient::new("settings", running.client());
     let told = client.get(Ask { key: "port".into() }).await.unwrap();
     assert_eq!(told.value, "8080");

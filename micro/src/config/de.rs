@@ -53,41 +53,40 @@ impl DeError {
 pub(crate) fn from_node<'de, T: de::Deserialize<'de>>(node: &'de Node, path: &str) -> Result<T, ConfigError> {
     T::deserialize(NodeDe {
         node,
-        path: path.into(),
+        path: PathText::Root(path),
     })
     .map_err(|e| e.into_config_error(path, node))
 }
 
-/// A path built as the reader descends; only turned into text for errors.
-#[derive(Clone, Debug)]
-struct PathText(String);
+/// The path to the node being read, kept as borrowed links while the
+/// reader descends and turned into text only for an error.
+#[derive(Clone, Copy, Debug)]
+enum PathText<'p> {
+    Root(&'p str),
+    Key(&'p PathText<'p>, &'p str),
+    Index(&'p PathText<'p>, usize),
+}
 
-impl From<&str> for PathText {
-    fn from(path: &str) -> Self {
-        PathText(path.to_owned())
+impl PathText<'_> {
+    fn render(&self) -> String {
+        match self {
+            PathText::Root(path) => (*path).to_owned(),
+            PathText::Key(parent, key) => join(&parent.render(), key),
+            PathText::Index(parent, index) => format!("{}[{index}]", parent.render()),
+        }
     }
 }
 
-impl PathText {
-    fn key(&self, key: &str) -> PathText {
-        PathText(join(&self.0, key))
-    }
-
-    fn index(&self, index: usize) -> PathText {
-        PathText(format!("{}[{index}]", self.0))
-    }
-}
-
-struct NodeDe<'a> {
+struct NodeDe<'a, 'p> {
     node: &'a Node,
-    path: PathText,
+    path: PathText<'p>,
 }
 
-impl<'a> NodeDe<'a> {
+impl<'a, 'p> NodeDe<'a, 'p> {
     fn fail(&self, expected: &str) -> DeError {
         DeError {
             message: format!("expected {expected}, found {}", self.node.describe()),
-            at: Some((self.path.0.clone(), Arc::clone(&self.node.origin))),
+            at: Some((self.path.render(), Arc::clone(&self.node.origin))),
         }
     }
 
@@ -95,7 +94,7 @@ impl<'a> NodeDe<'a> {
     /// unless a deeper node already did.
     fn locate(&self, mut err: DeError) -> DeError {
         if err.at.is_none() {
-            err.at = Some((self.path.0.clone(), Arc::clone(&self.node.origin)));
+            err.at = Some((self.path.render(), Arc::clone(&self.node.origin)));
         }
         err
     }
@@ -127,10 +126,6 @@ impl<'a> NodeDe<'a> {
         };
         parsed.ok_or_else(|| self.fail("a number"))
     }
-
-    fn child(&self, node: &'a Node, path: PathText) -> NodeDe<'a> {
-        NodeDe { node, path }
-    }
 }
 
 /// Go's `strconv.ParseBool`.
@@ -153,7 +148,7 @@ macro_rules! ints {
     };
 }
 
-impl<'de> de::Deserializer<'de> for NodeDe<'de> {
+impl<'de> de::Deserializer<'de> for NodeDe<'de, '_> {
     type Error = DeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
@@ -359,9 +354,10 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
                 let Some((variant, value)) = map.iter().next() else {
                     return Err(self.fail("an enum variant"));
                 };
+                let path = PathText::Key(&self.path, variant);
                 let access = Enum {
                     variant,
-                    value: self.child(value, self.path.key(variant)),
+                    value: NodeDe { node: value, path },
                 };
                 visitor.visit_enum(access).map_err(|e| self.locate(e))
             }
@@ -380,7 +376,7 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
 
 struct Seq<'a, 'p> {
     items: std::iter::Enumerate<std::slice::Iter<'a, Node>>,
-    path: &'p PathText,
+    path: &'p PathText<'p>,
 }
 
 impl<'de> de::SeqAccess<'de> for Seq<'de, '_> {
@@ -391,7 +387,7 @@ impl<'de> de::SeqAccess<'de> for Seq<'de, '_> {
             Some((i, node)) => seed
                 .deserialize(NodeDe {
                     node,
-                    path: self.path.index(i),
+                    path: PathText::Index(self.path, i),
                 })
                 .map(Some),
             None => Ok(None),
@@ -406,7 +402,7 @@ impl<'de> de::SeqAccess<'de> for Seq<'de, '_> {
 struct Map<'a, 'p> {
     entries: btree_map::Iter<'a, String, Node>,
     pending: Option<(&'a String, &'a Node)>,
-    path: &'p PathText,
+    path: &'p PathText<'p>,
 }
 
 impl<'de> de::MapAccess<'de> for Map<'de, '_> {
@@ -429,7 +425,7 @@ impl<'de> de::MapAccess<'de> for Map<'de, '_> {
         };
         seed.deserialize(NodeDe {
             node,
-            path: self.path.key(key),
+            path: PathText::Key(self.path, key),
         })
     }
 
@@ -438,22 +434,22 @@ impl<'de> de::MapAccess<'de> for Map<'de, '_> {
     }
 }
 
-struct Enum<'a> {
+struct Enum<'a, 'p> {
     variant: &'a str,
-    value: NodeDe<'a>,
+    value: NodeDe<'a, 'p>,
 }
 
-impl<'de> de::EnumAccess<'de> for Enum<'de> {
+impl<'de, 'p> de::EnumAccess<'de> for Enum<'de, 'p> {
     type Error = DeError;
-    type Variant = NodeDe<'de>;
+    type Variant = NodeDe<'de, 'p>;
 
-    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, NodeDe<'de>), DeError> {
+    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, NodeDe<'de, 'p>), DeError> {
         let variant = seed.deserialize(de::value::BorrowedStrDeserializer::new(self.variant))?;
         Ok((variant, self.value))
     }
 }
 
-impl<'de> de::VariantAccess<'de> for NodeDe<'de> {
+impl<'de> de::VariantAccess<'de> for NodeDe<'de, '_> {
     type Error = DeError;
 
     fn unit_variant(self) -> Result<(), DeError> {

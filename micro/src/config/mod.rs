@@ -65,6 +65,9 @@ pub use self::error::ConfigError;
 pub use self::node::Origin;
 pub use self::secret::Secret;
 pub use self::snapshot::{Explanation, Snapshot};
+#[cfg(feature = "etcd")]
+#[cfg_attr(docsrs, doc(cfg(feature = "etcd")))]
+pub use self::source::Etcd;
 pub use self::source::{CommandLine, Env, File, Format, Layer, Memory, Source, SourceError, Updates};
 pub use self::watch::Watch;
 

@@ -146,22 +146,34 @@ impl Node {
         })
     }
 
-    /// Sets the node at `path`, making objects on the way; `first_wins`
-    /// keeps a value already there (Go's env and flag sources), else the
-    /// new one is merged over it. Returns false when a scalar on the way
-    /// or at the end blocked it.
-    pub(crate) fn insert(&mut self, path: &[&str], node: Node, first_wins: bool) -> bool {
+    /// Sets the node at `path`, making objects on the way, as Go Micro's env
+    /// source does (mergo without override): a value already there, or a
+    /// scalar on the way, keeps its place unless Go counts it empty
+    /// ([`Node::is_go_empty`]). Returns false when it blocked the new value.
+    pub(crate) fn insert(&mut self, path: &[&str], node: Node) -> bool {
         let Some((last, parents)) = path.split_last() else {
             return false;
         };
         let mut here = self;
         for key in parents {
+            if !matches!(here.kind, Kind::Map(_)) {
+                if !here.is_go_empty() {
+                    return false;
+                }
+                *here = Node::new(Kind::Map(BTreeMap::new()), Arc::clone(&node.origin));
+            }
             let Kind::Map(map) = &mut here.kind else {
                 return false;
             };
             here = map
                 .entry((*key).to_owned())
                 .or_insert_with(|| Node::new(Kind::Map(BTreeMap::new()), Arc::clone(&node.origin)));
+        }
+        if !matches!(here.kind, Kind::Map(_)) {
+            if !here.is_go_empty() {
+                return false;
+            }
+            *here = Node::new(Kind::Map(BTreeMap::new()), Arc::clone(&node.origin));
         }
         let Kind::Map(map) = &mut here.kind else {
             return false;
@@ -171,11 +183,26 @@ impl Node {
                 slot.insert(node);
                 true
             }
-            Entry::Occupied(_) if first_wins => false,
-            Entry::Occupied(mut slot) => {
-                merge(slot.get_mut(), node);
+            Entry::Occupied(mut slot) if slot.get().is_go_empty() => {
+                slot.insert(node);
                 true
             }
+            Entry::Occupied(_) => false,
+        }
+    }
+
+    /// Empty as Go Micro's env source sees a value: an empty value
+    /// ([`Node::is_empty_scalar`]), or text it reads as the integer 0 or as
+    /// false (`0`, `00`, `f`, `false` ...).
+    fn is_go_empty(&self) -> bool {
+        match &self.kind {
+            Kind::String(text) => {
+                let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+                text.is_empty()
+                    || (!digits.is_empty() && digits.bytes().all(|b| b == b'0'))
+                    || matches!(text.as_str(), "0" | "f" | "F" | "false" | "FALSE" | "False")
+            }
+            _ => self.is_empty_scalar(),
         }
     }
 

@@ -47,6 +47,8 @@ struct State {
     layers: Vec<Option<Node>>,
     /// Set at runtime with `Config::set`; above every source.
     overrides: Node,
+    /// Each source's last read error, until it reads again.
+    down: Vec<Option<SourceError>>,
     validators: Vec<Validator>,
     version: u64,
     closed: bool,
@@ -61,19 +63,26 @@ impl Shared {
     ) -> Result<Arc<Shared>, ConfigError> {
         let reads = futures_util::future::join_all(sources.iter().map(|e| e.source.read())).await;
         let mut layers = Vec::with_capacity(reads.len());
+        let mut down = Vec::with_capacity(reads.len());
         for (entry, read) in sources.iter().zip(reads) {
             match read {
-                Ok(layer) => layers.push(Some(layer.root)),
+                Ok(layer) => {
+                    layers.push(Some(layer.root));
+                    down.push(None);
+                }
                 Err(err) if entry.optional => {
                     tracing::warn!(error = %err, "config source not read; starting without it");
                     layers.push(None);
+                    down.push(Some(err));
                 }
                 Err(err) => return Err(ConfigError::Source(err)),
             }
         }
+        let first_down = down.iter().flatten().next().cloned().map(ConfigError::Source);
         let mut state = State {
             layers,
             overrides: Node::empty(),
+            down,
             validators,
             version: 0,
             closed: false,
@@ -86,7 +95,7 @@ impl Shared {
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             current: watch::Sender::new(Arc::new(first)),
-            errors: watch::Sender::new(None),
+            errors: watch::Sender::new(first_down),
             sources,
             rules,
             tasks: Mutex::new(Vec::new()),
@@ -143,58 +152,68 @@ impl Shared {
             self.current.send_replace(Arc::new(snapshot));
             tracing::info!(version = state.version, "config reloaded");
         }
+        let still_down = state.down.iter().flatten().next().cloned().map(ConfigError::Source);
         drop(state);
-        self.errors.send_replace(None);
+        self.errors.send_replace(still_down);
         Ok(changed)
     }
 
     /// Takes the sources' news: new layers replace their source's, errors
     /// keep its last values.
     fn take(&self, batch: Vec<Update>) {
+        let _ = self.absorb(batch);
+    }
+
+    /// Applies reads of several sources at once: a layer replaces its
+    /// source's and clears its error; an error keeps its last values and is
+    /// reported until the source reads again.
+    fn absorb(&self, reads: Vec<Update>) -> Result<bool, ConfigError> {
         let mut layers = Vec::new();
-        for (index, read) in batch {
+        let mut failed = Vec::new();
+        for (index, read) in reads {
             match read {
                 Ok(layer) => layers.push((index, layer.root)),
-                Err(err) => self.source_down(err),
+                Err(err) => {
+                    tracing::warn!(error = %err, "config source unreadable; its last values stay");
+                    failed.push((index, err));
+                }
             }
         }
         if layers.is_empty() {
-            return;
+            let mut state = lock(&self.state);
+            for (index, err) in failed {
+                if let Some(slot) = state.down.get_mut(index) {
+                    *slot = Some(err);
+                }
+            }
+            let report = state.down.iter().flatten().next().cloned().map(ConfigError::Source);
+            drop(state);
+            self.errors.send_replace(report);
+            return Ok(false);
         }
-        let _ = self.apply(move |state| {
+        self.apply(move |state| {
             for (index, root) in layers {
                 if let Some(slot) = state.layers.get_mut(index) {
                     *slot = Some(root);
                 }
+                if let Some(slot) = state.down.get_mut(index) {
+                    *slot = None;
+                }
             }
-        });
-    }
-
-    fn source_down(&self, err: SourceError) {
-        tracing::warn!(error = %err, "config source unreadable; its last values stay");
-        self.errors.send_replace(Some(ConfigError::Source(err)));
+            for (index, err) in failed {
+                if let Some(slot) = state.down.get_mut(index) {
+                    *slot = Some(err);
+                }
+            }
+        })
     }
 
     /// Reads every source again; one that cannot be read keeps its last
     /// values (and the first such error is returned after the rest apply).
     pub(crate) async fn sync(&self) -> Result<bool, ConfigError> {
         let reads = futures_util::future::join_all(self.sources.iter().map(|e| e.source.read())).await;
-        let mut failed = None;
-        let mut layers = Vec::new();
-        for (index, read) in reads.into_iter().enumerate() {
-            match read {
-                Ok(layer) => layers.push((index, layer.root)),
-                Err(err) => {
-                    self.source_down(err.clone());
-                    failed.get_or_insert(err);
-                }
-            }
-        }
-        let changed = self.apply(move |state| {
-            for (index, root) in layers {
-                state.layers[index] = Some(root);
-            }
-        })?;
+        let failed = reads.iter().find_map(|r| r.as_ref().err().cloned());
+        let changed = self.absorb(reads.into_iter().enumerate().collect())?;
         match failed {
             Some(err) => Err(ConfigError::Source(err)),
             None => Ok(changed),

@@ -29,8 +29,7 @@ pub(super) fn from_file(matches: &ArgMatches, command: &mut clap::Command) -> Re
     };
     let fail = |command: &mut clap::Command, message: String| command.error(ErrorKind::ValueValidation, message);
     let path = Path::new(path);
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| fail(command, format!("--config {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| fail(command, format!("--config {}: {e}", path.display())))?;
     let format = Format::from_path(path).ok_or_else(|| {
         fail(
             command,
@@ -81,7 +80,10 @@ pub(super) fn from_file(matches: &ArgMatches, command: &mut clap::Command) -> Re
             serde_json::Value::Object(_) => {
                 return Err(fail(
                     command,
-                    format!("--config {}: `{SECTION}.{key}` must be a value, not a map", path.display()),
+                    format!(
+                        "--config {}: `{SECTION}.{key}` must be a value, not a map",
+                        path.display()
+                    ),
                 ));
             }
         };

@@ -5,6 +5,7 @@ go 1.25.0
 require (
 	early.test/protoconflict v0.0.0
 	github.com/go-micro/plugins/v4/broker/nats v1.2.0
+	github.com/go-micro/plugins/v4/config/source/etcd v1.2.0
 	github.com/go-micro/plugins/v4/events/natsjs v1.2.1
 	github.com/go-micro/plugins/v4/registry/etcd v1.2.0
 	github.com/go-micro/plugins/v4/store/redis v1.2.0

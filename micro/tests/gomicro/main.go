@@ -80,6 +80,10 @@ func main() {
 		cacheGet(args)
 	case "cache-delete":
 		cacheDelete(args)
+	case "config":
+		configCmd(args)
+	case "config-etcd":
+		configEtcd(args)
 	default:
 		fail("unknown subcommand " + os.Args[1])
 	}

@@ -13,7 +13,9 @@ use crate::BoxFuture;
 /// with [`stripped_prefix`](Env::stripped_prefix) only those starting with
 /// it (removed from the key). Values stay text and are parsed when read, so
 /// `8080` reads as a number or a string. Of two clashing variables
-/// (`A=1`, `A_B=2`) the first in the environment wins, as in Go.
+/// (`A=1`, `A_B=2`) the first in the environment wins, as in Go, unless Go
+/// counts it empty (`""`, or text Go reads as 0 or false): then the later
+/// one does.
 ///
 /// [`separator`](Env::separator)`("__")` splits levels on `__` instead,
 /// for keys that contain `_`: `APP__DB_NAME=x` is `db_name`.

@@ -4,6 +4,8 @@
 
 mod args;
 mod env;
+#[cfg(feature = "etcd")]
+mod etcd;
 mod file;
 mod format;
 mod memory;
@@ -17,6 +19,9 @@ use crate::BoxFuture;
 
 pub use self::args::CommandLine;
 pub use self::env::Env;
+#[cfg(feature = "etcd")]
+#[cfg_attr(docsrs, doc(cfg(feature = "etcd")))]
+pub use self::etcd::Etcd;
 pub use self::file::File;
 pub use self::format::Format;
 pub use self::memory::Memory;
@@ -85,15 +90,17 @@ impl Layer {
 
     /// Sets `value` at `path` (the segments of the config path), recording
     /// `key` as where it came from. A value already at that path, or a
-    /// scalar on the way, keeps its place (Go Micro's env and flag sources
-    /// keep the first of two clashing variables): returns false then.
+    /// scalar on the way, keeps its place (Go Micro's env source keeps the
+    /// first of two clashing variables) unless Go counts it empty (`""`,
+    /// `null`, `0`, `false`, `[]`, or text Go reads as 0 or false): returns
+    /// false when the new value was dropped.
     pub fn insert(&mut self, path: &[&str], value: serde_json::Value, key: impl Into<String>) -> bool {
         let leaf = Node::from_json(value, &self.name, "");
         let origin = Arc::new(Origin {
             source: Arc::clone(&self.name),
             key: key.into(),
         });
-        self.root.insert(path, with_origin(leaf, &origin), true)
+        self.root.insert(path, with_origin(leaf, &origin))
     }
 
     /// Merges `later` over this layer with the config's merge rules.
