@@ -57,6 +57,7 @@ impl<T: DeserializeOwned> Watch<T> {
             self.rx.changed().await.map_err(|_| ConfigError::Closed)?;
             let next = Arc::clone(&self.rx.borrow_and_update());
             if next.closed {
+                self.seen = next;
                 return Err(ConfigError::Closed);
             }
             if next.same_at(&self.seen, &self.path) {
