@@ -13,6 +13,9 @@ use super::snapshot::Snapshot;
 /// queue of stale ones, and a reader that never looks holds one value.
 /// Dropping it stops the watch.
 ///
+/// Watch an `Option<T>` to see the value appear or go: a `T` watch needs
+/// a value at the path when it starts and skips a removal.
+///
 /// Reloads are validated before they apply (see
 /// [`ConfigBuilder::validate`](super::ConfigBuilder::validate)); a change
 /// that leaves the path's value unchanged does not wake the watch.
