@@ -34,13 +34,15 @@ struct Section {
 /// (serde_json does not parse `"8080"` as a number).
 fn typed_section(i: usize) -> Value {
     serde_json::json!({
-        "host": format!("host-{i}"), "port": 8000 + i, "enabled": i % 2 == 0, "ratio": 0.5,
+        "host": format!("host-{i}"), "port": 8000 + i, "enabled": i.is_multiple_of(2), "ratio": 0.5,
         "retries": 3, "name": format!("name-{i}"), "zone": "eu", "timeout_ms": 1500, "weight": -2, "tag": "t",
     })
 }
 
 fn text_section(i: usize) -> Value {
-    let Value::Object(typed) = typed_section(i) else { unreachable!() };
+    let Value::Object(typed) = typed_section(i) else {
+        unreachable!()
+    };
     Value::Object(
         typed
             .into_iter()
@@ -62,7 +64,11 @@ fn document(section: fn(usize) -> Value) -> Value {
 fn reads(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let config = runtime
-        .block_on(Config::builder().source(Memory::from_json(document(text_section))).load())
+        .block_on(
+            Config::builder()
+                .source(Memory::from_json(document(text_section)))
+                .load(),
+        )
         .unwrap();
     assert_eq!(config.snapshot().keys().len(), 1000);
     let raw = document(typed_section);
@@ -93,7 +99,9 @@ fn reload(c: &mut Criterion) {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("config.json");
     std::fs::write(&path, r#"{"n": 0}"#).unwrap();
-    let config = runtime.block_on(Config::builder().source(File::new(&path)).load()).unwrap();
+    let config = runtime
+        .block_on(Config::builder().source(File::new(&path)).load())
+        .unwrap();
     let mut watch = config.watch::<u64>("n").unwrap();
     let mut n = 0u64;
     let mut group = c.benchmark_group("config_reload");
