@@ -73,9 +73,19 @@ async fn secrets_never_print() {
             .iter()
             .all(|l| !l.contains("hunter2") && !l.contains("tok-123") && !l.contains("sesame"))
     );
-    // A secret that does not fit is named by type, not by value.
+    // A secret that does not fit is named by type, not by value, whoever
+    // reports it (serde's own messages quote values).
     let err = config.get::<u32>("custom.key").unwrap_err().to_string();
     assert!(err.contains("found a string") && !err.contains("sesame"), "{err}");
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    enum Mode {
+        Fast,
+    }
+    let err = config.get::<Mode>("custom.key").unwrap_err().to_string();
+    assert!(err.contains("custom.key") && !err.contains("sesame"), "{err}");
+    let err = config.get::<Vec<u8>>("api.auth_token").unwrap_err().to_string();
+    assert!(!err.contains("tok-123"), "{err}");
     // The application still reads the values, and Secret<T> keeps them out of its own logs.
     assert_eq!(config.get::<String>("db.password").unwrap(), "hunter2");
     let password: Secret<String> = config.get("db.password").unwrap();
@@ -86,13 +96,13 @@ async fn secrets_never_print() {
 async fn variables_are_substituted_value_by_value() {
     let config = Config::builder()
         .source(Memory::from_json(json!({
-            "url": "postgres://${USER}:${PASS}@${HOST:-localhost}/db",
+            "url": "postgres://${USER}:${DB_PASSWORD}@${HOST:-localhost}/db",
             "quoted": "${QUOTE}",
             "literal": "$${USER}",
         })))
         .variables(|name| match name {
             "USER" => Some("app".to_owned()),
-            "PASS" => Some("p\"w\\d".to_owned()),
+            "DB_PASSWORD" => Some("p\"w\\d".to_owned()),
             "QUOTE" => Some("\"},{\"x\":1".to_owned()),
             _ => None,
         })
@@ -107,6 +117,10 @@ async fn variables_are_substituted_value_by_value() {
     assert_eq!(config.get::<String>("quoted").unwrap(), "\"},{\"x\":1");
     assert!(!config.snapshot().contains("x"));
     assert_eq!(config.get::<String>("literal").unwrap(), "${USER}");
+    // A value that takes in a secret variable is a secret itself.
+    let explained = config.explain("url");
+    assert!(explained[0].secret, "{explained:?}");
+    assert!(!format!("{config:?}").contains("p\"w"));
 }
 
 #[tokio::test]
@@ -132,6 +146,12 @@ async fn set_is_validated_and_stays_above_the_sources() {
     assert!(config.errors().borrow().is_none(), "a good change clears the refusal");
     config.unset("db.port").unwrap();
     assert_eq!(config.get::<u16>("db.port").unwrap(), 3);
+    // An unset leaves no empty object to hide a source's value.
+    memory.set("flags", json!(false));
+    config.sync().await.unwrap();
+    config.set("flags.beta", true).unwrap();
+    config.unset("flags.beta").unwrap();
+    assert!(!config.get::<bool>("flags").unwrap());
     // A validator added later is checked now.
     assert!(config.validate::<Vec<String>>("db").is_err());
 }
@@ -205,4 +225,25 @@ async fn a_source_that_cannot_be_read_fails_the_load_unless_optional() {
         .unwrap();
     assert_eq!(config.get::<u8>("a").unwrap(), 1);
     assert!(config.errors().borrow().is_some(), "the missing source is reported");
+}
+
+#[tokio::test]
+async fn one_sources_refused_change_does_not_take_anothers_with_it() {
+    let first = Memory::from_json(json!({"n": 1}));
+    let second = Memory::from_json(json!({"m": 1}));
+    let config = Config::builder()
+        .source(first.clone())
+        .source(second.clone())
+        .validate::<u16>("n")
+        .load()
+        .await
+        .unwrap();
+    let mut m = config.watch::<u16>("m").unwrap();
+    // Both changes are queued together; the first is refused.
+    first.set("n", json!("bad"));
+    second.set("m", json!(2));
+    let changed = tokio::time::timeout(std::time::Duration::from_secs(1), m.changed()).await;
+    assert_eq!(*changed.unwrap().unwrap(), 2);
+    assert_eq!(config.get::<u16>("n").unwrap(), 1);
+    assert!(matches!(&*config.errors().borrow(), Some(ConfigError::Refused(_))));
 }

@@ -515,7 +515,11 @@ async fn close_ends_watches_and_is_idempotent() {
     fs::write(&path, yaml(1)).unwrap();
     let (config, file) = load_tracked(&path).await;
     let mut port = config.watch::<u16>("port").unwrap();
-    assert_eq!(file.strong_count(), 2, "the config and its file watch");
+    assert_eq!(
+        file.strong_count(),
+        3,
+        "the config, its file watch and the task that restarts it"
+    );
 
     config.close();
     let ended = tokio::time::timeout(WITHIN, port.changed())
@@ -554,7 +558,11 @@ async fn dropping_the_last_config_stops_the_file_watch() {
     let mut port = config.watch::<u16>("port").unwrap();
     let clone = config.clone();
     tokio::time::sleep(SETTLE).await;
-    assert_eq!(file.strong_count(), 2, "the config and its file watch");
+    assert_eq!(
+        file.strong_count(),
+        3,
+        "the config, its file watch and the task that restarts it"
+    );
 
     drop(config);
     expect_change("through the last clone", &mut port, 2, || write_atomic(&path, &yaml(2))).await;

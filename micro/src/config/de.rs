@@ -95,6 +95,10 @@ impl<'a, 'p> NodeDe<'a, 'p> {
     fn locate(&self, mut err: DeError) -> DeError {
         if err.at.is_none() {
             err.at = Some((self.path.render(), Arc::clone(&self.node.origin)));
+            if self.node.secret {
+                // serde's own messages may quote the value.
+                err.message = format!("the secret value ({}) does not fit", self.node.describe());
+            }
         }
         err
     }

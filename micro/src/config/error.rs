@@ -37,8 +37,15 @@ pub enum ConfigError {
 
 impl From<ConfigError> for crate::Error {
     /// A handler whose config read failed answers 500: the service, not the
-    /// caller, is misconfigured.
+    /// caller, is misconfigured. The caller learns which path; the values
+    /// and where they were set go to the service's log only.
     fn from(err: ConfigError) -> crate::Error {
-        crate::Error::internal_server_error("go.micro.config", err.to_string())
+        tracing::error!(error = %err, "config read failed in a handler");
+        let detail = match &err {
+            ConfigError::NotFound { path } => format!("config has no value at `{path}`"),
+            ConfigError::Value { path, .. } => format!("config `{path}` does not read as the service expects"),
+            _ => "the service's config cannot be read".to_owned(),
+        };
+        crate::Error::internal_server_error("go.micro.config", detail)
     }
 }

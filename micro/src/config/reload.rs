@@ -4,6 +4,7 @@
 //! A change that does not validate, or a source that cannot be read,
 //! leaves the last good config in place and is reported.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::sync::{mpsc, watch};
@@ -12,7 +13,7 @@ use tokio::task::JoinHandle;
 use super::error::ConfigError;
 use super::node::{Node, merge};
 use super::snapshot::{Finish, Snapshot};
-use super::source::{Source, SourceError, Update, Updates};
+use super::source::{Source, Update, Updates};
 
 /// Checks that the config still reads as one of the application's types.
 pub(crate) type Validator = Box<dyn Fn(&Snapshot) -> Result<(), ConfigError> + Send + Sync>;
@@ -47,8 +48,12 @@ struct State {
     layers: Vec<Option<Node>>,
     /// Set at runtime with `Config::set`; above every source.
     overrides: Node,
-    /// Each source's last read error, until it reads again.
-    down: Vec<Option<SourceError>>,
+    /// Each source's problem: its last read failed, or its last content
+    /// was refused; until it reads again and applies.
+    down: Vec<Option<ConfigError>>,
+    /// Counts each source's watched updates, so a slower `sync` read does
+    /// not put back what a watch has since replaced.
+    generations: Vec<u64>,
     validators: Vec<Validator>,
     version: u64,
     closed: bool,
@@ -73,13 +78,13 @@ impl Shared {
                 Err(err) if entry.optional => {
                     tracing::warn!(error = %err, "config source not read; starting without it");
                     layers.push(None);
-                    down.push(Some(err));
+                    down.push(Some(ConfigError::Source(err)));
                 }
                 Err(err) => return Err(ConfigError::Source(err)),
             }
         }
-        let first_down = down.iter().flatten().next().cloned().map(ConfigError::Source);
         let mut state = State {
+            generations: vec![0; layers.len()],
             layers,
             overrides: Node::empty(),
             down,
@@ -92,6 +97,7 @@ impl Shared {
             check(&first)?;
         }
         state.version = 1;
+        let first_down = state.report();
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             current: watch::Sender::new(Arc::new(first)),
@@ -108,8 +114,10 @@ impl Shared {
         let (tx, rx) = mpsc::channel::<Update>(64);
         let mut tasks = Vec::new();
         for (index, entry) in self.sources.iter().enumerate() {
-            if let Some(watching) = Arc::clone(&entry.source).watch(Updates::new(index, tx.clone())) {
-                tasks.push(tokio::spawn(watching));
+            let source = Arc::clone(&entry.source);
+            let updates = Updates::new(index, tx.clone());
+            if let Some(first) = Arc::clone(&source).watch(updates.clone()) {
+                tasks.push(tokio::spawn(keep_watching(source, updates, first)));
             }
         }
         if !tasks.is_empty() {
@@ -138,9 +146,9 @@ impl Shared {
             Ok(snapshot) => snapshot,
             Err(err) => {
                 (state.layers, state.overrides) = previous;
+                self.errors.send_replace(Some(err.clone()));
                 drop(state);
                 tracing::warn!(error = %err, "config change refused");
-                self.errors.send_replace(Some(err.clone()));
                 return Err(err);
             }
         };
@@ -152,22 +160,14 @@ impl Shared {
             self.current.send_replace(Arc::new(snapshot));
             tracing::info!(version = state.version, "config reloaded");
         }
-        let still_down = state.down.iter().flatten().next().cloned().map(ConfigError::Source);
-        drop(state);
-        self.errors.send_replace(still_down);
+        self.errors.send_replace(state.report());
         Ok(changed)
-    }
-
-    /// Takes the sources' news: new layers replace their source's, errors
-    /// keep its last values.
-    fn take(&self, batch: Vec<Update>) {
-        let _ = self.absorb(batch);
     }
 
     /// Applies reads of several sources at once: a layer replaces its
     /// source's and clears its error; an error keeps its last values and is
     /// reported until the source reads again.
-    fn absorb(&self, reads: Vec<Update>) -> Result<bool, ConfigError> {
+    fn absorb(&self, reads: Vec<Update>, watched: bool) -> Result<bool, ConfigError> {
         let mut layers = Vec::new();
         let mut failed = Vec::new();
         for (index, read) in reads {
@@ -183,16 +183,18 @@ impl Shared {
             let mut state = lock(&self.state);
             for (index, err) in failed {
                 if let Some(slot) = state.down.get_mut(index) {
-                    *slot = Some(err);
+                    *slot = Some(ConfigError::Source(err));
                 }
             }
-            let report = state.down.iter().flatten().next().cloned().map(ConfigError::Source);
-            drop(state);
-            self.errors.send_replace(report);
+            self.errors.send_replace(state.report());
             return Ok(false);
         }
-        self.apply(move |state| {
+        let applied: Vec<usize> = layers.iter().map(|(index, _)| *index).collect();
+        let outcome = self.apply(move |state| {
             for (index, root) in layers {
+                if watched && let Some(generation) = state.generations.get_mut(index) {
+                    *generation += 1;
+                }
                 if let Some(slot) = state.layers.get_mut(index) {
                     *slot = Some(root);
                 }
@@ -202,18 +204,38 @@ impl Shared {
             }
             for (index, err) in failed {
                 if let Some(slot) = state.down.get_mut(index) {
-                    *slot = Some(err);
+                    *slot = Some(ConfigError::Source(err));
                 }
             }
-        })
+        });
+        if let Err(refused) = &outcome {
+            // Reported until the source sends content that applies.
+            let mut state = lock(&self.state);
+            for index in applied {
+                if let Some(slot) = state.down.get_mut(index) {
+                    *slot = Some(refused.clone());
+                }
+            }
+            self.errors.send_replace(state.report());
+        }
+        outcome
     }
 
     /// Reads every source again; one that cannot be read keeps its last
     /// values (and the first such error is returned after the rest apply).
     pub(crate) async fn sync(&self) -> Result<bool, ConfigError> {
+        let before = lock(&self.state).generations.clone();
         let reads = futures_util::future::join_all(self.sources.iter().map(|e| e.source.read())).await;
         let failed = reads.iter().find_map(|r| r.as_ref().err().cloned());
-        let changed = self.absorb(reads.into_iter().enumerate().collect())?;
+        // A source whose watch applied something meanwhile has newer
+        // content than this read: keep that.
+        let after = lock(&self.state).generations.clone();
+        let fresh = reads
+            .into_iter()
+            .enumerate()
+            .filter(|(index, _)| before.get(*index) == after.get(*index))
+            .collect();
+        let changed = self.absorb(fresh, false)?;
         match failed {
             Some(err) => Err(ConfigError::Source(err)),
             None => Ok(changed),
@@ -234,12 +256,19 @@ impl Shared {
 
     pub(crate) fn unset(&self, path: &str) -> Result<bool, ConfigError> {
         let segments: Vec<&str> = path.split('.').collect();
-        self.apply(|state| remove_at(&mut state.overrides, &segments))
+        self.apply(|state| {
+            remove_at(&mut state.overrides, &segments);
+            prune(&mut state.overrides);
+        })
     }
 
     pub(crate) fn add_validator(&self, validator: Validator) -> Result<(), ConfigError> {
-        validator(&self.current.borrow())?;
-        lock(&self.state).validators.push(validator);
+        // Under the state's lock, so no change lands between the check and
+        // the validator's registration.
+        let mut state = lock(&self.state);
+        let current = Arc::clone(&self.current.borrow());
+        validator(&current)?;
+        state.validators.push(validator);
         Ok(())
     }
 
@@ -262,6 +291,13 @@ impl Shared {
 
     pub(crate) fn source_names(&self) -> Vec<String> {
         self.sources.iter().map(|e| e.source.name()).collect()
+    }
+}
+
+impl State {
+    /// The first source still unreadable, if any.
+    fn report(&self) -> Option<ConfigError> {
+        self.down.iter().flatten().next().cloned()
     }
 }
 
@@ -334,18 +370,53 @@ fn remove_at(root: &mut Node, path: &[&str]) {
     }
 }
 
-/// Applies the sources' news in batches: everything queued is taken before
-/// one merge.
+/// Removes the maps left empty under `node`, so an unset override does not
+/// keep hiding a source's value behind an empty object.
+fn prune(node: &mut Node) {
+    if let super::node::Kind::Map(map) = &mut node.kind {
+        for child in map.values_mut() {
+            prune(child);
+        }
+        map.retain(|_, child| !matches!(&child.kind, super::node::Kind::Map(m) if m.is_empty()));
+    }
+}
+
+/// Applies the sources' news: everything queued is taken at once, only each
+/// source's latest read counts, and each source's change is applied on its
+/// own, so one source's refused change does not take another's with it.
 async fn reloader(shared: Weak<Shared>, mut rx: mpsc::Receiver<Update>) {
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
+        let mut latest: BTreeMap<usize, Update> = BTreeMap::new();
+        latest.insert(first.0, first);
         while let Ok(more) = rx.try_recv() {
-            batch.push(more);
+            latest.insert(more.0, more);
         }
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        shared.take(batch);
+        for update in latest.into_values() {
+            let _ = shared.absorb(vec![update], true);
+        }
+    }
+}
+
+/// Runs a source's watch, and starts it again a second later if it ends
+/// while the config is open (Go Micro re-watches after 1 s too).
+async fn keep_watching(source: Arc<dyn Source>, updates: Updates, first: crate::BoxFuture<'static, ()>) {
+    let mut watching = Some(first);
+    loop {
+        if let Some(watch) = watching.take() {
+            watch.await;
+        }
+        tokio::select! {
+            () = updates.closed() => return,
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+        tracing::debug!(source = %source.name(), "config source's watch ended; watching again");
+        watching = Arc::clone(&source).watch(updates.clone());
+        if watching.is_none() {
+            return;
+        }
     }
 }
 

@@ -151,6 +151,12 @@ pub(crate) struct Finish<'a> {
     pub(crate) variables: &'a (dyn Fn(&str) -> Option<String> + Send + Sync),
 }
 
+/// True for a key (or variable) whose name says it holds a secret.
+fn secret_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase().replace(['-', '.'], "_");
+    SECRET_WORDS.iter().any(|w| name.contains(w)) || name == "api_key" || name.ends_with("_api_key")
+}
+
 /// Words that make a key a secret when secrets are found by name.
 const SECRET_WORDS: [&str; 7] = [
     "password",
@@ -168,14 +174,7 @@ impl Finish<'_> {
     }
 
     fn is_secret(&self, path: &str, key: &str) -> bool {
-        if self.secret_paths.iter().any(|p| p == path) {
-            return true;
-        }
-        if !self.secrets_by_name {
-            return false;
-        }
-        let key = key.to_ascii_lowercase().replace(['-', '.'], "_");
-        SECRET_WORDS.iter().any(|w| key.contains(w)) || key == "api_key" || key.ends_with("_api_key")
+        self.secret_paths.iter().any(|p| p == path) || self.secrets_by_name && secret_name(key)
     }
 
     fn walk(&self, node: &mut Node, path: &mut String, secret: bool) {
@@ -185,6 +184,10 @@ impl Finish<'_> {
                 if text.contains('$')
                     && let std::borrow::Cow::Owned(done) = super::substitute::substitute(text, self.variables)
                 {
+                    // `${DB_PASSWORD}` inside a value makes the value a secret.
+                    if self.secrets_by_name && super::substitute::variables(text).any(secret_name) {
+                        node.secret = true;
+                    }
                     *text = done;
                 }
             }

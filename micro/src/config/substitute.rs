@@ -48,6 +48,15 @@ pub(crate) fn substitute<'a>(text: &'a str, lookup: &dyn Fn(&str) -> Option<Stri
     Cow::Owned(out)
 }
 
+/// The names of the variables `text` refers to.
+pub(crate) fn variables(text: &str) -> impl Iterator<Item = &str> {
+    text.match_indices("${").filter_map(|(at, _)| {
+        let body = &text[at + 2..];
+        let end = body.find(['}', ':'])?;
+        Some(&body[..end]).filter(|name| is_name(name))
+    })
+}
+
 /// Go Micro's variable names: `[A-Za-z0-9_]+`.
 fn is_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')

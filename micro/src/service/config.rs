@@ -26,6 +26,12 @@ impl Configs {
     }
 
     pub(super) fn add(&self, source: Arc<dyn Source>) {
+        if self.chosen.is_some() || self.loaded.initialized() {
+            tracing::warn!(
+                source = %source.name(),
+                "config source added after the service's config was given or loaded: not used"
+            );
+        }
         self.sources.lock().unwrap_or_else(|p| p.into_inner()).push(source);
     }
 

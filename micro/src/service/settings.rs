@@ -19,7 +19,7 @@ use clap::error::ErrorKind;
 use crate::config::Format;
 
 /// The section of the config file that holds the service's settings.
-pub const SECTION: &str = "micro";
+pub(super) const SECTION: &str = "micro";
 
 /// `--name=value` for each setting of the config file's `micro` section
 /// that neither the command line nor the environment gave.

@@ -8,7 +8,7 @@ use crate::BoxFuture;
 /// `db.host`). Read from clap's matches (the flags given on the command
 /// line or through their `env`, not their defaults, unless
 /// [`with_defaults`](CommandLine::with_defaults)), or from pairs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct CommandLine {
     flags: Vec<(String, serde_json::Value)>,
     separator: Option<String>,
@@ -80,6 +80,16 @@ impl CommandLine {
             layer.insert(&path, value.clone(), format!("--{}", name.trim_start_matches('-')));
         }
         layer
+    }
+}
+
+impl std::fmt::Debug for CommandLine {
+    /// Flags' values may be secrets: only their names are shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandLine")
+            .field("flags", &self.flags.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .field("separator", &self.separator)
+            .finish()
     }
 }
 

@@ -19,7 +19,7 @@ use crate::BoxFuture;
 ///
 /// [`separator`](Env::separator)`("__")` splits levels on `__` instead,
 /// for keys that contain `_`: `APP__DB_NAME=x` is `db_name`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Env {
     prefixes: Vec<String>,
     stripped: Vec<String>,
@@ -106,6 +106,18 @@ impl Env {
             }
         }
         Ok(layer)
+    }
+}
+
+impl std::fmt::Debug for Env {
+    /// Variables' values may be secrets: only the options are shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field("prefixes", &self.prefixes)
+            .field("stripped", &self.stripped)
+            .field("separator", &self.separator)
+            .field("given_vars", &self.vars.as_ref().map(|v| v.len()))
+            .finish()
     }
 }
 

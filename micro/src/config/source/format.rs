@@ -36,7 +36,14 @@ impl Format {
                 }
                 serde_norway::from_str(text).map_err(|e| format!("invalid YAML: {e}"))
             }
-            Format::Toml => toml::from_str(text).map_err(|e| format!("invalid TOML: {e}")),
+            // toml's Display quotes the failing line, which may hold a
+            // secret: say where, not what.
+            Format::Toml => toml::from_str(text).map_err(|e| {
+                let line = e
+                    .span()
+                    .map_or(0, |span| text[..span.start.min(text.len())].lines().count().max(1));
+                format!("invalid TOML at line {line}: {}", e.message())
+            }),
         }
     }
 

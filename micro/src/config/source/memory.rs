@@ -10,10 +10,17 @@ use crate::BoxFuture;
 /// Config set by the program: a JSON document that can be replaced or
 /// changed while the config runs; each change reaches the config's
 /// watches. Clones share the document.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Memory {
     doc: Arc<Mutex<serde_json::Value>>,
     changed: Arc<watch::Sender<()>>,
+}
+
+impl std::fmt::Debug for Memory {
+    /// The document's values may be secrets: not shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memory").finish_non_exhaustive()
+    }
 }
 
 impl Default for Memory {
@@ -108,6 +115,10 @@ impl Source for Memory {
         let mut changed = self.changed.subscribe();
         changed.mark_unchanged();
         Some(Box::pin(async move {
+            // What changed while the config was loading is sent first.
+            if !updates.send(self.layer()).await {
+                return;
+            }
             while changed.changed().await.is_ok() {
                 if !updates.send(self.layer()).await {
                     return;

@@ -48,7 +48,7 @@ impl SourceError {
 
 /// What one source holds: a tree of values, each remembering its key in
 /// the source's own terms.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Layer {
     pub(crate) root: Node,
     name: Arc<str>,
@@ -111,6 +111,19 @@ impl Layer {
     /// The layer as JSON.
     pub fn to_json(&self) -> serde_json::Value {
         self.root.to_json(false)
+    }
+}
+
+impl std::fmt::Debug for Layer {
+    /// The values may be secrets: the source and the keys are shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut keys = Vec::new();
+        self.root
+            .leaves(&mut String::new(), &mut |path, _| keys.push(path.to_owned()));
+        f.debug_struct("Layer")
+            .field("name", &self.name)
+            .field("keys", &keys)
+            .finish()
     }
 }
 
