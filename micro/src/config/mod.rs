@@ -234,7 +234,8 @@ impl ConfigBuilder {
 
     /// Requires the value at `path` to read as a `T` at load and after
     /// every change: a change that breaks it is refused and the last good
-    /// config stays.
+    /// config stays. The check runs while the change is applied: a `T`
+    /// whose `Deserialize` calls back into the config would deadlock.
     pub fn validate<T: DeserializeOwned + 'static>(mut self, path: &str) -> Self {
         self.validators.push(validator::<T>(path));
         self
@@ -254,7 +255,8 @@ impl ConfigBuilder {
     }
 
     /// Where `${VAR}` in values is looked up (default the process
-    /// environment).
+    /// environment). It runs while a change is applied and must not call
+    /// back into the config.
     pub fn variables(mut self, lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
         self.variables = Arc::new(lookup);
         self

@@ -14,6 +14,11 @@
 //!     greeting: Option<String>,
 //! }
 //! ```
+//!
+//! The `micro` section of the `--config` file is read by
+//! [`Flags::from_env`] and [`Flags::parse_from`] (which `Service::new`
+//! uses), not by a parser that embeds `Flags`: such an application passes
+//! `Flags::from_env()?` to `Service::flags` to have it.
 
 use std::ffi::OsString;
 use std::time::Duration;
