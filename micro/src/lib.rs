@@ -38,6 +38,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod auth;
 mod body;
 pub mod broker;
 pub mod cache;

@@ -84,6 +84,8 @@ func main() {
 		configCmd(args)
 	case "config-etcd":
 		configEtcd(args)
+	case "auth-verify":
+		authVerify(args)
 	default:
 		fail("unknown subcommand " + os.Args[1])
 	}
