@@ -8,7 +8,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::{Hook, Hooks, ServiceError, Settled};
+use super::settle::Settled;
+use super::{Hook, Hooks, ServiceError};
 use crate::broker::Broker;
 use crate::client::Client;
 use crate::net::advertised_address;
