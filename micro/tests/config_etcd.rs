@@ -4,11 +4,12 @@
 //! --services etcd` sets it); the outage test runs its own etcd.
 #![cfg(feature = "etcd")]
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+mod etcd_server;
+
 use std::time::{Duration, Instant};
 
 use etcd_client::{Client, DeleteOptions};
+use etcd_server::EtcdServer;
 use micro::config::{Config, ConfigError, Etcd};
 
 /// How soon a change in etcd must reach the config.
@@ -290,76 +291,6 @@ async fn a_put_that_is_not_json_is_reported_and_the_last_good_value_stays() {
     prefix.put("/db/port", "2").await;
     arrives(&mut port, 2, started).await;
     assert!(reported(&mut errors, WITHIN, false).await.is_none());
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// An etcd server on loopback that the test can kill and restart on the
-/// same port and data.
-struct EtcdServer {
-    dir: std::path::PathBuf,
-    client: u16,
-    peer: u16,
-    process: Option<Child>,
-}
-
-impl EtcdServer {
-    fn start() -> EtcdServer {
-        let mut server = EtcdServer {
-            dir: std::env::temp_dir().join(format!("micro-config-etcd-{}", uuid::Uuid::new_v4().simple())),
-            client: free_port(),
-            peer: free_port(),
-            process: None,
-        };
-        server.spawn();
-        server
-    }
-
-    fn endpoint(&self) -> String {
-        format!("127.0.0.1:{}", self.client)
-    }
-
-    fn spawn(&mut self) {
-        let client = format!("http://127.0.0.1:{}", self.client);
-        let peer = format!("http://127.0.0.1:{}", self.peer);
-        let process = Command::new("etcd")
-            .args(["--name", "config", "--data-dir"])
-            .arg(&self.dir)
-            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
-            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
-            .args(["--initial-cluster", &format!("config={peer}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the etcd binary (netns-run --services etcd installs it)");
-        self.process = Some(process);
-        let addr: SocketAddr = self.endpoint().parse().unwrap();
-        let started = Instant::now();
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "etcd did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            let _ = process.kill();
-            let _ = process.wait();
-        }
-    }
-}
-
-impl Drop for EtcdServer {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

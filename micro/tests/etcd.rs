@@ -3,13 +3,13 @@
 //! (`netns-run --services etcd` installs it).
 #![cfg(feature = "etcd")]
 
+mod etcd_server;
 mod support;
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use etcd_server::EtcdServer;
 use micro::Flags;
 use micro::prelude::*;
 use micro::registry::{EtcdRegistry, Registry};
@@ -32,76 +32,6 @@ impl Pinger {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// An etcd server on loopback that the test can kill and restart.
-struct Etcd {
-    dir: std::path::PathBuf,
-    client: u16,
-    peer: u16,
-    process: Option<Child>,
-}
-
-impl Etcd {
-    fn start() -> Etcd {
-        let dir = std::env::temp_dir().join(format!("micro-etcd-{}", uuid::Uuid::new_v4().simple()));
-        let mut etcd = Etcd {
-            dir,
-            client: free_port(),
-            peer: free_port(),
-            process: None,
-        };
-        etcd.spawn();
-        etcd
-    }
-
-    fn endpoint(&self) -> String {
-        format!("127.0.0.1:{}", self.client)
-    }
-
-    fn spawn(&mut self) {
-        let client = format!("http://127.0.0.1:{}", self.client);
-        let peer = format!("http://127.0.0.1:{}", self.peer);
-        let process = Command::new("etcd")
-            .args(["--name", "outage", "--data-dir"])
-            .arg(&self.dir)
-            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
-            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
-            .args(["--initial-cluster", &format!("outage={peer}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the etcd binary (netns-run --services etcd installs it)");
-        self.process = Some(process);
-        let addr: SocketAddr = self.endpoint().parse().unwrap();
-        let started = Instant::now();
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "etcd did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            let _ = process.kill();
-            let _ = process.wait();
-        }
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 async fn node_key_present(endpoint: &str, key: &str) -> bool {
     let Ok(mut raw) = etcd_client::Client::connect([endpoint], None).await else {
         return false;
@@ -112,7 +42,7 @@ async fn node_key_present(endpoint: &str, key: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs etcd: MICRO_TEST_ETCD_ENDPOINTS"]
 async fn calls_continue_from_the_cache_while_etcd_is_down_and_registration_recovers() {
-    let mut etcd = Etcd::start();
+    let mut etcd = EtcdServer::start();
     let endpoint = etcd.endpoint();
     let registry: Arc<dyn Registry> = Arc::new(EtcdRegistry::new([endpoint.as_str()]));
     let running = Service::new("pinger")
