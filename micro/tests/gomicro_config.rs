@@ -26,9 +26,7 @@ mod peer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
-use std::time::Duration;
 
 use micro::config::{Config, Env, File, Snapshot};
 use serde_json::{Value, json};
@@ -63,17 +61,12 @@ fn environment(vars: &[(&str, &str)]) -> Vec<(String, String)> {
 /// Runs the Go peer with exactly `env` as its environment; the JSON line
 /// it printed (Go's `config.Map()`).
 async fn go_run(args: &[String], env: &[(String, String)]) -> Value {
-    let run = Command::new(peer_program())
+    let mut command = Command::new(peer_program());
+    command
         .args(args)
         .env_clear()
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(20), run)
-        .await
-        .expect("the Go Micro peer did not finish within 20 s")
-        .expect("run the Go Micro peer");
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let output = peer::output(command).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -740,15 +733,12 @@ mod etcd {
     async fn etcd_value_that_is_not_json_fails_both() {
         let mut keys = Keys::put(&[("app/ok", json!(1))]).await;
         keys.put_raw("app/bad", "not json").await;
-        let go = Command::new(peer_program())
+        let mut command = Command::new(peer_program());
+        command
             .args(go_args(&keys.prefix, true))
             .env_clear()
-            .env(PROTOBUF_POLICY.0, PROTOBUF_POLICY.1)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output()
-            .await
-            .unwrap();
+            .env(PROTOBUF_POLICY.0, PROTOBUF_POLICY.1);
+        let go = peer::output(command).await;
         let stdout = String::from_utf8_lossy(&go.stdout);
         assert!(!go.status.success(), "Go loaded a non-JSON value: {stdout}");
         assert!(stdout.starts_with("error "), "{stdout}");
@@ -781,15 +771,12 @@ mod etcd {
 
         // No key under the prefix: Go fails the load, micro's is empty.
         let empty = format!("/gomicro-config-{}/", uuid::Uuid::new_v4().simple());
-        let go = Command::new(peer_program())
+        let mut command = Command::new(peer_program());
+        command
             .args(go_args(&empty, true))
             .env_clear()
-            .env(PROTOBUF_POLICY.0, PROTOBUF_POLICY.1)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output()
-            .await
-            .unwrap();
+            .env(PROTOBUF_POLICY.0, PROTOBUF_POLICY.1);
+        let go = peer::output(command).await;
         let stdout = String::from_utf8_lossy(&go.stdout);
         assert!(!go.status.success() && stdout.contains("source not found"), "{stdout}");
         assert_eq!(micro_etcd(&empty, true).await.unwrap().to_json(), json!({}));

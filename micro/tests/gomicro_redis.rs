@@ -23,7 +23,6 @@
 mod peer;
 
 use std::collections::BTreeSet;
-use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -34,10 +33,9 @@ use micro::store::{
 use redis::aio::MultiplexedConnection;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use tokio::process::Command;
 use tokio::time::Instant;
 
-use peer::peer_program;
+use peer::{go, go_ok};
 
 /// The database whose values are in Go's layout (see micro's redis store).
 const DATABASE: &str = "micro";
@@ -97,33 +95,6 @@ struct GoCached {
     /// The expiry Go gave, as the time left, in milliseconds; `None` for
     /// Go's "never".
     expiry_ms: Option<i64>,
-}
-
-/// How one run of the Go peer ended: whether it exited 0, its stdout
-/// lines, and its stderr (Go Micro's log).
-async fn go(args: &[&str]) -> (bool, Vec<String>, String) {
-    let run = Command::new(peer_program())
-        .args(args)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(20), run)
-        .await
-        .expect("the Go Micro peer did not finish within 20 s")
-        .expect("run the Go Micro peer");
-    let lines = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    (output.status.success(), lines, stderr)
-}
-
-/// `args` run by the Go peer, which must succeed; its stdout lines.
-async fn go_ok(args: &[&str]) -> Vec<String> {
-    let (ok, lines, stderr) = go(args).await;
-    assert!(ok, "gomicro-peer {args:?} failed: {lines:?}\n{stderr}");
-    lines
 }
 
 /// The message of the Go peer's `error ...` line, which must fail.

@@ -16,16 +16,14 @@
 
 mod peer;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
 use micro::store::{ListOptions, PostgresStore, ReadOptions, Record, Store, StoreError, Table, WriteOptions};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use tokio::process::Command;
 use tokio_postgres::NoTls;
 
-use peer::peer_program;
+use peer::{go, go_ok};
 
 /// The table every test uses, in a database (schema) of its own.
 const TABLE: &str = "records";
@@ -54,33 +52,6 @@ struct GoRecord {
     metadata: Map<String, Value>,
     /// `Record.Expiry`, the time left, in milliseconds; `None`: no expiry.
     expiry_ms: Option<i64>,
-}
-
-/// How one run of the Go peer ended: whether it exited 0, its stdout
-/// lines, and its stderr (Go Micro's log).
-async fn go(args: &[&str]) -> (bool, Vec<String>, String) {
-    let run = Command::new(peer_program())
-        .args(args)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(20), run)
-        .await
-        .expect("the Go Micro peer did not finish within 20 s")
-        .expect("run the Go Micro peer");
-    let lines = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    (output.status.success(), lines, stderr)
-}
-
-/// `args` run by the Go peer, which must succeed; its stdout lines.
-async fn go_ok(args: &[&str]) -> Vec<String> {
-    let (ok, lines, stderr) = go(args).await;
-    assert!(ok, "gomicro-peer {args:?} failed: {lines:?}\n{stderr}");
-    lines
 }
 
 /// Go Micro's `Write(&Record{key, value, metadata, ttl})`.

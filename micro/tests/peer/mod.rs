@@ -14,6 +14,37 @@ pub fn peer_program() -> String {
     std::env::var("MICRO_TEST_GOMICRO").expect(NEEDS_PEER)
 }
 
+/// Runs `command` (the peer, set up by the caller) to its end within 20 s,
+/// its stdin closed.
+pub async fn output(mut command: Command) -> std::process::Output {
+    let run = command.stdin(Stdio::null()).kill_on_drop(true).output();
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("the Go Micro peer did not finish within 20 s")
+        .expect("run the Go Micro peer")
+}
+
+/// How one run of the Go peer with `args` ended: whether it exited 0, its
+/// stdout lines, and its stderr (Go Micro's log).
+pub async fn go(args: &[&str]) -> (bool, Vec<String>, String) {
+    let mut command = Command::new(peer_program());
+    command.args(args);
+    let output = output(command).await;
+    let lines = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.success(), lines, stderr)
+}
+
+/// `args` run by the Go peer, which must succeed; its stdout lines.
+pub async fn go_ok(args: &[&str]) -> Vec<String> {
+    let (ok, lines, stderr) = go(args).await;
+    assert!(ok, "gomicro-peer {args:?} failed: {lines:?}\n{stderr}");
+    lines
+}
+
 /// A running Go Micro process; killed when dropped.
 pub struct Peer {
     pub child: Child,
