@@ -2,7 +2,7 @@
 //! then the sources the builder added, in order; or the config the
 //! builder was given. Loaded once, on first use.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::sync::OnceCell;
 
@@ -14,7 +14,7 @@ use crate::config::{Config, File, Source};
 pub(super) struct Configs {
     loaded: Arc<OnceCell<Config>>,
     chosen: Option<Config>,
-    sources: Arc<Mutex<Vec<Arc<dyn Source>>>>,
+    sources: Vec<Arc<dyn Source>>,
 }
 
 impl Configs {
@@ -25,14 +25,14 @@ impl Configs {
         }
     }
 
-    pub(super) fn add(&self, source: Arc<dyn Source>) {
+    pub(super) fn add(&mut self, source: Arc<dyn Source>) {
         if self.chosen.is_some() || self.loaded.initialized() {
             tracing::warn!(
                 source = %source.name(),
                 "config source added after the service's config was given or loaded: not used"
             );
         }
-        self.sources.lock().unwrap_or_else(|p| p.into_inner()).push(source);
+        self.sources.push(source);
     }
 
     /// The config, loaded now if it was not yet.
@@ -47,9 +47,8 @@ impl Configs {
                 if let Some(path) = flags.config.as_deref().filter(|p| !p.is_empty()) {
                     builder = builder.source(File::new(path));
                 }
-                let sources = self.sources.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                for source in sources {
-                    builder = builder.source_arc(source);
+                for source in &self.sources {
+                    builder = builder.source_arc(Arc::clone(source));
                 }
                 builder.load().await
             })

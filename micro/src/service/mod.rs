@@ -357,7 +357,7 @@ impl Service {
     /// Adds a source to the service's [`config`](Service::config), after
     /// the `--config` file and the sources added before it (later sources
     /// win).
-    pub fn config_source(self, source: impl crate::config::Source) -> Self {
+    pub fn config_source(mut self, source: impl crate::config::Source) -> Self {
         self.configs.add(Arc::new(source));
         self
     }
